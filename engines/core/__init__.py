@@ -1,0 +1,1 @@
+"""What every engine shares: the interface, the trainer, checkpoints, sampling helpers."""

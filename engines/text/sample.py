@@ -1,0 +1,58 @@
+"""Streaming text generation: one TextChunk per character step, for every variation at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..core.interface import Notice
+from ..core.sampling import draw, filtered_probs
+from .model import CharRNN, Stepper
+
+
+@dataclass
+class TextChunk:
+    text: list[str]      # the next character of each variation ("" once a variation has stopped)
+    prob: list[float]    # the model's probability of that character (temperature 1, before top-k/p)
+
+
+def generate(model: CharRNN, vocab: str, settings: dict) -> Iterator[TextChunk | Notice]:
+    stoi = {ch: i for i, ch in enumerate(vocab)}
+    primer = settings.get("primer") or ""
+    unknown = sorted({ch for ch in primer if ch not in stoi})
+    if unknown:
+        yield Notice(f"the model never saw {', '.join(map(repr, unknown))}: left out of the primer")
+        primer = "".join(ch for ch in primer if ch in stoi)
+    if primer:
+        yield TextChunk([primer] * settings["variations"], [1.0] * settings["variations"])
+    else:
+        # with nothing to continue, begin as if a new paragraph started
+        primer = "\n" if "\n" in stoi else vocab[0]
+
+    batch = settings["variations"]
+    device = next(model.parameters()).device
+    stepper = Stepper(model, batch)
+    with torch.no_grad():
+        ids = torch.tensor([[stoi[ch] for ch in primer]] * batch, device=device)
+        logits, _, state = model(ids)
+    stepper.set_state(state)
+    logits = logits[:, -1]
+    generator = torch.Generator(device=device).manual_seed(settings["seed"])
+    stop = settings.get("stop") or ""
+    tails = [""] * batch
+    running = torch.ones(batch, dtype=torch.bool)
+    for _ in range(settings["length"]):
+        probs = filtered_probs(logits, settings["temperature"], settings["top_k"], settings["top_p"])
+        tokens = draw(probs, generator)
+        model_prob = torch.softmax(logits.float(), -1).gather(1, tokens[:, None]).squeeze(1)
+        chars = [vocab[t] if running[b] else "" for b, t in enumerate(tokens.tolist())]
+        yield TextChunk(chars, model_prob.tolist())
+        if stop:
+            for b, ch in enumerate(chars):
+                tails[b] = (tails[b] + ch)[-len(stop):]
+                if tails[b] == stop:
+                    running[b] = False
+            if not running.any():
+                return
+        logits = stepper.step(tokens)

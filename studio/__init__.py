@@ -1,0 +1,1 @@
+"""Sequence Studio: the desktop app, its model worker, and the command line."""

@@ -1,0 +1,258 @@
+"""`studio`: the desktop app, and the same engines headless for servers and scripts.
+
+    studio                                   open the desktop app
+    studio engines                           list installed engines and their presets
+    studio train ENGINE --data PATH --out DIR [--preset NAME] [--steps N | --minutes M] [--resume]
+    studio sample ENGINE [--checkpoint PATH] [--<control> VALUE ...] [--out FILE]
+    studio eval ENGINE [--checkpoint PATH] --data PATH
+    studio info CHECKPOINT
+
+Sampling flags come from each engine's own controls (`studio sample text --help`).
+Multi-GPU / multi-node: `torchrun --nproc_per_node N -m studio train ...` (rank 0 logs and saves).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from engines import available_engines, get_engine
+from engines.core.errors import StudioError
+from engines.core.interface import Notice, config_from_dict, resolve_settings
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+# ----------------------------------------------------------------------------------------------------
+# argument parsing
+
+
+def add_control_flags(parser: argparse.ArgumentParser, engine) -> None:
+    group = parser.add_argument_group(f"{engine.name} sampling controls")
+    for c in engine.controls():
+        flag = "--" + c.name.replace("_", "-")
+        bounds = f" [{c.minimum:g}..{c.maximum:g}]" if c.minimum is not None and c.kind != "seed" else ""
+        default = "random" if c.kind == "seed" else repr(c.default)
+        choices = f" ({', '.join(c.choices)})" if c.choices else ""
+        group.add_argument(flag, dest=c.name, default=None, metavar=c.kind.upper(),
+                           help=f"{c.help}{choices}{bounds} (default {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    engines = available_engines()
+    parser = argparse.ArgumentParser(prog="studio", description=__doc__.split("\n\n")[0],
+                                     epilog="Without a command, the desktop app opens.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("app", help="open the desktop app (the default)")
+    sub.add_parser("engines", help="list installed engines, their presets and bundled models")
+
+    train = sub.add_parser("train", help="train a model on your own corpus")
+    train.add_argument("engine", choices=list(engines))
+    train.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
+    train.add_argument("--out", required=True, help="run folder: last.safetensors (resumable) and best.safetensors")
+    train.add_argument("--preset", help="model size and recipe (see `studio engines`; default: the engine's)")
+    train.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset)")
+    train.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one preset value, e.g. --set model.n_hidden=256 --set train.lr=1e-3")
+    train.add_argument("--no-preview", action="store_true", help="skip the short samples shown at each validation")
+
+    sample = sub.add_parser("sample", help="generate from a trained or bundled model (streams to the terminal)")
+    sample_engines = sample.add_subparsers(dest="engine", metavar="ENGINE", required=True)
+    for engine in engines.values():
+        p = sample_engines.add_parser(engine.name, help=engine.title)
+        p.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
+        p.add_argument("--out", help=f"export to this file ({', '.join(engine.export_formats)}), settings alongside")
+        p.add_argument("--device", choices=DEVICES, default="auto")
+        p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal")
+        add_control_flags(p, engine)
+
+    evaluate = sub.add_parser("eval", help="the model's loss on a corpus (nats per unit)")
+    evaluate.add_argument("engine", choices=list(engines))
+    evaluate.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", choices=("all", "validation"), default="all",
+                          help="all of the corpus, or only its held-out last 10%% (default all)")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto")
+
+    info = sub.add_parser("info", help="what a checkpoint holds: engine, config, corpus, metrics")
+    info.add_argument("checkpoint")
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------------
+# commands
+
+
+def default_checkpoint(engine) -> Path:
+    bundled = engine.bundled_models()
+    if not bundled:
+        raise StudioError(f"the {engine.name} engine has no bundled model; pass --checkpoint")
+    return bundled[0]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, dict]:
+    overrides: dict[str, dict] = {"model": {}, "train": {}}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in overrides:
+            raise StudioError(f"--set {pair!r}: expected model.KEY=VALUE or train.KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[section][name] = value
+    return overrides
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def cmd_engines(_args) -> int:
+    for engine in available_engines().values():
+        print(f"{engine.name:8} {engine.title}")
+        for preset in engine.presets().values():
+            mark = "*" if preset.name == engine.default_preset else " "
+            print(f"   {mark} preset {preset.name:8} {preset.description}")
+        for path in engine.bundled_models():
+            print(f"     bundled {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from engines.core import trainer
+
+    engine = get_engine(args.engine)
+    preset = engine.preset(args.preset)
+    overrides = parse_overrides(args.set)
+    model_config = config_from_dict(engine.model_config_class, {**preset.model, **overrides["model"]}, "model")
+    train_values = {**dataclasses.asdict(preset.train), **overrides["train"]}
+    if args.steps:
+        train_values["max_steps"] = args.steps
+    if args.minutes:
+        train_values["max_steps"] = 10**9   # the time budget decides
+    train_config = config_from_dict(type(preset.train), train_values, "train")
+
+    resumed = None
+    if args.resume:
+        from engines.core.checkpoint import read_meta
+        resumed = read_meta(Path(args.out) / "last.safetensors", engine.name)["corpus"]
+    corpus = engine.read_corpus(args.data, train_config.val_fraction, resumed)
+    quiet = int(os.environ.get("RANK", 0)) != 0
+    if not quiet:
+        s = corpus.summary
+        print(f"corpus: {json.dumps({k: v for k, v in s.items() if k != 'warnings'})}", file=sys.stderr)
+        for w in s["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+    events = trainer.train(engine, corpus, args.out, model_config=model_config, train_config=train_config,
+                           preset=preset.name, resume=args.resume, device=args.device, seed=args.seed,
+                           minutes=args.minutes, previews=not args.no_preview)
+    tty = sys.stderr.isatty()
+    try:
+        for event in events:
+            if isinstance(event, trainer.Progress):
+                line = (f"step {event.step}/{event.max_steps}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
+                        f"{event.units_per_second:,.0f} {event.unit}/s  ETA {format_seconds(event.eta)}")
+                print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            elif isinstance(event, trainer.Evaluation):
+                print(f"{chr(10) if tty else ''}step {event.step}: validation loss {event.val_loss:.4f} "
+                      f"(best {event.best_val_loss:.4f})", file=sys.stderr)
+            elif isinstance(event, trainer.Preview):
+                text = "".join(c.text[0] for c in event.chunks if hasattr(c, "text"))
+                print("  | " + text.replace("\n", "\n  | "), file=sys.stderr)
+            elif isinstance(event, trainer.Finished):
+                print(f"{event.reason} at step {event.step}; best validation loss {event.best_val_loss:.4f}; "
+                      f"model: {event.checkpoint}", file=sys.stderr)
+    except KeyboardInterrupt:
+        events.close()   # saves last.safetensors at the step reached
+        print(f"\nstopped; resume with: studio train {args.engine} --data {args.data} --out {args.out} --resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from engines.core.trainer import load_model
+
+    engine = get_engine(args.engine)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
+    controls = engine.controls()
+    settings = resolve_settings(controls, {c.name: getattr(args, c.name) for c in controls
+                                           if getattr(args, c.name) is not None})
+    model, meta = load_model(engine, checkpoint, args.device)
+    print(f"seed {settings['seed']}", file=sys.stderr)
+    chunks = []
+    stream = engine.modality == "text" and not args.quiet and settings.get("variations", 1) == 1
+    for chunk in engine.generate(model, meta, settings):
+        if isinstance(chunk, Notice):
+            print(f"note: {chunk.message}", file=sys.stderr)
+            continue
+        chunks.append(chunk)
+        if stream:
+            sys.stdout.write(chunk.text[0])
+            sys.stdout.flush()
+    if stream:
+        print()
+    elif engine.modality == "text" and not args.quiet:
+        for i in range(settings["variations"]):
+            print(f"--- variation {i + 1}\n" + "".join(c.text[i] for c in chunks))
+    if args.out:
+        record = {"engine": engine.name, "checkpoint": str(checkpoint), "checkpoint_step": meta.get("step"),
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **settings}
+        path = engine.export(chunks, record, Path(args.out))
+        print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+    from engines.core.trainer import load_model
+
+    engine = get_engine(args.engine)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
+    model, meta = load_model(engine, checkpoint, args.device)
+    corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"])
+    with torch.no_grad():
+        loss = engine.evaluate(model, corpus, 64, 512)
+    unit = corpus.unit[:-1]
+    print(f"{loss:.4f} nats/{unit}  ({loss / 0.6931471805599453:.4f} bits/{unit}) on "
+          f"{corpus.summary.get('validation_characters', '?')} {corpus.unit} of {args.data}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from engines.core.checkpoint import read_meta
+    meta = read_meta(args.checkpoint)
+    meta.pop("optimizer_groups", None)
+    history = meta.pop("history", {})
+    meta["history_points"] = len(history.get("steps", []))
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "app"
+    if command == "app":
+        from studio.app import launch
+        return launch()
+    handler = {"engines": cmd_engines, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}
+    try:
+        return handler[command](args)
+    except StudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Small configurations shared by the tests: models that train in a second or two."""
+from engines.core.interface import TrainConfig
+from engines.text.config import TextModelConfig
+
+
+def tiny_model(cell: str = "lstm") -> TextModelConfig:
+    return TextModelConfig(cell=cell, n_layer=2, n_hidden=48, dropout=0.1)
+
+
+def tiny_train(steps: int = 40, **changes) -> TrainConfig:
+    values = dict(batch_size=8, seq_len=32, lr=1e-2, warmup_steps=5, max_steps=steps, eval_interval=20,
+                  log_interval=1)
+    values.update(changes)
+    return TrainConfig(**values)

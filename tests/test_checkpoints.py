@@ -1,0 +1,85 @@
+"""Checkpoint files: safe to open, refused clearly when wrong, never half-written."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engines.core import checkpoint
+from engines.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from engines.core.errors import CheckpointError
+from engines.core.trainer import load_model
+from engines.text import TextEngine
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    meta = {"engine": "text", "engine_version": 1, "step": 5}
+    save_checkpoint(path, {"model.w": torch.arange(6.0).view(2, 3)}, meta)
+    return path
+
+
+def test_round_trip(saved):
+    tensors, meta = load_checkpoint(saved, engine="text", prefix="model.")
+    assert torch.equal(tensors["w"], torch.arange(6.0).view(2, 3))
+    assert meta["step"] == 5 and meta["format_version"] == checkpoint.FORMAT_VERSION
+
+
+def test_truncated_checkpoint(saved, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(saved.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(broken)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"this is not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_meta(garbage)
+
+
+def test_checkpoint_of_another_engine(saved):
+    with pytest.raises(CheckpointError, match="checkpoint of the 'text' engine, not 'audio'"):
+        read_meta(saved, engine="audio")
+
+
+def test_other_format_version_and_foreign_safetensors(tmp_path):
+    future = tmp_path / "future.safetensors"
+    save_file({"w": torch.zeros(1)}, str(future), metadata={"studio": json.dumps(
+        {"format": checkpoint.FORMAT, "format_version": 99, "engine": "text"})})
+    with pytest.raises(CheckpointError, match="format 99"):
+        read_meta(future)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(1)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a Sequence Studio checkpoint"):
+        read_meta(foreign)
+
+
+def test_newer_engine_version_is_refused(tmp_path):
+    path = tmp_path / "v2.safetensors"
+    save_checkpoint(path, {"model.w": torch.zeros(1)}, {"engine": "text", "engine_version": 2,
+                                                         "model_config": {}, "corpus": {"vocab": "ab"}})
+    with pytest.raises(CheckpointError, match="version 2 of the text engine"):
+        load_model(TextEngine(), path)
+
+
+def test_a_failed_write_leaves_the_old_checkpoint_intact(saved, monkeypatch):
+    before = saved.read_bytes()
+
+    def crash(tensors, filename, metadata):
+        with open(filename, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(saved, {"model.w": torch.ones(3)}, {"engine": "text"})
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]   # no temporary left behind
+
+
+def test_loading_never_unpickles(tmp_path):
+    # a pickle-based file (torch.save) is refused, not executed
+    path = tmp_path / "pickled.safetensors"
+    torch.save({"w": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)

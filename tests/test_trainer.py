@@ -1,0 +1,108 @@
+"""The shared training loop, exercised through the text engine: learning, exact resume, checkpoints."""
+import hashlib
+
+import pytest
+import torch
+
+from engines.core.checkpoint import load_checkpoint, read_meta
+from engines.core.errors import CheckpointError, ConfigError
+from engines.core.trainer import Evaluation, Finished, Progress, load_model, lr_at, train
+from engines.text import TextEngine
+from helpers import tiny_model, tiny_train
+
+ENGINE = TextEngine()
+
+
+def run(corpus, out, steps=40, stop_after=None, resume=False, **train_changes):
+    """Train; with stop_after, stop like the Stop button does (close the generator) after that step."""
+    events = train(ENGINE, corpus, out, model_config=tiny_model(), train_config=tiny_train(steps, **train_changes),
+                   resume=resume, device="cpu", seed=3, previews=False)
+    seen = []
+    for event in events:
+        seen.append(event)
+        if stop_after is not None and isinstance(event, Progress) and event.step == stop_after:
+            events.close()
+            break
+    return seen
+
+
+def weights(path):
+    return load_checkpoint(path, prefix="model.")[0]
+
+
+def test_training_lowers_validation_loss(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    events = run(corpus, tmp_path / "run", steps=60)
+    vals = [e.val_loss for e in events if isinstance(e, Evaluation)]
+    assert vals[0] > 3.5                     # untrained: about ln(vocabulary)
+    assert vals[-1] < 0.6 * vals[0]          # a few dozen steps learn the words
+    assert isinstance(events[-1], Finished) and events[-1].reason == "completed"
+    assert any(isinstance(e, Progress) and e.units_per_second > 0 and e.unit == "chars" for e in events)
+
+
+def test_resume_is_exact(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    run(corpus, tmp_path / "straight", steps=30)
+    run(corpus, tmp_path / "stopped", steps=30, stop_after=15)
+    assert read_meta(tmp_path / "stopped" / "last.safetensors")["step"] == 15
+    run(corpus, tmp_path / "stopped", steps=30, resume=True)
+    a, b = weights(tmp_path / "straight" / "last.safetensors"), weights(tmp_path / "stopped" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_checkpoint_loads_on_cpu_and_gives_the_same_outputs(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    run(corpus, tmp_path / "run", steps=20)
+    model, meta = load_model(ENGINE, tmp_path / "run", "cpu")
+    again, _ = load_model(ENGINE, tmp_path / "run" / "best.safetensors", "cpu")
+    x = torch.randint(0, len(meta["corpus"]["vocab"]), (2, 16))
+    assert torch.equal(model(x)[0], again(x)[0])
+    assert meta["engine"] == "text" and meta["step"] == 20 and meta["metrics"]["best_val_loss"] < 4
+    assert not any(k.startswith("optim.") for k in load_checkpoint(tmp_path / "run" / "best.safetensors")[0])
+
+
+def test_time_budget_fixes_a_step_budget(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    events = train(ENGINE, corpus, tmp_path / "run", model_config=tiny_model(), train_config=tiny_train(10**6),
+                   device="cpu", minutes=0.1, previews=False)
+    events = list(events)
+    assert events[-1].reason in ("completed", "time limit")
+    assert read_meta(tmp_path / "run" / "last.safetensors")["max_steps"] < 10**6
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = tiny_train(100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}
+
+
+def test_a_new_run_never_overwrites_an_old_one(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    run(corpus, tmp_path / "run", steps=10)
+    before = digest(tmp_path / "run")
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        run(corpus, tmp_path / "run", steps=10)
+    assert digest(tmp_path / "run") == before
+
+
+def test_resume_refuses_another_corpus(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    run(corpus, tmp_path / "run", steps=10, stop_after=5)
+    before = digest(tmp_path / "run")
+    other = tmp_path / "other.txt"
+    other.write_text("completely different characters: 0123456789 ÀÉÎ" * 50, encoding="utf-8")
+    with pytest.raises(ConfigError, match="does not match"):
+        run(ENGINE.read_corpus(other), tmp_path / "run", steps=10, resume=True)
+    assert digest(tmp_path / "run") == before
+
+
+def test_resume_without_a_run_is_a_clear_error(corpus_file, tmp_path):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        run(ENGINE.read_corpus(corpus_file), tmp_path / "empty", resume=True)
