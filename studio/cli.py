@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from engines import available_engines, get_engine
@@ -160,7 +159,7 @@ def cmd_train(args) -> int:
     tty = sys.stderr.isatty()
     try:
         for event in events:
-            if isinstance(event, trainer.Progress):
+            if isinstance(event, trainer.Progress) and (tty or event.logged):
                 line = (f"step {event.step}/{event.max_steps}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
                         f"{event.units_per_second:,.0f} {event.unit}/s  ETA {format_seconds(event.eta)}")
                 print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
@@ -207,9 +206,8 @@ def cmd_sample(args) -> int:
         for i in range(settings["variations"]):
             print(f"--- variation {i + 1}\n" + "".join(c.text[i] for c in chunks))
     if args.out:
-        record = {"engine": engine.name, "checkpoint": str(checkpoint), "checkpoint_step": meta.get("step"),
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **settings}
-        path = engine.export(chunks, record, Path(args.out))
+        from studio.library import sample_record
+        path = engine.export(chunks, sample_record(engine.name, checkpoint, meta, settings), Path(args.out))
         print(f"saved {path}", file=sys.stderr)
     return 0
 

@@ -31,6 +31,8 @@ def test_truncated_checkpoint(saved, tmp_path):
     broken.write_bytes(saved.read_bytes()[:-10])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(broken)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        read_meta(broken)          # caught from the header alone, as the model library does
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"this is not a checkpoint at all")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):

@@ -17,10 +17,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-
 from .errors import CheckpointError
 
 FORMAT = "sequence-studio-checkpoint"
@@ -28,7 +24,12 @@ FORMAT_VERSION = 1
 HEADER_KEY = "studio"
 
 
-def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+def save_file(tensors, filename, metadata):
+    from safetensors.torch import save_file as save_safetensors
+    save_safetensors(tensors, filename, metadata=metadata)
+
+
+def save_checkpoint(path: Path, tensors: dict, meta: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
@@ -60,14 +61,28 @@ def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
     return path
 
 
-def read_meta(path: str | Path, engine: str | None = None) -> dict:
-    """The JSON header alone (cheap: no tensors are read)."""
-    path = find_checkpoint(path)
+def read_safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file (8-byte little-endian length, then JSON), checked against the
+    file's size so a truncated file is caught here. Reads no tensors and needs no torch (the GUI uses it)."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            raw = (f.metadata() or {}).get(HEADER_KEY)
-    except (SafetensorError, OSError, ValueError) as e:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if size < 8 or length > size - 8:
+                raise ValueError("header length beyond the end of the file")
+            header = json.loads(f.read(length))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        if max(ends, default=0) > size - 8 - length:
+            raise ValueError("tensor data beyond the end of the file")
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): {e}") from None
+    return header
+
+
+def read_meta(path: str | Path, engine: str | None = None) -> dict:
+    """The checkpoint's JSON header alone (cheap: no tensors are read, torch is not needed)."""
+    path = find_checkpoint(path)
+    raw = (read_safetensors_header(path).get("__metadata__") or {}).get(HEADER_KEY)
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file but not a Sequence Studio checkpoint")
     try:
@@ -86,6 +101,7 @@ def read_meta(path: str | Path, engine: str | None = None) -> dict:
 
 def load_checkpoint(path: str | Path, engine: str | None = None, prefix: str = "") -> tuple[dict, dict]:
     """(tensors whose names start with prefix, with the prefix removed; meta). Tensors are on the CPU."""
+    from safetensors import SafetensorError, safe_open
     path = find_checkpoint(path)
     meta = read_meta(path, engine)
     tensors = {}

@@ -26,7 +26,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import autocast_dtype, pick_device
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, StudioError
 from .interface import Corpus, Engine, TrainConfig, config_from_dict
 
 
@@ -44,6 +44,7 @@ class Progress:
     unit: str
     elapsed: float          # seconds of training in this run, resumed runs included
     eta: float              # seconds left at the current speed
+    logged: bool            # a point of the run's loss history (every log_interval steps)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class History:
     losses: list = field(default_factory=list)
     val_steps: list = field(default_factory=list)
     val_losses: list = field(default_factory=list)
+    val_times: list = field(default_factory=list)     # seconds of training when each validation ran
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -241,6 +243,7 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
         val = evaluate()
         history.val_steps.append(step)
         history.val_losses.append(val)
+        history.val_times.append(elapsed_before + time.time() - t_start)
         improved = best_val is None or val < best_val
         best_val = val if improved else best_val
         yield Evaluation(step, val, best_val)
@@ -276,6 +279,10 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
             batch = tuple(t.to(dev, non_blocking=True) for t in corpus.batch(cfg.batch_size, cfg.seq_len, data_gen))
             with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 loss = engine.loss(net, batch)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise StudioError(f"training diverged at step {step} (the loss became {loss_value}); the last "
+                                  f"checkpoint is kept; start again with a lower learning rate (--set train.lr=...)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -296,13 +303,16 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
                     max_steps = int(budget.item())
             if not main_rank:
                 continue
-            if step % cfg.log_interval == 0 or step == max_steps:
-                loss_value = loss.item()
+            # an event every step, so whoever drives this loop can stop it within one step
+            logged = step % cfg.log_interval == 0 or step == max_steps
+            if logged:
                 history.steps.append(step)
                 history.losses.append(loss_value)
-                units = batch[-1].numel() * world
-                yield Progress(step, max_steps, loss_value, lr, units / step_time, corpus.unit,
-                               elapsed_before + time.time() - t_start, (max_steps - step) * step_time)
+            eta = (max_steps - step) * step_time
+            if calibrate_at and step < calibrate_at:     # the step budget is not known yet; the time budget is
+                eta = minutes * 60 - (time.time() - t_start)
+            yield Progress(step, max_steps, loss_value, lr, batch[-1].numel() * world / step_time, corpus.unit,
+                           elapsed_before + time.time() - t_start, eta, logged)
             if step % cfg.eval_interval == 0 or step == max_steps:
                 yield from checkpoint_and_report()   # other ranks wait for this in their next all-reduce
     except GeneratorExit:

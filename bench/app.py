@@ -1,0 +1,117 @@
+"""Desktop app benchmark: time to a shown window, and the event loop's longest stall while the worker trains
+and while it streams a sample. Prints a table, writes bench/results/app.json.
+
+    .venv/bin/python bench/app.py            # offscreen; ~2 minutes
+
+A stall is the longest gap between two ticks of a 5 ms QTimer: how long the window could not react.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
+
+STARTUP = """
+import time; t0 = time.perf_counter()
+import sys
+from PySide6.QtWidgets import QApplication
+from engines import available_engines
+from studio.app.main_window import MainWindow
+app = QApplication([])
+window = MainWindow(available_engines())
+window.show()
+app.processEvents()
+print(time.perf_counter() - t0, "torch" in sys.modules)
+window.close()
+"""
+
+
+def startup_seconds() -> tuple[float, bool]:
+    """Interpreter start to window shown, in a fresh process (the time `studio` takes, less python's boot)."""
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True, cwd=ROOT)
+        seconds, torch_loaded = out.stdout.split()
+        runs.append(float(seconds))
+    return min(runs), torch_loaded == "True"
+
+
+class StallMeter:
+    def __init__(self, app):
+        from PySide6.QtCore import QTimer
+        self.app, self.last, self.worst, self.ticks = app, None, 0.0, 0
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self.tick)
+
+    def tick(self):
+        now = time.perf_counter()
+        if self.last is not None:
+            self.worst = max(self.worst, now - self.last)
+        self.last, self.ticks = now, self.ticks + 1
+
+    def run_until(self, condition, seconds):
+        self.last, self.worst = None, 0.0
+        self.timer.start()
+        end = time.time() + seconds
+        while not condition() and time.time() < end:
+            self.app.processEvents()
+            time.sleep(0.001)
+        self.timer.stop()
+        return self.worst
+
+
+def main() -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["SEQUENCE_STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-bench-")
+    startup, torch_at_start = startup_seconds()
+
+    from PySide6.QtWidgets import QApplication
+
+    from engines import available_engines
+    from studio.app.main_window import MainWindow
+    app = QApplication([])
+    window = MainWindow(available_engines())
+    window.show()
+    meter = StallMeter(app)
+    meter.run_until(lambda: bool(window.worker.devices), 60)
+
+    create = window.create_page
+    create.controls.set_values({"length": 20_000, "seed": 1})
+    create.generate()
+    sampling_stall = meter.run_until(lambda: create.job is None, 120)
+    streamed = len(create.view.texts()[0])
+
+    train = window.train_page
+    train.set_corpus(str(SHAKESPEARE))
+    meter.run_until(lambda: train.start_button.isEnabled(), 60)
+    train.preset_box.setCurrentText("small")
+    train.start()
+    training_stall = meter.run_until(lambda: len(train.val_points[0]) >= 2 or train.job is None, 600)
+    steps = train.progress.value()
+    train.stop()
+    meter.run_until(lambda: train.job is None, 60)
+    window.close()
+
+    report = {"startup_seconds": startup, "torch_imported_at_startup": torch_at_start,
+              "sampling_stall_ms": sampling_stall * 1000, "sampling_chars": streamed,
+              "training_stall_ms": training_stall * 1000, "training_steps": steps}
+    print(f"{'window shown after':28} {startup:8.2f} s   (torch imported: {torch_at_start})")
+    print(f"{'longest stall, sampling':28} {sampling_stall * 1000:8.1f} ms  ({streamed:,} chars streamed)")
+    print(f"{'longest stall, training':28} {training_stall * 1000:8.1f} ms  ({steps} steps of 'small', "
+          f"incl. a validation and checkpoint)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "app.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {RESULTS / 'app.json'}")
+
+
+if __name__ == "__main__":
+    main()

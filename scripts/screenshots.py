@@ -1,0 +1,74 @@
+"""Screenshots of each page of the studio, for docs/screenshots/. Drives the real window like a user.
+
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshots.py
+
+Uses a throw-away data folder; trains the tiny preset for a minute on Tiny Shakespeare (from ../shared).
+"""
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "screenshots"
+CORPUS = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
+
+
+def main() -> None:
+    os.environ["SEQUENCE_STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-shots-")
+    from PySide6.QtWidgets import QApplication
+
+    from engines import available_engines
+    from studio.app.main_window import MainWindow
+
+    app = QApplication(sys.argv)
+    window = MainWindow(available_engines())
+    window.resize(1280, 760)
+    window.show()
+
+    def wait(condition, seconds):
+        end = time.time() + seconds
+        while not condition() and time.time() < end:
+            app.processEvents()
+            time.sleep(0.01)
+        if not condition():
+            raise SystemExit("timed out")
+
+    def shoot(name):
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        OUT.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(OUT / f"{name}.png"))
+        print("saved", OUT / f"{name}.png")
+
+    wait(lambda: bool(window.worker.devices), 60)
+    create = window.create_page
+    create.controls.set_values({"primer": "ROMEO:\n", "length": 700, "seed": 1234, "temperature": 0.75})
+    create.generate()
+    wait(lambda: create.job is None, 120)
+    shoot("create")
+
+    train = window.train_page
+    window.tabs.setCurrentWidget(train)
+    train.set_corpus(str(CORPUS))
+    wait(lambda: train.start_button.isEnabled(), 60)
+    train.preset_box.setCurrentText("tiny")
+    train.start()
+    wait(lambda: len(train.val_points[0]) >= 3, 300)
+    shoot("train")
+    train.stop()
+    wait(lambda: train.job is None, 60)
+
+    window.library_page.refresh()
+    window.tabs.setCurrentWidget(window.library_page)
+    shoot("library")
+    window.history_page.refresh()
+    window.tabs.setCurrentWidget(window.history_page)
+    shoot("history")
+    window.close()
+
+
+if __name__ == "__main__":
+    main()

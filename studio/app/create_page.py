@@ -1,0 +1,171 @@
+"""Create: pick an engine and a model, set the controls, Generate, watch it stream, Stop, Export."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from .controls import ControlsForm
+from .views import view_for
+
+
+class CreatePage(QWidget):
+    message = Signal(str, str)          # level ("info" | "error"), text
+    sample_saved = Signal()
+
+    def __init__(self, engines: dict, library, history, worker, parent=None):
+        super().__init__(parent)
+        self.engines, self.library, self.history, self.worker = engines, library, history, worker
+        self.job: int | None = None
+        self.sample_path: Path | None = None
+
+        self.engine_box = QComboBox(objectName="create_engine")
+        for engine in engines.values():
+            self.engine_box.addItem(engine.title, engine.name)
+        self.model_box = QComboBox(objectName="create_model")
+        self.controls = ControlsForm()
+        self.generate_button = QPushButton("Generate", objectName="generate")
+        self.stop_button = QPushButton("Stop", objectName="stop_generation", enabled=False)
+        self.export_button = QPushButton("Export…", objectName="export_sample", enabled=False)
+        self.status = QLabel(objectName="create_status")
+        self.status.setWordWrap(True)
+        self.views = QStackedWidget()
+        self.view_by_engine = {}
+        for engine in engines.values():
+            self.view_by_engine[engine.name] = view_for(engine.modality)
+            self.views.addWidget(self.view_by_engine[engine.name])
+
+        side = QWidget()
+        form = QFormLayout(side)
+        form.addRow("Engine", self.engine_box)
+        form.addRow("Model", self.model_box)
+        form.addRow(self.controls)
+        buttons = QHBoxLayout()
+        for b in (self.generate_button, self.stop_button, self.export_button):
+            buttons.addWidget(b)
+        form.addRow(buttons)
+        form.addRow(self.status)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(side)
+        self.splitter.addWidget(self.views)
+        self.splitter.setStretchFactor(1, 1)
+        QVBoxLayout(self).addWidget(self.splitter)
+
+        self.engine_box.currentIndexChanged.connect(self.engine_changed)
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button.clicked.connect(self.stop)
+        self.export_button.clicked.connect(self.export)
+        worker.started.connect(lambda job, _: job == self.job and self.status.setText("generating…"))
+        worker.yielded.connect(self.on_yielded)
+        worker.finished.connect(self.on_finished)
+        worker.errored.connect(self.on_errored)
+        self.engine_changed()
+
+    # --- state ---
+    @property
+    def engine(self):
+        return self.engines[self.engine_box.currentData()]
+
+    @property
+    def view(self):
+        return self.view_by_engine[self.engine.name]
+
+    def engine_changed(self) -> None:
+        self.controls.set_controls(self.engine.controls())
+        self.views.setCurrentWidget(self.view)
+        self.refresh_models()
+
+    def refresh_models(self, select: Path | None = None) -> None:
+        current = select or self.model_box.currentData()
+        self.model_box.clear()
+        for entry in self.library.entries():
+            if entry.engine == self.engine.name and not entry.problem:
+                self.model_box.addItem(entry.name, entry.checkpoint)
+        index = self.model_box.findData(current) if current else -1
+        self.model_box.setCurrentIndex(max(index, 0))
+
+    def select_model(self, checkpoint: Path, engine: str) -> None:
+        self.engine_box.setCurrentIndex(self.engine_box.findData(engine))
+        self.refresh_models(select=checkpoint)
+
+    # --- actions ---
+    def generate(self, settings: dict | None = None) -> None:
+        checkpoint = self.model_box.currentData()
+        if checkpoint is None:
+            self.message.emit("error", f"No {self.engine.name} model yet: train one on the Train page.")
+            return
+        settings = settings or self.controls.values()
+        self.sample_path = self.history.new_path(self.engine.name, self.engine.export_formats[0])
+        self.job = self.worker.submit("generate", engine=self.engine.name, checkpoint=str(checkpoint),
+                                      settings=settings, save_to=str(self.sample_path))
+        self.view.begin(settings)
+        self.started_at = time.time()
+        self.generate_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.export_button.setEnabled(False)
+        self.status.setText("generating…" if self.worker.running is None
+                            else "waiting: the worker is busy (pause training to generate now)")
+
+    def replay(self, settings: dict) -> None:
+        """Generate again exactly as recorded (same model, same settings, same seed)."""
+        self.select_model(Path(settings["checkpoint"]), settings["engine"])
+        self.controls.set_values(settings)
+        self.generate({c.name: settings.get(c.name) for c in self.engine.controls()})
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.worker.cancel(self.job)
+
+    def export(self) -> None:
+        if not self.sample_path or not self.sample_path.exists():
+            return
+        suffixes = " ".join(f"*{s}" for s in self.engine.export_formats)
+        target, _ = QFileDialog.getSaveFileName(self, "Export sample", str(Path.home() / self.sample_path.name),
+                                                f"{self.engine.name} ({suffixes})")
+        if target:
+            self.export_to(Path(target))
+
+    def export_to(self, target: Path) -> Path:
+        from studio.library import SampleRecord
+        settings = json.loads(self.sample_path.with_name(self.sample_path.name + ".json").read_text())
+        path = self.history.export(SampleRecord(self.sample_path, settings), target)
+        self.message.emit("info", f"Saved {path} (settings in {path.name}.json)")
+        return path
+
+    # --- worker events ---
+    def on_yielded(self, job: int, items: list) -> None:
+        if job != self.job:
+            return
+        for item in items:
+            if item["type"] == "Settings":
+                self.controls.set_values({"seed": item["settings"].get("seed")})
+            elif item["type"] == "Notice":
+                self.message.emit("info", item["message"])
+            else:
+                self.view.add(item)
+
+    def on_finished(self, job: int, result: dict) -> None:
+        if job != self.job:
+            return
+        self.job = None
+        self.view.end()
+        took = time.time() - self.started_at
+        self.status.setText(f"{'stopped' if result.get('cancelled') else 'done'} in {took:.1f} s "
+                            f"(seed {result['settings'].get('seed')})")
+        self.generate_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self.export_button.setEnabled(self.sample_path is not None and self.sample_path.exists())
+        self.sample_saved.emit()
+
+    def on_errored(self, job: int, error: dict) -> None:
+        if job != self.job:
+            return
+        self.job = None
+        self.status.setText("failed")
+        self.message.emit("error", error["message"])
+        self.generate_button.setEnabled(True)
+        self.stop_button.setEnabled(False)

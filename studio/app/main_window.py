@@ -1,0 +1,108 @@
+"""The main window: Create, Train, Library and History pages around one model worker."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout, QWidget
+
+from studio.library import ModelLibrary, SampleHistory
+from studio.paths import data_home
+
+from .create_page import CreatePage
+from .library_page import HistoryPage, LibraryPage
+from .train_page import TrainPage
+from .worker_client import WorkerClient
+
+STYLES = {"error": "background:#fde2e1;color:#7a1d14;", "info": "background:#e4effd;color:#123a6b;"}
+
+
+class MessageBar(QWidget):
+    """One line above the pages for errors and notes: readable text, never a traceback, never modal."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.label = QLabel(objectName="message_text", wordWrap=True)
+        self.level = ""
+        close = QPushButton("✕", flat=True, maximumWidth=28)
+        close.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 8, 4)
+        row.addWidget(self.label, 1)
+        row.addWidget(close)
+        self.setAttribute(Qt.WA_StyledBackground, True)
+        self.hide()
+
+    def show_message(self, level: str, text: str) -> None:
+        self.level = level
+        self.label.setText(text)
+        self.setStyleSheet(STYLES.get(level, ""))
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, engines: dict, worker: WorkerClient | None = None):
+        super().__init__()
+        self.setWindowTitle("Sequence Studio")
+        self.engines = engines
+        self.worker = worker or WorkerClient(self)
+        self.library = ModelLibrary(engines)
+        self.history = SampleHistory()
+        self.messages = MessageBar()
+        self.create_page = CreatePage(engines, self.library, self.history, self.worker)
+        self.train_page = TrainPage(engines, self.library, self.worker)
+        self.library_page = LibraryPage(self.library)
+        self.history_page = HistoryPage(self.history)
+        self.tabs = QTabWidget(objectName="pages")
+        for page, title in ((self.create_page, "Create"), (self.train_page, "Train"),
+                            (self.library_page, "Library"), (self.history_page, "History")):
+            self.tabs.addTab(page, title)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.messages)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.worker_status = QLabel("model worker: starting…", objectName="worker_status")
+        self.statusBar().addPermanentWidget(self.worker_status)
+
+        for page in (self.create_page, self.train_page, self.library_page, self.history_page):
+            page.message.connect(self.messages.show_message)
+        self.worker.ready.connect(lambda info: self.worker_status.setText(
+            f"model worker ready · devices: {', '.join(info['devices'])}"))
+        self.worker.crashed.connect(lambda text: self.messages.show_message("error", text))
+        self.worker.crashed.connect(lambda _: self.worker_status.setText("model worker: restarting…"))
+        self.train_page.model_saved.connect(self.library_page.refresh)
+        self.train_page.model_saved.connect(lambda: self.create_page.refresh_models())
+        self.create_page.sample_saved.connect(self.history_page.refresh)
+        self.library_page.open_model.connect(self.open_model)
+        self.library_page.resume_model.connect(self.resume_model)
+        self.history_page.replay.connect(self.replay)
+
+        self.settings = QSettings(str(data_home() / "settings.ini"), QSettings.IniFormat)
+        self.resize(1200, 760)
+        if geometry := self.settings.value("window/geometry"):
+            self.restoreGeometry(geometry)
+        self.tabs.setCurrentIndex(int(self.settings.value("window/page", 0)))
+        self.create_page.controls.set_values({k: self.settings.value(f"controls/{k}")
+                                              for k in self.create_page.controls.fields
+                                              if k != "seed" and self.settings.contains(f"controls/{k}")})
+
+    def open_model(self, checkpoint, engine: str) -> None:
+        self.create_page.select_model(checkpoint, engine)
+        self.tabs.setCurrentWidget(self.create_page)
+
+    def resume_model(self, run_dir, corpus: str, engine: str) -> None:
+        self.tabs.setCurrentWidget(self.train_page)
+        self.train_page.resume_run(run_dir, corpus, engine)
+
+    def replay(self, settings: dict) -> None:
+        self.tabs.setCurrentWidget(self.create_page)
+        self.create_page.replay(settings)
+
+    def closeEvent(self, event) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/page", self.tabs.currentIndex())
+        for name, value in self.create_page.controls.values().items():
+            self.settings.setValue(f"controls/{name}", value)
+        self.settings.sync()
+        self.worker.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,143 @@
+"""The model library and the sample history: plain Python over folders, no Qt, no torch.
+
+A trained model is a run folder in models/ (last.safetensors to resume, best.safetensors to sample); the
+bundled models are the checkpoints in assets/. A generated sample is the engine's export in history/ plus its
+settings (.json beside it), enough to replay it exactly.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engines.core.checkpoint import read_meta
+from engines.core.errors import StudioError
+
+from .paths import history_dir, models_dir
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    engine: str
+    checkpoint: Path            # what sampling loads
+    run_dir: Path | None        # None for a bundled model (read-only)
+    corpus: str = ""
+    steps: int = 0
+    val_loss: float | None = None
+    saved_at: str = ""
+    problem: str = ""           # why this entry cannot be used (e.g. a corrupt file), else ""
+
+    @property
+    def bundled(self) -> bool:
+        return self.run_dir is None
+
+    @property
+    def resumable(self) -> bool:
+        return self.run_dir is not None and (self.run_dir / "last.safetensors").exists()
+
+
+def entry_for(checkpoint: Path, name: str, run_dir: Path | None) -> ModelEntry:
+    try:
+        meta = read_meta(checkpoint)
+    except StudioError as e:
+        return ModelEntry(name, "?", checkpoint, run_dir, problem=str(e))
+    summary = meta.get("corpus_summary", {})
+    return ModelEntry(name, meta.get("engine", "?"), checkpoint, run_dir, corpus=str(summary.get("source", "")),
+                      steps=meta.get("step", 0), val_loss=meta.get("metrics", {}).get("best_val_loss"),
+                      saved_at=meta.get("saved_at", ""))
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", text).strip("-.") or "model"
+
+
+class ModelLibrary:
+    def __init__(self, engines: dict, root: Path | None = None):
+        self.engines = engines
+        self.root = root or models_dir()
+
+    def entries(self) -> list[ModelEntry]:
+        found = [entry_for(path, f"{path.stem} (bundled)", None)
+                 for engine in self.engines.values() for path in engine.bundled_models()]
+        if self.root.is_dir():
+            for run in sorted(self.root.iterdir()):
+                best, last = run / "best.safetensors", run / "last.safetensors"
+                if best.exists() or last.exists():
+                    found.append(entry_for(best if best.exists() else last, run.name, run))
+        return found
+
+    def new_run_dir(self, name: str) -> Path:
+        base = safe_name(name)
+        path = self.root / base
+        n = 2
+        while path.exists():
+            path, n = self.root / f"{base}-{n}", n + 1
+        return path
+
+    def rename(self, entry: ModelEntry, new_name: str) -> Path:
+        if entry.bundled:
+            raise StudioError("bundled models cannot be renamed")
+        target = self.root / safe_name(new_name)
+        if target.exists():
+            raise StudioError(f"a model called {target.name!r} already exists")
+        entry.run_dir.rename(target)
+        return target
+
+    def delete(self, entry: ModelEntry) -> None:
+        if entry.bundled:
+            raise StudioError("bundled models cannot be deleted")
+        shutil.rmtree(entry.run_dir)
+
+
+def sample_record(engine: str, checkpoint, meta: dict, settings: dict, **extra) -> dict:
+    """What is saved beside an exported sample: enough to generate it again, exactly."""
+    return {"engine": engine, "checkpoint": str(checkpoint), "checkpoint_step": meta.get("step"),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **settings}
+
+
+@dataclass
+class SampleRecord:
+    path: Path                  # the exported sample; settings are at path + ".json"
+    settings: dict
+
+    @property
+    def title(self) -> str:
+        s = self.settings
+        return f"{s.get('created', '')[:19].replace('T', ' ')}  {s.get('engine', '')}  seed {s.get('seed')}"
+
+
+class SampleHistory:
+    def __init__(self, root: Path | None = None):
+        self.root = root or history_dir()
+
+    def new_path(self, engine: str, suffix: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path, n = self.root / f"{engine}-{stamp}{suffix}", 2
+        while path.exists():
+            path, n = self.root / f"{engine}-{stamp}-{n}{suffix}", n + 1
+        return path
+
+    def records(self) -> list[SampleRecord]:
+        out = []
+        if self.root.is_dir():
+            for settings_file in sorted(self.root.glob("*.json"), reverse=True):
+                sample = settings_file.with_suffix("")
+                if sample.exists():
+                    try:
+                        out.append(SampleRecord(sample, json.loads(settings_file.read_text(encoding="utf-8"))))
+                    except (json.JSONDecodeError, OSError):
+                        continue
+        return out
+
+    def export(self, record: SampleRecord, target: Path) -> Path:
+        target = Path(target)
+        if target.suffix != record.path.suffix:
+            target = target.with_suffix(record.path.suffix)
+        shutil.copyfile(record.path, target)
+        shutil.copyfile(record.path.with_name(record.path.name + ".json"), target.with_name(target.name + ".json"))
+        return target

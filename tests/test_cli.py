@@ -1,0 +1,68 @@
+"""The headless CLI, run as a user runs it: in a subprocess."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engines.text import TextEngine
+
+
+def studio(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "studio", *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"studio {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result
+
+
+def test_train_then_sample_then_eval(corpus_file, tmp_path):
+    run = tmp_path / "run"
+    trained = studio("train", "text", "--data", corpus_file, "--preset", "tiny", "--out", run, "--steps", 40,
+                     "--set", "train.eval_interval=20", "--device", "cpu")
+    assert "validation loss" in trained.stderr and (run / "best.safetensors").exists()
+
+    out = tmp_path / "sample.txt"
+    sampled = studio("sample", "text", "--checkpoint", run, "--length", 60, "--seed", 5, "--primer", "ROMEO:",
+                     "--temperature", 0.7, "--top-k", 10, "--out", out)
+    assert sampled.stdout.startswith("ROMEO:") and len(sampled.stdout.rstrip("\n")) >= 60
+    assert out.read_text(encoding="utf-8") == sampled.stdout[:-1]
+    settings = json.loads((tmp_path / "sample.txt.json").read_text())
+    assert settings["seed"] == 5 and settings["top_k"] == 10 and settings["engine"] == "text"
+
+    again = studio("sample", "text", "--checkpoint", run, "--length", 60, "--seed", 5, "--primer", "ROMEO:",
+                   "--temperature", 0.7, "--top-k", 10)
+    assert again.stdout == sampled.stdout
+
+    evaluated = studio("eval", "text", "--checkpoint", run, "--data", corpus_file, "--split", "validation")
+    assert float(evaluated.stdout.split()[0]) < 3.0
+
+    resumed = studio("train", "text", "--data", corpus_file, "--preset", "tiny", "--out", run, "--steps", 60,
+                     "--resume", "--no-preview", "--device", "cpu")
+    assert "completed at step 60" in resumed.stderr
+
+
+def test_bundled_model_samples_without_a_checkpoint():
+    assert TextEngine().bundled_models(), "the bundled text model is missing from assets/text/"
+    result = studio("sample", "text", "--length", 40, "--seed", 1)
+    assert len(result.stdout.strip()) > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "text", "--data", "/no/such/file.txt", "--out", "{tmp}/r"], "does not exist"),
+    (["sample", "text", "--checkpoint", "{tmp}/missing"], "does not exist"),
+    (["sample", "text", "--temperature", "9"], "outside"),
+    (["train", "text", "--data", "{tmp}", "--out", "{tmp}/r", "--preset", "huge"], "no preset 'huge'"),
+])
+def test_errors_are_one_readable_line(tmp_path, args, message):
+    result = studio(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_every_sampling_control():
+    text = studio("sample", "text", "--help").stdout
+    for flag in ("--primer", "--length", "--temperature", "--top-k", "--top-p", "--seed", "--variations",
+                 "--stop", "--checkpoint", "--out", "--device"):
+        assert flag in text
+    assert "--resume" in studio("train", "--help").stdout
