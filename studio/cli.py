@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
     train.add_argument("--out", required=True, help="run folder: last.safetensors (resumable) and best.safetensors")
     train.add_argument("--preset", help="model size and recipe (see `studio engines`; default: the engine's)")
-    train.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset)")
+    train.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset; "
+                       "with --resume, extends a run to this many)")
     train.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     train.add_argument("--device", choices=DEVICES, default="auto")
@@ -155,10 +157,26 @@ def cmd_train(args) -> int:
             print(f"warning: {w}", file=sys.stderr)
     events = trainer.train(engine, corpus, args.out, model_config=model_config, train_config=train_config,
                            preset=preset.name, resume=args.resume, device=args.device, seed=args.seed,
-                           minutes=args.minutes, previews=not args.no_preview)
+                           minutes=args.minutes, previews=not args.no_preview,
+                           extend_to=args.steps if args.resume else None)
     tty = sys.stderr.isatty()
+    # Ctrl-C asks the loop to stop after the current step (which saves a resumable checkpoint); a second
+    # Ctrl-C interrupts at once
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        if interrupted:
+            signal.default_int_handler(signum, frame)
+        interrupted.append(True)
+
+    previous_handler = signal.signal(signal.SIGINT, on_interrupt)
     try:
         for event in events:
+            if interrupted:
+                events.close()
+                print(f"\nstopped at step {event.step if hasattr(event, 'step') else '?'}; resume with: studio train "
+                      f"{args.engine} --data {args.data} --out {args.out} --resume", file=sys.stderr)
+                return 130
             if isinstance(event, trainer.Progress) and (tty or event.logged):
                 line = (f"step {event.step}/{event.max_steps}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
                         f"{event.units_per_second:,.0f} {event.unit}/s  ETA {format_seconds(event.eta)}")
@@ -172,11 +190,8 @@ def cmd_train(args) -> int:
             elif isinstance(event, trainer.Finished):
                 print(f"{event.reason} at step {event.step}; best validation loss {event.best_val_loss:.4f}; "
                       f"model: {event.checkpoint}", file=sys.stderr)
-    except KeyboardInterrupt:
-        events.close()   # saves last.safetensors at the step reached
-        print(f"\nstopped; resume with: studio train {args.engine} --data {args.data} --out {args.out} --resume",
-              file=sys.stderr)
-        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     return 0
 
 

@@ -155,10 +155,10 @@ class Worker:
                                preset=chosen.name, resume=resume, device=device, seed=seed, minutes=minutes)
         last_progress = 0.0
         for event in events:
-            if isinstance(event, trainer.Progress) and time.time() - last_progress < 0.1:
-                pass      # at most ten progress updates a second reach the window
-            else:
-                last_progress = time.time() if isinstance(event, trainer.Progress) else last_progress
+            # the window gets every history point (for the plot) and otherwise ten progress updates a second
+            progress = isinstance(event, trainer.Progress)
+            if not progress or event.logged or time.time() - last_progress >= 0.1:
+                last_progress = time.time() if progress else last_progress
                 self.send("yielded", job, [plain(event)])
             if isinstance(event, trainer.Finished):
                 return {"out": out, "reason": event.reason, "step": event.step}

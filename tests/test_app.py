@@ -38,7 +38,7 @@ def collect(win):
 
 
 def click(qtbot, button):
-    assert button.isEnabled(), button.text()
+    assert button.isVisible() and button.isEnabled(), button.text()   # as a person sees it
     qtbot.mouseClick(button, Qt.LeftButton)
 
 
@@ -65,6 +65,7 @@ def test_generate_streams_text_from_the_bundled_model_and_exports(window, qtbot,
 
     # the sample is in History; replaying it gives the same text
     history = window.history_page
+    window.tabs.setCurrentWidget(history)
     assert history.list.count() == 1
     click(qtbot, history.replay_button)
     with qtbot.waitSignal(window.worker.finished, timeout=60_000):
@@ -85,6 +86,7 @@ def test_stop_ends_generation_within_a_second(window, qtbot):
 
 def start_tiny_training(window, qtbot, corpus):
     page = window.train_page
+    window.tabs.setCurrentWidget(page)
     page.set_corpus(str(corpus))
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
     assert "20,000 characters" in page.summary.text() and "very small corpus" in page.summary.text()
@@ -242,3 +244,16 @@ def test_controls_and_layout_persist_between_launches(qtbot, tmp_path, monkeypat
     assert second.tabs.currentIndex() == 2
     assert (tmp_path / "home" / "settings.ini").exists()
     second.close()
+
+
+def test_a_corpus_dropped_on_the_train_page_is_read(window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+    corpus = write_corpus(tmp_path / "dropped.txt")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus))])
+    page = window.train_page
+    page.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert page.corpus_edit.text() == str(corpus) and page.name_edit.text() == "dropped"
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
+    assert "20,000 characters" in page.summary.text()

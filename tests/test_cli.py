@@ -66,3 +66,25 @@ def test_help_lists_every_sampling_control():
                  "--stop", "--checkpoint", "--out", "--device"):
         assert flag in text
     assert "--resume" in studio("train", "--help").stdout
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(corpus_file, tmp_path):
+    import signal
+    from engines.core.checkpoint import read_meta
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "studio", "train", "text", "--data", str(corpus_file),
+                             "--preset", "tiny", "--out", str(run), "--steps", "100000", "--no-preview",
+                             "--device", "cpu", "--set", "train.log_interval=1"],
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("step 5/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "--resume" in rest and "Traceback" not in rest
+    step = read_meta(run / "last.safetensors")["step"]
+    assert step >= 5
+    resumed = studio("train", "text", "--data", corpus_file, "--out", run, "--resume", "--steps", step + 10,
+                     "--no-preview", "--device", "cpu")
+    assert f"completed at step {step + 10}" in resumed.stderr

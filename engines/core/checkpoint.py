@@ -36,6 +36,9 @@ def save_checkpoint(path: Path, tensors: dict, meta: dict) -> Path:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes files private; a checkpoint is an ordinary file
     try:
         save_file(tensors, tmp, metadata={HEADER_KEY: json.dumps(header)})
         with open(tmp, "rb+") as f:

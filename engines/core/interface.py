@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -210,7 +210,6 @@ class Engine:
 
     def evaluate(self, model, corpus: Corpus, batch_size: int, seq_len: int) -> float:
         """Mean validation loss (nats per unit) over the whole validation split."""
-        import torch
         total, count = 0.0, 0
         device = next(model.parameters()).device
         for batch in corpus.validation_batches(batch_size, seq_len):

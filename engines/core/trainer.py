@@ -14,7 +14,6 @@ writes checkpoints and reports.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -157,7 +156,10 @@ def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tupl
 def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=None,
           train_config: TrainConfig | None = None, preset: str | None = None, resume: bool = False,
           device: str = "auto", seed: int = 0, minutes: float | None = None, previews: bool = True,
-          ) -> Iterator[object]:
+          extend_to: int | None = None) -> Iterator[object]:
+    """Train, yielding events; see the module docstring. `extend_to` gives a resumed run a new total number
+    of steps (its cosine schedule is stretched from there on); without it a resumed run ends where it was
+    planned to."""
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.safetensors", out_dir / "best.safetensors"
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -182,7 +184,7 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
         cfg = config_from_dict(TrainConfig, meta["train_config"], "checkpoint train_config")
         model = build_from_meta(engine, meta)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        step, max_steps, seed = meta["step"], meta["max_steps"], meta["seed"]
+        step, max_steps, seed = meta["step"], extend_to or meta["max_steps"], meta["seed"]
         history = History(**meta["history"])
         best_val = meta["metrics"].get("best_val_loss")
         elapsed_before = meta.get("elapsed_seconds", 0.0)
@@ -319,7 +321,10 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
         if main_rank and step > 0:
             save(last_path, with_trainer=True)
         raise
+    if main_rank and history.val_steps[-1:] != [step]:
+        yield from checkpoint_and_report()
+    if world > 1:   # leave together: a rank exiting while another still saves can abort the group
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if main_rank:
-        if history.val_steps[-1:] != [step]:
-            yield from checkpoint_and_report()
         yield Finished(step, reason, str(best_path), best_val)

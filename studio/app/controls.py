@@ -9,6 +9,23 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engines.core.errors import ConfigError
 
 
+class EngineBox(QComboBox):
+    """Chooses one of the installed engines, listed by title."""
+
+    def __init__(self, engines: dict, object_name: str, parent=None):
+        super().__init__(parent, objectName=object_name)
+        self.engines = engines
+        for engine in engines.values():
+            self.addItem(engine.title, engine.name)
+
+    @property
+    def engine(self):
+        return self.engines[self.currentData()]
+
+    def select(self, name: str) -> None:
+        self.setCurrentIndex(self.findData(name))
+
+
 class SeedField(QWidget):
     def __init__(self, control, parent=None):
         super().__init__(parent)

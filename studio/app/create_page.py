@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from .controls import ControlsForm
+from .controls import ControlsForm, EngineBox
 from .views import view_for
 
 
@@ -23,9 +23,7 @@ class CreatePage(QWidget):
         self.job: int | None = None
         self.sample_path: Path | None = None
 
-        self.engine_box = QComboBox(objectName="create_engine")
-        for engine in engines.values():
-            self.engine_box.addItem(engine.title, engine.name)
+        self.engine_box = EngineBox(engines, "create_engine")
         self.model_box = QComboBox(objectName="create_model")
         self.controls = ControlsForm()
         self.generate_button = QPushButton("Generate", objectName="generate")
@@ -68,7 +66,7 @@ class CreatePage(QWidget):
     # --- state ---
     @property
     def engine(self):
-        return self.engines[self.engine_box.currentData()]
+        return self.engine_box.engine
 
     @property
     def view(self):
@@ -89,7 +87,7 @@ class CreatePage(QWidget):
         self.model_box.setCurrentIndex(max(index, 0))
 
     def select_model(self, checkpoint: Path, engine: str) -> None:
-        self.engine_box.setCurrentIndex(self.engine_box.findData(engine))
+        self.engine_box.select(engine)
         self.refresh_models(select=checkpoint)
 
     # --- actions ---

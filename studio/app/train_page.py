@@ -9,6 +9,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
+from .controls import EngineBox
+
 
 def format_seconds(seconds: float) -> str:
     seconds = int(seconds)
@@ -31,9 +33,7 @@ class TrainPage(QWidget):
         self.val_points: tuple[list, list] = ([], [])
         self.setAcceptDrops(True)
 
-        self.engine_box = QComboBox(objectName="train_engine")
-        for engine in engines.values():
-            self.engine_box.addItem(engine.title, engine.name)
+        self.engine_box = EngineBox(engines, "train_engine")
         self.corpus_edit = QLineEdit(objectName="corpus_path", placeholderText="a text file or folder — or drop it here")
         self.file_button = QPushButton("File…")
         self.folder_button = QPushButton("Folder…")
@@ -106,7 +106,7 @@ class TrainPage(QWidget):
 
     @property
     def engine(self):
-        return self.engines[self.engine_box.currentData()]
+        return self.engine_box.engine
 
     def engine_changed(self) -> None:
         self.preset_box.clear()
@@ -174,7 +174,7 @@ class TrainPage(QWidget):
 
     def resume_run(self, run_dir: Path, corpus: str, engine: str) -> None:
         """Pick up a run chosen in the library."""
-        self.engine_box.setCurrentIndex(self.engine_box.findData(engine))
+        self.engine_box.select(engine)
         self.corpus_edit.setText(corpus)
         self.run_dir = run_dir
         self.name_edit.setText(run_dir.name)
