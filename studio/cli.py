@@ -13,7 +13,6 @@ Multi-GPU / multi-node: `torchrun --nproc_per_node N -m studio train ...` (rank 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -21,8 +20,9 @@ import sys
 from pathlib import Path
 
 from engines import available_engines, get_engine
+from studio import format_seconds
 from engines.core.errors import StudioError
-from engines.core.interface import Notice, config_from_dict, resolve_settings
+from engines.core.interface import Notice, resolve_settings
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -44,23 +44,26 @@ def add_control_flags(parser: argparse.ArgumentParser, engine) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     engines = available_engines()
-    parser = argparse.ArgumentParser(prog="studio", description=__doc__.split("\n\n")[0],
-                                     epilog="Without a command, the desktop app opens.")
+    parser = argparse.ArgumentParser(prog="studio", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("app", help="open the desktop app (the default)")
     sub.add_parser("engines", help="list installed engines, their presets and bundled models")
 
     train = sub.add_parser("train", help="train a model on your own corpus")
-    train.add_argument("engine", choices=list(engines))
+    train.add_argument("engine", choices=list(engines), help="which engine (see `studio engines`)")
     train.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
     train.add_argument("--out", required=True, help="run folder: last.safetensors (resumable) and best.safetensors")
     train.add_argument("--preset", help="model size and recipe (see `studio engines`; default: the engine's)")
-    train.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset; "
-                       "with --resume, extends a run to this many)")
-    train.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    train.add_argument("--device", choices=DEVICES, default="auto")
-    train.add_argument("--seed", type=int, default=0)
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset; "
+                        "with --resume, extends a run to this many)")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped "
+                       "(with the run's own preset, settings and seed)")
+    train.add_argument("--device", choices=DEVICES, default="auto",
+                       help="where to train; auto picks CUDA, then MPS, then the CPU")
+    train.add_argument("--seed", type=int, default=0, help="seeds the weights, batches and dropout (default 0)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one preset value, e.g. --set model.n_hidden=256 --set train.lr=1e-3")
     train.add_argument("--no-preview", action="store_true", help="skip the short samples shown at each validation")
@@ -71,20 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = sample_engines.add_parser(engine.name, help=engine.title)
         p.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
         p.add_argument("--out", help=f"export to this file ({', '.join(engine.export_formats)}), settings alongside")
-        p.add_argument("--device", choices=DEVICES, default="auto")
+        p.add_argument("--device", choices=DEVICES, default="auto", help="where to run the model")
         p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal")
         add_control_flags(p, engine)
 
     evaluate = sub.add_parser("eval", help="the model's loss on a corpus (nats per unit)")
-    evaluate.add_argument("engine", choices=list(engines))
+    evaluate.add_argument("engine", choices=list(engines), help="which engine")
     evaluate.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
-    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
     evaluate.add_argument("--split", choices=("all", "validation"), default="all",
                           help="all of the corpus, or only its held-out last 10%% (default all)")
-    evaluate.add_argument("--device", choices=DEVICES, default="auto")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto", help="where to run the model")
 
     info = sub.add_parser("info", help="what a checkpoint holds: engine, config, corpus, metrics")
-    info.add_argument("checkpoint")
+    info.add_argument("checkpoint", help="a .safetensors checkpoint or a run folder")
     return parser
 
 
@@ -114,11 +117,6 @@ def parse_overrides(pairs: list[str]) -> dict[str, dict]:
     return overrides
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
 def cmd_engines(_args) -> int:
     for engine in available_engines().values():
         print(f"{engine.name:8} {engine.title}")
@@ -134,21 +132,9 @@ def cmd_train(args) -> int:
     from engines.core import trainer
 
     engine = get_engine(args.engine)
-    preset = engine.preset(args.preset)
-    overrides = parse_overrides(args.set)
-    model_config = config_from_dict(engine.model_config_class, {**preset.model, **overrides["model"]}, "model")
-    train_values = {**dataclasses.asdict(preset.train), **overrides["train"]}
-    if args.steps:
-        train_values["max_steps"] = args.steps
-    if args.minutes:
-        train_values["max_steps"] = 10**9   # the time budget decides
-    train_config = config_from_dict(type(preset.train), train_values, "train")
-
-    resumed = None
-    if args.resume:
-        from engines.core.checkpoint import read_meta
-        resumed = read_meta(Path(args.out) / "last.safetensors", engine.name)["corpus"]
-    corpus = engine.read_corpus(args.data, train_config.val_fraction, resumed)
+    corpus, model_config, train_config, preset = trainer.prepare_run(
+        engine, args.data, args.out, args.preset, parse_overrides(args.set), args.resume,
+        max_steps=10**9 if args.minutes else args.steps)   # with a time budget, the budget decides
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
         s = corpus.summary
@@ -156,7 +142,7 @@ def cmd_train(args) -> int:
         for w in s["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
     events = trainer.train(engine, corpus, args.out, model_config=model_config, train_config=train_config,
-                           preset=preset.name, resume=args.resume, device=args.device, seed=args.seed,
+                           preset=preset, resume=args.resume, device=args.device, seed=args.seed,
                            minutes=args.minutes, previews=not args.no_preview,
                            extend_to=args.steps if args.resume else None)
     tty = sys.stderr.isatty()

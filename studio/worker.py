@@ -81,7 +81,10 @@ class Worker:
             kind, job = command[0], command[1]
             if kind == "quit":
                 return
-            if kind == "cancel" or job in self.cancelled:
+            if kind == "cancel":
+                continue
+            if job in self.cancelled:     # stopped before it started: the window still hears that it ended
+                self.send("finished", job, {"cancelled": True, "reason": "stopped", "settings": {}})
                 continue
             handler = {"generate": self.generate, "train": self.train, "summarize": self.summarize}[kind]
             try:
@@ -134,27 +137,20 @@ class Worker:
         return {"settings": settings, "cancelled": cancelled, "saved": save_to}
 
     def train(self, job, engine: str, data: str, out: str, preset: str | None = None, resume: bool = False,
-              device: str = "auto", seed: int = 0, overrides: dict | None = None, minutes: float | None = None) -> dict:
+              device: str = "auto") -> dict:
         from engines import get_engine
         from engines.core import trainer
         from engines.core.checkpoint import read_meta
-        from engines.core.interface import config_from_dict
         eng = get_engine(engine)
-        chosen = eng.preset(preset)
-        overrides = overrides or {}
-        model_config = config_from_dict(eng.model_config_class, {**chosen.model, **overrides.get("model", {})}, "model")
-        train_config = config_from_dict(type(chosen.train),
-                                        {**dataclasses.asdict(chosen.train), **overrides.get("train", {})}, "train")
-        resumed = read_meta(Path(out) / "last.safetensors", eng.name)["corpus"] if resume else None
-        corpus = eng.read_corpus(data, train_config.val_fraction, resumed)
-        self.send("yielded", job, [{"type": "CorpusSummary", **corpus.summary}])
+        corpus, model_config, train_config, preset = trainer.prepare_run(eng, data, out, preset, resume=resume)
         if resume:   # let the plot redraw what came before
             history = read_meta(Path(out) / "last.safetensors", eng.name)["history"]
             self.send("yielded", job, [{"type": "History", **history}])
         events = trainer.train(eng, corpus, out, model_config=model_config, train_config=train_config,
-                               preset=chosen.name, resume=resume, device=device, seed=seed, minutes=minutes)
-        last_progress = 0.0
+                               preset=preset, resume=resume, device=device)
+        last_progress, step = 0.0, 0
         for event in events:
+            step = getattr(event, "step", step)
             # the window gets every history point (for the plot) and otherwise ten progress updates a second
             progress = isinstance(event, trainer.Progress)
             if not progress or event.logged or time.time() - last_progress >= 0.1:
@@ -164,10 +160,12 @@ class Worker:
                 return {"out": out, "reason": event.reason, "step": event.step}
             if self.stopped(job):
                 events.close()      # saves last.safetensors
-                return {"out": out, "reason": "stopped", "step": read_meta(Path(out) / "last.safetensors")["step"]}
-        return {"out": out, "reason": "completed"}
+                return {"out": out, "reason": "stopped", "step": step}
+        return {"out": out, "reason": "completed", "step": step}
 
 
 def worker_main(commands, events) -> None:
     """Entry point of the worker process."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C in the app's terminal is the window's to handle
     Worker(commands, events).run()

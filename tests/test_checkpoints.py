@@ -79,9 +79,22 @@ def test_a_failed_write_leaves_the_old_checkpoint_intact(saved, monkeypatch):
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]   # no temporary left behind
 
 
+class Booby:
+    """Unpickling this would create the file named in it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
 def test_loading_never_unpickles(tmp_path):
-    # a pickle-based file (torch.save) is refused, not executed
+    marker = tmp_path / "unpickled-code-ran"
     path = tmp_path / "pickled.safetensors"
-    torch.save({"w": torch.zeros(1)}, path)
+    torch.save({"w": torch.zeros(1), "trap": Booby(marker)}, path)
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+    with pytest.raises(CheckpointError):
+        read_meta(path)
+    assert not marker.exists()

@@ -106,3 +106,37 @@ def test_resume_refuses_another_corpus(corpus_file, tmp_path):
 def test_resume_without_a_run_is_a_clear_error(corpus_file, tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         run(ENGINE.read_corpus(corpus_file), tmp_path / "empty", resume=True)
+
+
+def test_stopping_during_the_first_validation_still_leaves_a_resumable_run(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+    events = train(ENGINE, corpus, tmp_path / "run", model_config=tiny_model(), train_config=tiny_train(10),
+                   device="cpu", previews=False)
+    assert isinstance(next(events), Evaluation)
+    events.close()
+    assert read_meta(tmp_path / "run" / "last.safetensors")["step"] == 0
+    assert isinstance(run(corpus, tmp_path / "run", steps=10, resume=True)[-1], Finished)
+
+
+def test_a_time_budget_not_yet_turned_into_steps_survives_a_resume(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+
+    def start(resume):
+        return train(ENGINE, corpus, tmp_path / "run", model_config=tiny_model(), train_config=tiny_train(10**9),
+                     device="cpu", minutes=None if resume else 5, previews=False, resume=resume)
+
+    for event in (events := start(False)):
+        if isinstance(event, Progress) and event.step == 5:   # before the budget is calibrated
+            events.close()
+    left = read_meta(tmp_path / "run" / "last.safetensors")["minutes_left"]
+    assert 4 < left < 5
+    for event in (events := start(True)):
+        if isinstance(event, Progress) and event.step == 30:
+            events.close()
+    meta = read_meta(tmp_path / "run" / "last.safetensors")
+    assert meta["max_steps"] < 10**9 and meta["minutes_left"] is None
+
+
+def test_training_needs_a_validation_split(corpus_file, tmp_path):
+    with pytest.raises(ConfigError, match="val_fraction"):
+        run(ENGINE.read_corpus(corpus_file), tmp_path / "run", val_fraction=0.0)

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
 from .interface import Corpus, Engine, TrainConfig, config_from_dict
@@ -69,7 +69,7 @@ class Preview:
 @dataclass
 class Finished:
     step: int
-    reason: str             # "completed" | "stopped" | "time limit"
+    reason: str             # "completed" | "time limit"
     checkpoint: str
     best_val_loss: float | None
 
@@ -149,6 +149,24 @@ def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tupl
     return model.to(device).eval(), meta
 
 
+def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overrides: dict | None = None,
+                resume: bool = False, max_steps: int | None = None):
+    """What the CLI and the worker both need before train(): (corpus, model config, train config, preset name).
+    A resumed run reads its corpus the way it was first read (vocabulary and split), whatever the preset says."""
+    chosen = engine.preset(preset)
+    overrides = overrides or {}
+    model_config = config_from_dict(engine.model_config_class, {**chosen.model, **overrides.get("model", {})}, "model")
+    train_values = {**dataclasses.asdict(chosen.train), **overrides.get("train", {})}
+    if max_steps:
+        train_values["max_steps"] = max_steps
+    train_config = config_from_dict(TrainConfig, train_values, "train")
+    corpus_meta, val_fraction = None, train_config.val_fraction
+    if resume:
+        run = read_meta(Path(out_dir) / "last.safetensors", engine.name)
+        corpus_meta, val_fraction = run["corpus"], run["train_config"]["val_fraction"]
+    return engine.read_corpus(data, val_fraction, corpus_meta), model_config, train_config, chosen.name
+
+
 # ----------------------------------------------------------------------------------------------------
 # the loop
 
@@ -158,8 +176,8 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
           device: str = "auto", seed: int = 0, minutes: float | None = None, previews: bool = True,
           extend_to: int | None = None) -> Iterator[object]:
     """Train, yielding events; see the module docstring. `extend_to` gives a resumed run a new total number
-    of steps (its cosine schedule is stretched from there on); without it a resumed run ends where it was
-    planned to."""
+    of steps (the cosine schedule is recomputed for that total, so the learning rate rises again); without it
+    a resumed run ends where it was planned to."""
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.safetensors", out_dir / "best.safetensors"
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -189,11 +207,14 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
         best_val = meta["metrics"].get("best_val_loss")
         elapsed_before = meta.get("elapsed_seconds", 0.0)
         preset = meta.get("preset")
-        minutes = None  # the step budget was fixed when the run started
+        # a time budget was turned into max_steps early in the run, unless the run stopped before that
+        minutes = meta.get("minutes_left")
     else:
         if last_path.exists():
             raise ConfigError(f"{out_dir} already holds a training run; resume it, or choose another folder")
         cfg = train_config or TrainConfig()
+        if not 0 < cfg.val_fraction < 1:
+            raise ConfigError("val_fraction must be between 0 and 1: training needs held-out data to validate on")
         if model_config is None:
             raise ConfigError("model_config is required for a new run")
         torch.manual_seed(seed)
@@ -232,6 +253,7 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
             "metrics": {"val_loss": history.val_losses[-1] if history.val_losses else None,
                         "best_val_loss": best_val, "loss_unit": f"nats/{corpus.unit[:-1]}"},
             "history": dataclasses.asdict(history), "elapsed_seconds": elapsed_before + (time.time() - t_start),
+            "minutes_left": minutes - (time.time() - t_start) / 60 if calibrate_at and step < calibrate_at else None,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if with_trainer:
@@ -254,22 +276,29 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
             save(best_path, with_trainer=False)
         yield CheckpointSaved(str(last_path), step, improved)
         if previews:
-            yield Preview(step, list(engine.generate(model, {"corpus": corpus.meta}, engine.preview_settings())))
+            model.eval()
+            chunks = list(engine.generate(model, {"corpus": corpus.meta}, engine.preview_settings()))
             model.train()
+            yield Preview(step, chunks)
 
     t_start = time.time()
     model.train()
     reason = "completed"
     step_time = None   # exponential average of seconds per step
     eval_seconds = 0.0
+    calibrate_at = step + 20 if minutes else None
     try:
         if step == 0 and main_rank:
             eval_started = time.time()
             yield from checkpoint_and_report()
             eval_seconds = time.time() - eval_started
-        calibrate_at = step + 20 if minutes else None
         while step < max_steps:
-            if minutes and time.time() - t_start > minutes * 60:
+            time_up = bool(minutes) and time.time() - t_start > minutes * 60
+            if world > 1 and minutes:   # every rank must leave the loop at the same step
+                flag = torch.tensor([float(time_up)], device=dev)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                time_up = bool(flag.item())
+            if time_up:
                 reason = "time limit"
                 break
             lr = lr_at(step, cfg, max_steps)
@@ -317,12 +346,12 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=N
                            elapsed_before + time.time() - t_start, eta, logged)
             if step % cfg.eval_interval == 0 or step == max_steps:
                 yield from checkpoint_and_report()   # other ranks wait for this in their next all-reduce
+        if main_rank and history.val_steps[-1:] != [step]:
+            yield from checkpoint_and_report()
     except GeneratorExit:
-        if main_rank and step > 0:
+        if main_rank:
             save(last_path, with_trainer=True)
         raise
-    if main_rank and history.val_steps[-1:] != [step]:
-        yield from checkpoint_and_report()
     if world > 1:   # leave together: a rank exiting while another still saves can abort the group
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

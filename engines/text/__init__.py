@@ -60,15 +60,13 @@ class TextEngine(Engine):
 
     def export(self, chunks: list, settings: dict, path: Path) -> Path:
         """The text of each variation (a rule between them), and settings in a .json beside the file."""
-        variations = settings.get("variations", 1)
-        texts = [""] * variations
+        pieces: list[list[str]] = [[] for _ in range(settings.get("variations", 1))]
         for chunk in chunks:
-            if isinstance(chunk, Notice):
-                continue
-            for i, piece in enumerate(chunk.text):
-                texts[i] += piece
+            if not isinstance(chunk, Notice):
+                for variation, piece in zip(pieces, chunk.text):
+                    variation.append(piece)
         path = Path(path)
         rule = "\n\n" + "-" * 40 + "\n\n"
-        path.write_text(rule.join(texts), encoding="utf-8")
+        path.write_text(rule.join("".join(p) for p in pieces), encoding="utf-8")
         path.with_name(path.name + ".json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         return path

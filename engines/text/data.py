@@ -96,7 +96,6 @@ class TextCorpus(Corpus):
     unit = "chars"
 
     def __init__(self, ids: np.ndarray, vocab: str, val_fraction: float, summary: dict):
-        self.vocab = vocab
         self.meta = {"vocab": vocab}
         data = torch.from_numpy(ids)
         n_val = int(len(data) * val_fraction)

@@ -20,7 +20,6 @@ class CharRNN(nn.Module):
         if config.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', not {config.cell!r}")
         self.config = config
-        self.vocab_size = vocab_size
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.emb = nn.Embedding(vocab_size, config.n_hidden)
         self.rnn = rnn_class(config.n_hidden, config.n_hidden, config.n_layer, batch_first=True,

@@ -41,18 +41,17 @@ def generate(model: CharRNN, vocab: str, settings: dict) -> Iterator[TextChunk |
     generator = torch.Generator(device=device).manual_seed(settings["seed"])
     stop = settings.get("stop") or ""
     tails = [""] * batch
-    running = torch.ones(batch, dtype=torch.bool)
+    running = [True] * batch          # plain lists: this loop runs thousands of times a second
     for _ in range(settings["length"]):
         probs = filtered_probs(logits, settings["temperature"], settings["top_k"], settings["top_p"])
         tokens = draw(probs, generator)
-        model_prob = torch.softmax(logits.float(), -1).gather(1, tokens[:, None]).squeeze(1)
-        chars = [vocab[t] if running[b] else "" for b, t in enumerate(tokens.tolist())]
+        model_prob = torch.softmax(logits, -1).gather(1, tokens[:, None]).squeeze(1)
+        chars = [vocab[t] if run else "" for t, run in zip(tokens.tolist(), running)]
         yield TextChunk(chars, model_prob.tolist())
         if stop:
             for b, ch in enumerate(chars):
                 tails[b] = (tails[b] + ch)[-len(stop):]
-                if tails[b] == stop:
-                    running[b] = False
-            if not running.any():
+                running[b] = running[b] and tails[b] != stop
+            if not any(running):
                 return
         logits = stepper.step(tokens)

@@ -27,7 +27,7 @@ class EngineBox(QComboBox):
 
 
 class SeedField(QWidget):
-    def __init__(self, control, parent=None):
+    def __init__(self, parent=None):
         super().__init__(parent)
         self.spin = QSpinBox()
         self.spin.setRange(0, 2**31 - 1)
@@ -49,16 +49,18 @@ class SeedField(QWidget):
 
 def make_field(control) -> QWidget:
     if control.kind == "seed":
-        return SeedField(control)
+        return SeedField()
+    low = control.minimum if control.minimum is not None else -1e9
+    high = control.maximum if control.maximum is not None else 1e9
     if control.kind == "float":
         field = QDoubleSpinBox()
         field.setDecimals(2 if (control.step or 0.01) >= 0.01 else 4)
-        field.setRange(control.minimum, control.maximum)
+        field.setRange(low, high)
         field.setSingleStep(control.step or 0.1)
         field.setValue(control.default)
     elif control.kind == "int":
         field = QSpinBox()
-        field.setRange(int(control.minimum), int(control.maximum))
+        field.setRange(int(max(low, -2**31)), int(min(high, 2**31 - 1)))
         field.setSingleStep(int(control.step or 1))
         field.setValue(control.default)
     elif control.kind == "choice":

@@ -77,10 +77,10 @@ class CreatePage(QWidget):
         self.views.setCurrentWidget(self.view)
         self.refresh_models()
 
-    def refresh_models(self, select: Path | None = None) -> None:
+    def refresh_models(self, select: Path | None = None, entries: list | None = None) -> None:
         current = select or self.model_box.currentData()
         self.model_box.clear()
-        for entry in self.library.entries():
+        for entry in self.library.entries() if entries is None else entries:
             if entry.engine == self.engine.name and not entry.problem:
                 self.model_box.addItem(entry.name, entry.checkpoint)
         index = self.model_box.findData(current) if current else -1
@@ -111,6 +111,10 @@ class CreatePage(QWidget):
     def replay(self, settings: dict) -> None:
         """Generate again exactly as recorded (same model, same settings, same seed)."""
         self.select_model(Path(settings["checkpoint"]), settings["engine"])
+        if self.model_box.currentData() != Path(settings["checkpoint"]):
+            self.message.emit("error", f"cannot replay: the model {settings['checkpoint']} is no longer in the "
+                                       "library (renamed or deleted)")
+            return
         self.controls.set_values(settings)
         self.generate({c.name: settings.get(c.name) for c in self.engine.controls()})
 

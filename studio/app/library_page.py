@@ -19,9 +19,10 @@ class LibraryPage(QWidget):
     message = Signal(str, str)
     COLUMNS = ("Name", "Engine", "Corpus", "Steps", "Validation loss", "Saved")
 
-    def __init__(self, library, parent=None):
+    def __init__(self, library, in_use=lambda run_dir: False, parent=None):
         super().__init__(parent)
         self.library = library
+        self.in_use = in_use          # is this run folder being trained into right now?
         self.table = QTableWidget(0, len(self.COLUMNS), objectName="library_table")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -43,8 +44,8 @@ class LibraryPage(QWidget):
         self.table.doubleClicked.connect(self.open)
         self.refresh()
 
-    def refresh(self) -> None:
-        self.entries = self.library.entries()
+    def refresh(self, entries: list | None = None) -> None:
+        self.entries = self.library.entries() if entries is None else entries
         self.table.setRowCount(len(self.entries))
         for row, e in enumerate(self.entries):
             loss = f"{e.val_loss:.4f}" if e.val_loss is not None else ("unreadable" if e.problem else "")
@@ -69,7 +70,7 @@ class LibraryPage(QWidget):
         self.actions["Open"].setEnabled(e is not None and not e.problem)
         self.actions["Resume training"].setEnabled(e is not None and e.resumable)
         for label in ("Rename…", "Delete…"):
-            self.actions[label].setEnabled(e is not None and not e.bundled)
+            self.actions[label].setEnabled(e is not None and not e.bundled and not self.in_use(e.run_dir))
         self.actions["Reveal in file manager"].setEnabled(e is not None)
 
     def open(self) -> None:
@@ -82,7 +83,7 @@ class LibraryPage(QWidget):
 
     def rename(self, _=None, new_name: str | None = None) -> None:
         e = self.selected()
-        if e is None:
+        if e is None or self.in_use(e.run_dir):
             return
         if new_name is None:
             new_name, ok = QInputDialog.getText(self, "Rename model", "New name", text=e.name)
@@ -96,7 +97,7 @@ class LibraryPage(QWidget):
 
     def delete(self, _=None, confirmed: bool = False) -> None:
         e = self.selected()
-        if e is None:
+        if e is None or self.in_use(e.run_dir):
             return
         if not confirmed and QMessageBox.question(self, "Delete model", f"Delete {e.name} and its checkpoints?") \
                 != QMessageBox.Yes:
@@ -158,7 +159,8 @@ class HistoryPage(QWidget):
             return
         text = ""
         if record.path.suffix == ".txt":
-            text = record.path.read_text(encoding="utf-8", errors="replace")[:20000] + "\n\n"
+            with open(record.path, encoding="utf-8", errors="replace") as f:
+                text = f.read(20_000) + "\n\n"
         self.detail.setPlainText(text + "settings:\n" + json.dumps(record.settings, indent=2))
 
     def export(self) -> None:

@@ -49,7 +49,8 @@ class MainWindow(QMainWindow):
         self.messages = MessageBar()
         self.create_page = CreatePage(engines, self.library, self.history, self.worker)
         self.train_page = TrainPage(engines, self.library, self.worker)
-        self.library_page = LibraryPage(self.library)
+        self.library_page = LibraryPage(self.library, in_use=lambda run_dir: self.train_page.job is not None
+                                        and run_dir == self.train_page.run_dir)
         self.history_page = HistoryPage(self.history)
         self.tabs = QTabWidget(objectName="pages")
         for page, title in ((self.create_page, "Create"), (self.train_page, "Train"),
@@ -70,8 +71,7 @@ class MainWindow(QMainWindow):
             f"model worker ready · devices: {', '.join(info['devices'])}"))
         self.worker.crashed.connect(lambda text: self.messages.show_message("error", text))
         self.worker.crashed.connect(lambda _: self.worker_status.setText("model worker: restarting…"))
-        self.train_page.model_saved.connect(self.library_page.refresh)
-        self.train_page.model_saved.connect(lambda: self.create_page.refresh_models())
+        self.train_page.model_saved.connect(self.models_changed)
         self.create_page.sample_saved.connect(self.history_page.refresh)
         self.library_page.open_model.connect(self.open_model)
         self.library_page.resume_model.connect(self.resume_model)
@@ -85,6 +85,11 @@ class MainWindow(QMainWindow):
         self.create_page.controls.set_values({k: self.settings.value(f"controls/{k}")
                                               for k in self.create_page.controls.fields
                                               if k != "seed" and self.settings.contains(f"controls/{k}")})
+
+    def models_changed(self) -> None:
+        entries = self.library.entries()     # one scan of the headers for both pages
+        self.library_page.refresh(entries)
+        self.create_page.refresh_models(entries=entries)
 
     def open_model(self, checkpoint, engine: str) -> None:
         self.create_page.select_model(checkpoint, engine)

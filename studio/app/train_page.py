@@ -9,12 +9,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
+from studio import format_seconds
+
 from .controls import EngineBox
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 class TrainPage(QWidget):
@@ -174,6 +171,9 @@ class TrainPage(QWidget):
 
     def resume_run(self, run_dir: Path, corpus: str, engine: str) -> None:
         """Pick up a run chosen in the library."""
+        if self.job is not None:
+            self.message.emit("error", f"{self.run_dir.name} is training: pause or stop it first")
+            return
         self.engine_box.select(engine)
         self.corpus_edit.setText(corpus)
         self.run_dir = run_dir
@@ -218,8 +218,6 @@ class TrainPage(QWidget):
 
     # --- worker events ---
     def on_yielded(self, job: int, items: list) -> None:
-        if job == self.summary_job:
-            return
         if job != self.job:
             return
         for item in items:

@@ -101,12 +101,13 @@ class WorkerClient(QObject):
                           "Trained models keep their last checkpoint and can be resumed.")
         self.start()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop every job (a training run saves its checkpoint first), then let the worker quit."""
         self.timer.stop()
         if self.process and self.process.is_alive():
-            if self.running is not None:
-                self.cancel(self.running)     # a training run saves its checkpoint before the worker quits
+            for job in ([self.running] if self.running is not None else []) + self.waiting:
+                self.cancel(job)
             self.commands.put(("quit", None))
-            self.process.join(5)
+            self.process.join(timeout)
             if self.process.is_alive():
                 self.process.kill()
