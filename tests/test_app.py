@@ -257,3 +257,14 @@ def test_a_corpus_dropped_on_the_train_page_is_read(window, qtbot, tmp_path):
     assert page.corpus_edit.text() == str(corpus) and page.name_edit.text() == "dropped"
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
     assert "20,000 characters" in page.summary.text()
+
+
+def test_the_text_view_survives_a_long_stream(qtbot):
+    from studio.app.views import TextView
+    view = TextView()
+    qtbot.addWidget(view)
+    view.begin({"variations": 2})
+    for start in range(0, 30_000, 100):
+        view.add([{"type": "TextChunk", "text": ["ab"[i % 2], "c"], "prob": [i / 30_000, 0.9]}
+                  for i in range(start, start + 100)])
+    assert [len(t) for t in view.texts()] == [30_000, 30_000]

@@ -147,8 +147,7 @@ class CreatePage(QWidget):
                 self.controls.set_values({"seed": item["settings"].get("seed")})
             elif item["type"] == "Notice":
                 self.message.emit("info", item["message"])
-            else:
-                self.view.add(item)
+        self.view.add(items)
 
     def on_finished(self, job: int, result: dict) -> None:
         if job != self.job:

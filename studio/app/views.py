@@ -1,6 +1,7 @@
 """Views that show a sample as it streams in, one per modality, registered in VIEWS.
 
-A view gets the worker's items as plain dicts: begin(settings) once, add(item) for each chunk, end().
+A view gets the worker's items as plain dicts: begin(settings) once, add(items) for each batch of chunks as it
+arrives (about 30 batches a second), end() when the sample is complete.
 """
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QCheckBox, QLabel, QPlainTextEdit, QTabWidget, QVBoxLayout, QWidget
 
 
-def confidence_colour(prob: float) -> QColor:
-    """Unlikely characters glow red, likely ones stay plain: hue by the model's own probability."""
-    alpha = int(max(0.0, min(1.0, 1.0 - prob)) * 150)
-    return QColor(230, 60, 40, alpha)
+CONFIDENCE_LEVELS = 8
+
+
+def confidence_formats() -> list[QTextCharFormat]:
+    """Unlikely characters glow red, likely ones stay plain. A few shared formats, not one per character, so
+    neighbouring characters of one level merge into one text fragment."""
+    formats = []
+    for level in range(CONFIDENCE_LEVELS):
+        fmt = QTextCharFormat()
+        fmt.setBackground(QColor(230, 60, 40, int(150 * (1 - level / (CONFIDENCE_LEVELS - 1)))))
+        formats.append(fmt)
+    return formats
 
 
 class TextView(QWidget):
@@ -26,6 +35,7 @@ class TextView(QWidget):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.colour)
         self.editors: list[QPlainTextEdit] = []
+        self.formats, self.plain = confidence_formats(), QTextCharFormat()
         self.begin({"variations": 1})
 
     def begin(self, settings: dict) -> None:
@@ -39,18 +49,26 @@ class TextView(QWidget):
             self.tabs.addTab(editor, f"Variation {i + 1}")
         self.tabs.tabBar().setVisible(len(self.editors) > 1)
 
-    def add(self, item: dict) -> None:
-        if item.get("type") != "TextChunk":
+    def add(self, items: list[dict]) -> None:
+        """Append a batch of chunks: one edit block per batch, so the text is laid out once per batch."""
+        chunks = [item for item in items if item.get("type") == "TextChunk"]
+        if not chunks:
             return
-        for editor, piece, prob in zip(self.editors, item["text"], item["prob"]):
-            if not piece:
-                continue
+        coloured = self.colour.isChecked()
+        for index, editor in enumerate(self.editors):
             cursor = editor.textCursor()
             cursor.movePosition(QTextCursor.End)
-            fmt = QTextCharFormat()
-            if self.colour.isChecked() and len(piece) == 1:
-                fmt.setBackground(confidence_colour(prob))
-            cursor.insertText(piece, fmt)
+            cursor.beginEditBlock()
+            for chunk in chunks:
+                piece = chunk["text"][index]
+                if not piece:
+                    continue
+                if coloured and len(piece) == 1:
+                    level = min(CONFIDENCE_LEVELS - 1, int(chunk["prob"][index] * CONFIDENCE_LEVELS))
+                    cursor.insertText(piece, self.formats[level])
+                else:
+                    cursor.insertText(piece, self.plain)
+            cursor.endEditBlock()
             editor.setTextCursor(cursor)
 
     def end(self) -> None:
@@ -71,8 +89,8 @@ class UnsupportedView(QLabel):
     def begin(self, settings: dict) -> None:
         self.count = 0
 
-    def add(self, item: dict) -> None:
-        self.count += 1
+    def add(self, items: list[dict]) -> None:
+        self.count += len(items)
         self.setText(f"{self.count} chunks generated; export them to a file to see them.")
 
     def end(self) -> None:
