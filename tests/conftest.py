@@ -25,3 +25,25 @@ def write_corpus(path: Path, n_chars: int = 20_000, seed: int = 0) -> Path:
 @pytest.fixture
 def corpus_file(tmp_path) -> Path:
     return write_corpus(tmp_path / "corpus.txt")
+
+
+def write_audio_corpus(folder: Path, rate: int = 16000, files_per_class: int = 6, seconds: float = 0.4) -> Path:
+    """Two classes of stereo tones in sub-folders at `rate`, each with silence around it: enough structure
+    for a tiny WaveNet to learn in a few dozen steps, and exercising resampling, mixing down and trimming."""
+    import numpy as np
+    import soundfile as sf
+    rng = np.random.default_rng(0)
+    for name, pitch in (("low", 220.0), ("high", 660.0)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(files_per_class):
+            t = np.arange(int(seconds * rate)) / rate
+            tone = 0.5 * np.sin(2 * np.pi * pitch * (1 + 0.02 * i) * t) * np.hanning(len(t))
+            quiet = np.zeros(int(0.1 * rate))
+            mono = np.concatenate([quiet, tone, quiet]) + 1e-4 * rng.standard_normal(len(tone) + 2 * len(quiet))
+            sf.write(folder / name / f"{name}_{i}.wav", np.stack([mono, 0.8 * mono], axis=1), rate)
+    return folder
+
+
+@pytest.fixture
+def audio_corpus(tmp_path) -> Path:
+    return write_audio_corpus(tmp_path / "sounds")

@@ -12,3 +12,11 @@ def tiny_train(steps: int = 40, **changes) -> TrainConfig:
                   log_interval=1)
     values.update(changes)
     return TrainConfig(**values)
+
+
+def tiny_audio_model(**changes):
+    from engines.audio.config import AudioModelConfig
+    values = dict(stacks=1, layers_per_stack=5, residual_channels=16, gate_channels=16, skip_channels=32,
+                  label_channels=8)
+    values.update(changes)
+    return AudioModelConfig(**values)

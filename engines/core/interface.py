@@ -196,9 +196,11 @@ class Engine:
         return sorted((ASSETS_DIR / self.name).glob("*.safetensors"))
 
     # data + model (torch lives behind these) -------------------------------------------------------
-    def read_corpus(self, path: str | Path, val_fraction: float = 0.1, meta: dict | None = None) -> Corpus:
+    def read_corpus(self, path: str | Path, val_fraction: float = 0.1, meta: dict | None = None,
+                    model_config=None) -> Corpus:
         """Read and check a corpus. With `meta` (a trained model's corpus meta), encode it the way that
-        model expects (e.g. its vocabulary), or raise CorpusError when it cannot be."""
+        model expects (e.g. its vocabulary), or raise CorpusError when it cannot be. `model_config` (default:
+        the default preset's) matters to engines whose model decides how data is read (e.g. a sample rate)."""
         raise NotImplementedError
 
     def build_model(self, model_config, corpus_meta: dict):

@@ -164,7 +164,9 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     if resume:
         run = read_meta(Path(out_dir) / "last.safetensors", engine.name)
         corpus_meta, val_fraction = run["corpus"], run["train_config"]["val_fraction"]
-    return engine.read_corpus(data, val_fraction, corpus_meta), model_config, train_config, chosen.name
+        model_config = config_from_dict(engine.model_config_class, run["model_config"], "checkpoint model_config")
+    corpus = engine.read_corpus(data, val_fraction, corpus_meta, model_config)
+    return corpus, model_config, train_config, chosen.name
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+"""The audio model's shape and how its corpus is read (torch-free, so the GUI can read presets instantly)."""
+from dataclasses import dataclass
+
+
+@dataclass
+class AudioModelConfig:
+    sample_rate: int = 8000          # the corpus is resampled to this; the model only ever hears this rate
+    stacks: int = 2                  # each stack doubles its dilation layer by layer: 1, 2, 4, ...
+    layers_per_stack: int = 9
+    residual_channels: int = 32
+    gate_channels: int = 32
+    skip_channels: int = 64
+    label_channels: int = 16         # width of the conditioning embedding (labels and position)
+    # > 0: the model is also told how far into a recording it is (in 10 ms steps, up to this many seconds),
+    # so a conditioned word comes out in order rather than as a babble of its sounds
+    position_seconds: float = 0.0
+    # where labels come from: "auto" (sub-folder names when files sit in sub-folders), "none", or a file name
+    # pattern such as "{digit}_{speaker}_{}" whose named fields become label fields
+    conditioning: str = "auto"
+    silence_db: float = 40.0         # leading/trailing audio this far below the file's peak is trimmed
+    # file names (glob) held out for validation; empty: every n-th file, n from val_fraction
+    validation_files: str = ""

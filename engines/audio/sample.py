@@ -1,0 +1,121 @@
+"""Streaming audio generation: labels chosen, an optional primer fed in, then AudioChunks of ~50 ms.
+
+Every variation starts from a receptive field of silence (what each training recording starts from), then the
+primer if there is one. Draws use one uniform number per sample from a seeded numpy generator, so the fast
+path (fast.py) and the reference path here (a full forward pass per sample) can be checked sample for sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..core.errors import ConfigError
+from ..core.interface import Notice
+from .fast import FastGenerator
+from .model import SILENCE, WaveNet, mu_law_decode, mu_law_encode, position_index, position_steps
+
+CHUNK_SECONDS = 0.05
+
+
+@dataclass
+class AudioChunk:
+    audio: np.ndarray     # (variations, samples) float32 in [-1, 1]
+    rate: int
+
+
+def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
+                 rng: np.random.Generator) -> tuple[torch.Tensor | None, list[str]]:
+    """'7 jackson' or 'digit=7 speaker=jackson' -> label indices (variations, fields); fields left out are
+    drawn at random for each variation. Returns the indices and a description of what was chosen."""
+    fields = list(label_values)
+    tokens = text.replace(",", " ").split()
+    if not fields:
+        if tokens:
+            raise ConfigError("this model was trained without labels; leave the label empty")
+        return None, []
+    chosen: dict[str, str] = {}
+    for token in tokens:
+        if "=" in token:
+            field, value = token.split("=", 1)
+            if field not in label_values:
+                raise ConfigError(f"no label field {field!r}; this model has {', '.join(fields)}")
+        else:
+            owners = [f for f in fields if token in label_values[f]]
+            if len(owners) != 1:
+                known = "; ".join(f"{f}: {', '.join(v)}" for f, v in label_values.items())
+                why = "is ambiguous" if owners else "is not a label this model knows"
+                raise ConfigError(f"label {token!r} {why} ({known})")
+            field, value = owners[0], token
+        if value not in label_values[field]:
+            raise ConfigError(f"{field} {value!r} is not one of {', '.join(label_values[field])}")
+        chosen[field] = value
+    rows, described = [], []
+    for _ in range(variations):
+        row = {f: chosen.get(f) or label_values[f][rng.integers(len(label_values[f]))] for f in fields}
+        rows.append([label_values[f].index(row[f]) for f in fields])
+        described.append(" ".join(f"{f}={row[f]}" for f in fields))
+    return torch.tensor(rows, dtype=torch.long), described
+
+
+def primer_codes(path: str, rate: int) -> np.ndarray:
+    from .data import decode
+    audio, _ = decode(Path(path).expanduser(), rate)
+    return mu_law_encode(audio).astype(np.int64)
+
+
+def warm_up_codes(model: WaveNet, primer: np.ndarray | None) -> np.ndarray:
+    """Codes fed before sampling starts: silence across the receptive field, then the primer."""
+    silence = np.full(model.receptive_field - 1, SILENCE, np.int64)
+    return silence if primer is None else np.concatenate([silence, primer])
+
+
+def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk | Notice]:
+    rate = meta["sample_rate"]
+    variations = settings["variations"]
+    rng = np.random.default_rng(settings["seed"])
+    labels, described = parse_labels(settings.get("label") or "", meta["labels"], variations, rng)
+    if described:
+        yield Notice("labels: " + " | ".join(described))
+    primer = primer_codes(settings["primer"], rate) if settings.get("primer") else None
+    fast = FastGenerator(model, labels, variations)
+    fast.previous[:] = SILENCE
+    warm_up = np.broadcast_to(warm_up_codes(model, primer), (variations, model.receptive_field - 1 +
+                                                             (0 if primer is None else len(primer))))
+    fast.run(warm_up, np.zeros(warm_up.shape))
+    if primer is not None:
+        yield AudioChunk(np.repeat(mu_law_decode(primer)[None], variations, axis=0), rate)
+    total, chunk = int(settings["seconds"] * rate), max(1, int(CHUNK_SECONDS * rate))
+    done = 0
+    while done < total:
+        n = min(chunk, total - done)
+        uniforms = rng.random((variations, n))
+        codes, _ = fast.run(np.full((variations, n), -1), uniforms, settings["temperature"])
+        yield AudioChunk(mu_law_decode(codes), rate)
+        done += n
+
+
+def reference_generate(model: WaveNet, labels: torch.Tensor | None, history: np.ndarray, uniforms: np.ndarray,
+                       temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The slow, obviously-correct path: a full forward pass over the receptive field for every sample.
+    history: (B, >= receptive field) codes already there, starting with the receptive field of silence that
+    generation starts from. Returns new codes (B, steps) and their probabilities."""
+    window = model.receptive_field
+    codes = torch.from_numpy(history.astype(np.int64))
+    new, all_probs = [], []
+    with torch.no_grad():
+        for s in range(uniforms.shape[1]):
+            offsets = torch.arange(codes.size(1) - window, codes.size(1)) - window
+            positions = position_index(offsets, model.config.sample_rate, position_steps(model.config))
+            logits, _ = model(codes[:, -window:], labels, positions.expand(len(codes), -1))
+            probs = torch.softmax(logits[:, :, -1].double() / temperature, dim=-1).numpy()
+            cdf = np.cumsum(probs, axis=1)
+            picked = np.array([min(int(np.searchsorted(cdf[b], uniforms[b, s] * cdf[b, -1], side="right")), 255)
+                               for b in range(len(probs))])
+            new.append(picked)
+            all_probs.append(probs)
+            codes = torch.cat([codes, torch.from_numpy(picked)[:, None]], dim=1)
+    return np.stack(new, axis=1), np.stack(all_probs, axis=1)

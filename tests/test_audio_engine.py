@@ -1,0 +1,206 @@
+"""The audio engine: reading sounds (and refusing bad ones), learning, cached == naive generation, export."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engines.audio import AudioEngine
+from engines.audio.fast import FastGenerator
+from engines.audio.model import SILENCE, WaveNet, mu_law_decode, mu_law_encode
+from engines.audio.sample import generate, parse_labels, reference_generate, warm_up_codes
+from engines.core.errors import ConfigError, CorpusError
+from engines.core.interface import Notice, resolve_settings
+from engines.core.trainer import Evaluation, load_model, train
+from helpers import tiny_audio_model, tiny_train
+
+from conftest import SHARED, write_audio_corpus
+
+ENGINE = AudioEngine()
+
+
+def test_mu_law_round_trip_is_close_where_it_matters():
+    audio = np.linspace(-1, 1, 10001, dtype=np.float32)
+    error = np.abs(mu_law_decode(mu_law_encode(audio)) - audio)
+    assert error[np.abs(audio) < 0.01].max() < 3e-4          # fine steps near silence
+    assert error.max() < 0.025
+    assert mu_law_encode(np.zeros(1))[0] == SILENCE
+
+
+def test_corpus_is_resampled_mixed_down_trimmed_and_labelled_by_folder(audio_corpus):
+    corpus = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model(sample_rate=8000))
+    s = corpus.summary
+    assert s["recordings"] == 12 and s["sample_rate"] == 8000
+    assert corpus.meta["labels"] == {"folder": ["high", "low"]}
+    # each file is 0.6 s with 0.2 s of near-silence: trimming keeps about two thirds, and says so
+    assert 0.5 < s["seconds_kept"] / s["seconds_read"] < 0.8
+    assert "40 dB below" in " ".join(s["lines"]) and "kept" in s["lines"][1]
+    assert s["train_samples"] + s["validation_samples"] == pytest.approx(s["seconds_kept"] * 8000, abs=80)
+    codes, labels, positions, targets = corpus.batch(4, 300, torch.Generator().manual_seed(0))
+    rf = corpus.receptive_field
+    assert codes.shape == (4, rf - 1 + 300) and targets.shape == (4, 300) and labels.shape == (4, 1)
+    assert torch.equal(codes[:, rf:], targets[:, :-1])   # targets are the inputs shifted by one sample
+
+
+def test_files_named_by_pattern_give_several_label_fields(tmp_path):
+    rate = 8000
+    tone = 0.3 * np.sin(np.arange(2000) / 5)
+    for name in ["3_ann_0.wav", "3_bob_1.wav", "7_ann_2.wav", "7_bob_3.wav", "notes.wav"]:
+        sf.write(tmp_path / name, tone, rate)
+    config = tiny_audio_model(conditioning="{digit}_{speaker}_{}")
+    corpus = ENGINE.read_corpus(tmp_path, 0.25, model_config=config)
+    assert corpus.meta["labels"] == {"digit": ["3", "7"], "speaker": ["ann", "bob"]}
+    assert any("notes.wav" in w and "pattern" in w for w in corpus.summary["warnings"])
+
+
+def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused(tmp_path, audio_corpus):
+    bad = audio_corpus / "low"
+    (bad / "empty.wav").write_bytes(b"")
+    (bad / "notes.wav").write_text("this is not audio")
+    sf.write(bad / "zero.wav", np.zeros((0, 1)), 8000)
+    sf.write(bad / "silent.flac", np.zeros(8000), 8000)
+    good = (audio_corpus / "high" / "high_0.wav").read_bytes()
+    (bad / "cut.wav").write_bytes(good[:60] + b"\xff" * 10)       # a header promising data that is not there
+    corpus = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model())
+    warnings = " ".join(corpus.summary["warnings"])
+    for name in ["empty.wav", "notes.wav", "zero.wav", "silent.flac", "cut.wav"]:
+        assert name in warnings
+    assert corpus.summary["recordings"] == 12
+
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "notes.wav").write_text("not audio")
+    sf.write(only_bad / "silent.wav", np.zeros(4000), 8000)
+    with pytest.raises(CorpusError, match="no usable audio.*notes.wav.*silent.wav"):
+        ENGINE.read_corpus(only_bad, model_config=tiny_audio_model())
+    with pytest.raises(CorpusError, match="does not exist"):
+        ENGINE.read_corpus(tmp_path / "nowhere", model_config=tiny_audio_model())
+
+
+def test_quiet_recordings_are_kept_because_the_threshold_is_relative_to_each_file(tmp_path):
+    # the anchors' fixed silence threshold throws away a whole corpus recorded quietly; ours is relative
+    rate = 8000
+    t = np.arange(rate) / rate
+    for i in range(4):
+        quiet = 0.003 * np.sin(2 * np.pi * 300 * t) * (t > 0.25)        # -50 dBFS after a silent start
+        sf.write(tmp_path / f"quiet_{i}.wav", quiet, rate)
+    corpus = ENGINE.read_corpus(tmp_path, 0.25, model_config=tiny_audio_model())
+    assert corpus.summary["recordings"] == 4
+    assert corpus.summary["seconds_kept"] == pytest.approx(3.0, abs=0.1)     # the silent quarters trimmed
+    assert "kept 3.0 s of 4.0 s read" in corpus.summary["lines"][1]
+
+
+def test_a_tiny_wavenet_learns_the_tones(audio_corpus, tmp_path):
+    config = tiny_audio_model(position_seconds=0.5)
+    corpus = ENGINE.read_corpus(audio_corpus, 0.2, model_config=config)
+    events = list(train(ENGINE, corpus, tmp_path / "run", model_config=config, device="cpu",
+                        train_config=tiny_train(100, batch_size=8, seq_len=400, lr=2e-2, eval_interval=50),
+                        previews=False))
+    losses = [e.val_loss for e in events if isinstance(e, Evaluation)]
+    assert losses[0] > 5.0                     # about log(256): knows nothing
+    assert losses[-1] < losses[0] - 1.2        # tones are predictable: over 1.7 bits/sample learned
+
+
+def random_model(config, labels) -> WaveNet:
+    torch.manual_seed(1)
+    model = WaveNet(config, labels).eval()
+    with torch.no_grad():    # larger than initial weights, so the distributions are far from uniform
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+@pytest.mark.parametrize("position_seconds", [0.0, 0.02])
+def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position_seconds):
+    config = tiny_audio_model(stacks=2, layers_per_stack=4, position_seconds=position_seconds)
+    model = random_model(config, [3, 2])
+    labels = torch.tensor([[0, 1], [2, 0]])
+    primer = np.array([[100, 140, 180, 90]] * 2)
+    uniforms = np.random.default_rng(3).random((2, 300))     # 300 samples: well past the receptive field (31)
+
+    fast = FastGenerator(model, labels, 2)
+    fast.previous[:] = SILENCE
+    warm = np.broadcast_to(warm_up_codes(model, primer[0]), (2, model.receptive_field - 1 + 4))
+    fast.run(warm, np.zeros(warm.shape))
+    fast_codes, fast_probs = fast.run(np.full((2, 300), -1), uniforms, temperature=0.9, want_probs=True)
+
+    history = np.concatenate([np.full((2, model.receptive_field), SILENCE), primer], axis=1)
+    slow_codes, slow_probs = reference_generate(model, labels, history, uniforms, temperature=0.9)
+    assert np.abs(fast_probs - slow_probs).max() < 1e-5
+    assert np.array_equal(fast_codes, slow_codes)
+    assert len(np.unique(fast_codes)) > 20          # a real draw, not a constant
+
+
+def generate_all(model, meta, **settings):
+    settings = resolve_settings(ENGINE.controls(), settings)
+    return list(generate(model, {"sample_rate": 8000, **meta}, settings)), settings
+
+
+def test_generation_streams_chunks_reproducibly_for_every_variation():
+    model = random_model(tiny_audio_model(), [2])
+    meta = {"labels": {"speaker": ["ann", "bob"]}}
+    chunks, _ = generate_all(model, meta, seconds=0.3, seed=4, variations=3, label="")
+    notices = [c for c in chunks if isinstance(c, Notice)]
+    audio = np.concatenate([c.audio for c in chunks if not isinstance(c, Notice)], axis=1)
+    assert audio.shape == (3, 2400) and audio.dtype == np.float32
+    assert "speaker=" in notices[0].message          # the labels drawn at random are named
+    again, _ = generate_all(model, meta, seconds=0.3, seed=4, variations=3, label="")
+    assert np.array_equal(audio, np.concatenate([c.audio for c in again if not isinstance(c, Notice)], axis=1))
+    chosen, _ = generate_all(model, meta, seconds=0.05, seed=4, label="bob")
+    assert "speaker=bob" in chosen[0].message
+
+
+def test_labels_are_parsed_by_value_or_by_field_and_errors_list_the_choices():
+    values = {"digit": ["1", "7"], "speaker": ["ann", "bob"]}
+    rng = np.random.default_rng(0)
+    rows, described = parse_labels("7 speaker=bob", values, 2, rng)
+    assert rows.tolist() == [[1, 1], [1, 1]] and described[0] == "digit=7 speaker=bob"
+    with pytest.raises(ConfigError, match="not a label this model knows.*digit: 1, 7"):
+        parse_labels("9", values, 1, rng)
+    with pytest.raises(ConfigError, match="no label field 'accent'"):
+        parse_labels("accent=x", values, 1, rng)
+    with pytest.raises(ConfigError, match="without labels"):
+        parse_labels("7", {}, 1, rng)
+
+
+def test_a_primer_is_played_first_and_continued(tmp_path):
+    model = random_model(tiny_audio_model(), [])
+    primer = tmp_path / "primer.flac"
+    sf.write(primer, 0.4 * np.sin(np.arange(4410) / 7), 44100)       # 0.1 s at another rate
+    chunks, _ = generate_all(model, {"labels": {}}, seconds=0.1, seed=1, primer=str(primer))
+    assert chunks[0].audio.shape == (1, 800)          # resampled to the model's 8 kHz
+    assert sum(c.audio.shape[1] for c in chunks) == 1600
+
+
+def test_export_writes_wav_and_flac_with_the_settings_inside(tmp_path):
+    model = random_model(tiny_audio_model(), [])
+    chunks, settings = generate_all(model, {"labels": {}}, seconds=0.2, seed=2, variations=2)
+    for suffix in (".wav", ".flac"):
+        path = ENGINE.export(chunks, {**settings, "engine": "audio"}, tmp_path / f"out{suffix}")
+        audio, rate = sf.read(path)
+        assert rate == 8000 and audio.shape == (1600, 2)
+        with sf.SoundFile(path) as f:
+            assert json.loads(f.comment)["seed"] == 2
+    with pytest.raises(ConfigError, match="wav or .flac"):
+        ENGINE.export(chunks, settings, tmp_path / "out.mp4")
+
+
+def test_a_trained_model_round_trips_through_its_checkpoint(audio_corpus, tmp_path):
+    config = tiny_audio_model()
+    corpus = ENGINE.read_corpus(audio_corpus, 0.2, model_config=config)
+    list(train(ENGINE, corpus, tmp_path / "run", model_config=config, device="cpu",
+               train_config=tiny_train(4, batch_size=2, seq_len=100), previews=False))
+    model, meta = load_model(ENGINE, tmp_path / "run" / "best.safetensors")
+    assert meta["corpus"]["labels"] == {"folder": ["high", "low"]}
+    chunks, _ = generate_all(model, meta["corpus"], seconds=0.05, seed=0, label="low")
+    assert "folder=low" in chunks[0].message
+
+
+@pytest.mark.skipif(not (SHARED / "audio" / "fsdd").exists(), reason="needs ../shared/data/audio/fsdd (absent)")
+def test_the_digits_preset_reads_fsdd_with_the_official_split():
+    config = ENGINE.model_config_class(**ENGINE.preset("digits").model)
+    corpus = ENGINE.read_corpus(SHARED / "audio" / "fsdd" / "recordings", model_config=config)
+    assert corpus.meta["labels"]["digit"] == [str(d) for d in range(10)]
+    assert len(corpus.meta["labels"]["speaker"]) == 6
+    assert len(corpus.val) == 300 and all(int(r.path.stem.split("_")[2]) < 5 for r in corpus.val)
