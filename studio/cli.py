@@ -22,7 +22,7 @@ from pathlib import Path
 from engines import available_engines, get_engine
 from studio import format_seconds
 from engines.core.errors import StudioError
-from engines.core.interface import Notice, resolve_settings
+from engines.core.interface import Notice, config_from_dict, resolve_settings
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -138,7 +138,8 @@ def cmd_train(args) -> int:
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
         s = corpus.summary
-        print(f"corpus: {json.dumps({k: v for k, v in s.items() if k != 'warnings'})}", file=sys.stderr)
+        for line in s["lines"]:
+            print(f"corpus: {line}", file=sys.stderr)
         for w in s["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
     events = trainer.train(engine, corpus, args.out, model_config=model_config, train_config=train_config,
@@ -170,7 +171,7 @@ def cmd_train(args) -> int:
             elif isinstance(event, trainer.Evaluation):
                 print(f"{chr(10) if tty else ''}step {event.step}: validation loss {event.val_loss:.4f} "
                       f"(best {event.best_val_loss:.4f})", file=sys.stderr)
-            elif isinstance(event, trainer.Preview):
+            elif isinstance(event, trainer.Preview) and engine.modality == "text":
                 text = "".join(c.text[0] for c in event.chunks if hasattr(c, "text"))
                 print("  | " + text.replace("\n", "\n  | "), file=sys.stderr)
             elif isinstance(event, trainer.Finished):
@@ -220,12 +221,14 @@ def cmd_eval(args) -> int:
     engine = get_engine(args.engine)
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     model, meta = load_model(engine, checkpoint, args.device)
-    corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"])
+    config = config_from_dict(engine.model_config_class, meta["model_config"], "checkpoint model_config")
+    corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"], config)
     with torch.no_grad():
         loss = engine.evaluate(model, corpus, 64, 512)
     unit = corpus.unit[:-1]
+    held_out = corpus.summary.get(f"validation_{corpus.unit}", corpus.summary.get("validation_characters", "?"))
     print(f"{loss:.4f} nats/{unit}  ({loss / 0.6931471805599453:.4f} bits/{unit}) on "
-          f"{corpus.summary.get('validation_characters', '?')} {corpus.unit} of {args.data}")
+          f"{held_out} {corpus.unit} of {args.data}")
     return 0
 
 

@@ -135,9 +135,21 @@ class SampleHistory:
         return out
 
     def export(self, record: SampleRecord, target: Path) -> Path:
+        """A copy of the sample at target; WAV and FLAC convert into each other (metadata kept), any other
+        change of suffix keeps the sample's own format."""
         target = Path(target)
-        if target.suffix != record.path.suffix:
-            target = target.with_suffix(record.path.suffix)
-        shutil.copyfile(record.path, target)
+        audio_formats = {".wav": "WAV", ".flac": "FLAC"}
+        if target.suffix.lower() in audio_formats and record.path.suffix in audio_formats:
+            import soundfile as sf
+            with sf.SoundFile(str(record.path)) as source:
+                audio, comment, title = source.read(), source.comment, source.title
+                with sf.SoundFile(str(target), "w", source.samplerate, source.channels, subtype="PCM_16",
+                                  format=audio_formats[target.suffix.lower()]) as copy:
+                    copy.comment, copy.title, copy.software = comment, title, "Sequence Studio"
+                    copy.write(audio)
+        else:
+            if target.suffix != record.path.suffix:
+                target = target.with_suffix(record.path.suffix)
+            shutil.copyfile(record.path, target)
         shutil.copyfile(record.path.with_name(record.path.name + ".json"), target.with_name(target.name + ".json"))
         return target

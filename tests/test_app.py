@@ -44,6 +44,7 @@ def click(qtbot, button):
 
 def test_generate_streams_text_from_the_bundled_model_and_exports(window, qtbot, tmp_path):
     page = window.create_page
+    page.engine_box.select("text")
     assert page.model_box.count() >= 1 and "bundled" in page.model_box.currentText()
     page.controls.fields["length"].setValue(400)
     page.controls.fields["seed"].set_value(42)
@@ -75,6 +76,7 @@ def test_generate_streams_text_from_the_bundled_model_and_exports(window, qtbot,
 
 def test_stop_ends_generation_within_a_second(window, qtbot):
     page = window.create_page
+    page.engine_box.select("text")
     page.controls.fields["length"].setValue(1_000_000)
     click(qtbot, page.generate_button)
     qtbot.waitUntil(lambda: len(page.view.texts()[0]) > 50, timeout=60_000)
@@ -86,6 +88,7 @@ def test_stop_ends_generation_within_a_second(window, qtbot):
 
 def start_tiny_training(window, qtbot, corpus):
     page = window.train_page
+    page.engine_box.select("text")
     window.tabs.setCurrentWidget(page)
     page.set_corpus(str(corpus))
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
@@ -112,11 +115,12 @@ def test_train_pause_resume_with_live_plot(window, qtbot, tmp_path):
         pass
     assert page.progress.value() == page.progress.maximum() > stopped_at
     assert page.val_points[1][-1] < page.val_points[1][0]          # the model learnt
-    assert page.preview.toPlainText().startswith("— step 300 —\n") and len(page.preview.toPlainText()) > 100
+    assert page.preview_title.text() == "Sample at step 300:" and len(page.preview.texts()[0]) == 200
     x, y = page.val_curve.getData()
     assert len(x) >= 3
 
     assert "corpus" in [e.name for e in window.library_page.entries]      # the library lists it at once
+    window.create_page.engine_box.select("text")
     assert window.create_page.model_box.findText("corpus") >= 0               # and Create can sample it
 
 
@@ -124,6 +128,7 @@ def test_a_corrupt_corpus_is_explained_in_the_window(window, qtbot, tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Grüße aus Köln\n".encode("latin-1") * 50)
     page = window.train_page
+    page.engine_box.select("text")
     page.set_corpus(str(bad))
     qtbot.waitUntil(lambda: window.messages.isVisible(), timeout=30_000)
     text = window.messages.label.text()
@@ -233,14 +238,21 @@ def test_controls_and_layout_persist_between_launches(qtbot, tmp_path, monkeypat
     from studio.app.main_window import MainWindow
     first = MainWindow(available_engines())
     qtbot.addWidget(first)
+    first.create_page.engine_box.select("audio")
+    first.create_page.controls.fields["label"].setText("7 jackson")
+    first.create_page.engine_box.select("text")
     first.create_page.controls.fields["temperature"].setValue(1.3)
     first.create_page.controls.fields["primer"].setText("Once upon")
     first.tabs.setCurrentIndex(2)
     first.close()
     second = MainWindow(available_engines())
     qtbot.addWidget(second)
+    assert second.create_page.engine.name == "text"                  # the engine last used
     assert second.create_page.controls.fields["temperature"].value() == pytest.approx(1.3)
     assert second.create_page.controls.fields["primer"].text() == "Once upon"
+    second.create_page.engine_box.select("audio")                  # each engine keeps its own settings
+    assert second.create_page.controls.fields["label"].text() == "7 jackson"
+    assert second.create_page.controls.fields["temperature"].value() == pytest.approx(1.0)
     assert second.tabs.currentIndex() == 2
     assert (tmp_path / "home" / "settings.ini").exists()
     second.close()
@@ -253,6 +265,7 @@ def test_a_corpus_dropped_on_the_train_page_is_read(window, qtbot, tmp_path):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(corpus))])
     page = window.train_page
+    page.engine_box.select("text")
     page.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
     assert page.corpus_edit.text() == str(corpus) and page.name_edit.text() == "dropped"
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
@@ -268,3 +281,73 @@ def test_the_text_view_survives_a_long_stream(qtbot):
         view.add([{"type": "TextChunk", "text": ["ab"[i % 2], "c"], "prob": [i / 30_000, 0.9]}
                   for i in range(start, start + 100)])
     assert [len(t) for t in view.texts()] == [30_000, 30_000]
+
+
+def generate_audio(window, qtbot, seconds=1.0, label="7", seed=7):
+    page = window.create_page
+    page.engine_box.select("audio")
+    assert "bundled" in page.model_box.currentText()
+    page.controls.fields["seconds"].setValue(seconds)
+    page.controls.fields["label"].setText(label)
+    page.controls.fields["seed"].set_value(seed)
+    click(qtbot, page.generate_button)
+    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
+        pass
+    return page, page.view
+
+
+def test_audio_is_drawn_and_played_live_then_replayed_and_exported(window, qtbot, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from studio.app.audio_view import AudioView
+    AudioView.playback_problem = None
+    page, view = generate_audio(window, qtbot)
+    assert view.samples == 8000 and len(view.audio()) == 8000
+    assert view.spectrum.image is not None and view.spectrum.image.shape[0] == 129      # 256-point FFT bins
+    x, y = view.wave.getData()
+    assert len(x) == 8000 and x[-1] == pytest.approx(1.0, abs=1e-3)
+    # it played while it was generated (into the null sink); Play plays it again from the start
+    qtbot.waitUntil(lambda: "1.0 s played" in view.status.text(), timeout=10_000)
+    click(qtbot, view.play_button)
+    qtbot.waitUntil(lambda: view.player is None and "1.0 s played" in view.status.text(), timeout=10_000)
+
+    exported = page.export_to(tmp_path / "seven.flac")
+    audio, rate = sf.read(exported, dtype="float32")
+    assert rate == 8000 and np.abs(audio - view.audio()).max() <= 1 / 32768
+    with sf.SoundFile(exported) as f:
+        assert json.loads(f.comment)["label"] == "7"
+
+
+def test_without_a_sound_device_the_audio_view_says_so_once_and_still_works(window, qtbot, monkeypatch):
+    from studio import playback
+    from studio.app.audio_view import AudioView
+    attempts = []
+
+    def no_device(*args):
+        attempts.append(1)
+        raise playback.PlaybackUnavailable("no audio playback: no usable sound output device (test)")
+    monkeypatch.setattr(playback, "open_output_stream", no_device)
+    monkeypatch.setattr(AudioView, "playback_problem", None)
+    page, view = generate_audio(window, qtbot, seconds=0.3)
+    assert "no usable sound output device" in view.status.text() and "exporting still work" in view.status.text()
+    assert view.samples == 2400
+    generate_audio(window, qtbot, seconds=0.3, seed=8)
+    click(qtbot, view.play_button)
+    assert len(attempts) == 1           # asked the system once, said so once
+
+
+def test_training_on_sounds_shows_what_was_kept_and_previews_audio(window, qtbot, audio_corpus):
+    page = window.train_page
+    window.tabs.setCurrentWidget(page)
+    page.engine_box.select("audio")
+    page.set_corpus(str(audio_corpus))
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
+    assert "12 recording(s)" in page.summary.text() and "40 dB below" in page.summary.text()
+    page.preset_box.setCurrentText("tiny")
+    page.device_box.setCurrentText("cpu")
+    click(qtbot, page.start_button)
+    with qtbot.waitSignal(window.worker.finished, timeout=120_000):
+        pass
+    assert page.preview_title.text() == "Sample at step 300:"
+    assert page.preview.samples == 4000 and page.preview.player is None     # shown, not played by itself
+    assert page.val_points[1][-1] < page.val_points[1][0] - 0.5

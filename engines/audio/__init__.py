@@ -27,7 +27,7 @@ class AudioEngine(Engine):
             Control("seconds", "Length (s)", "float", 2.0, 0.05, 600.0, 0.5, help="seconds of audio per variation"),
             Control("label", "Label", "text", "", help="e.g. '7 jackson' or 'digit=7'; fields left out are drawn "
                                                         "at random"),
-            Control("primer", "Primer audio", "text", "", help="an audio file the model continues"),
+            Control("primer", "Primer audio", "file", "", help="an audio file the model continues"),
             dataclasses.replace(TEMPERATURE, default=1.0),
             SEED, VARIATIONS,
         ]

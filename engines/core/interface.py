@@ -35,7 +35,7 @@ ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 class Control:
     name: str                    # settings key and CLI flag (--top-k for "top_k")
     label: str                   # shown next to the widget
-    kind: str                    # "float" | "int" | "text" | "choice" | "seed" | "bool"
+    kind: str                    # "float" | "int" | "text" | "file" | "choice" | "seed" | "bool"
     default: Any
     minimum: float | None = None
     maximum: float | None = None
@@ -46,7 +46,7 @@ class Control:
     def validate(self, value: Any) -> Any:
         """Coerce a value from a form or command line to this control's type, or raise ConfigError."""
         if value is None:
-            return None if self.kind in ("seed", "text", "choice") and self.default is None else self.default
+            return None if self.kind in ("seed", "text", "file", "choice") and self.default is None else self.default
         try:
             if self.kind == "float":
                 value = float(value)
@@ -143,7 +143,7 @@ class Preset:
 
 class Corpus:
     meta: dict          # JSON-able facts the model needs forever (e.g. the vocabulary); saved in checkpoints
-    summary: dict       # shown to the user before training: sizes, split, warnings (list of str)
+    summary: dict       # facts about the corpus; "lines" (str) and "warnings" (str) are shown to the user
     unit: str           # what one sequence element is called in throughput: "chars", "samples", ...
 
     def batch(self, batch_size: int, seq_len: int, generator) -> tuple:

@@ -101,6 +101,10 @@ class TextCorpus(Corpus):
         n_val = int(len(data) * val_fraction)
         self.train, self.val = data[: len(data) - n_val], data[len(data) - n_val:]
         self.summary = {**summary, "train_characters": len(self.train), "validation_characters": len(self.val)}
+        self.summary["lines"] = [
+            f"{summary['files']} file(s), {summary['bytes'] / 1e6:.2f} MB, {summary['characters']:,} characters",
+            f"vocabulary: {summary['vocabulary']} symbols",
+            f"split: {len(self.train):,} train / {len(self.val):,} validation characters"]
 
     def batch(self, batch_size: int, seq_len: int, generator):
         seq_len = min(seq_len, len(self.train) - 1)

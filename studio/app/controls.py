@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
                                QPushButton, QSpinBox, QWidget)
 
 from engines.core.errors import ConfigError
@@ -47,9 +47,38 @@ class SeedField(QWidget):
         self.spin.setValue(int(value))
 
 
+class FileField(QWidget):
+    """A path typed in, or picked with a file dialog."""
+
+    def __init__(self, text: str, parent=None):
+        super().__init__(parent)
+        self.edit = QLineEdit(text)
+        self.edit.setPlaceholderText("none")
+        self.browse = QPushButton("…")
+        self.browse.setToolTip("choose a file")
+        self.browse.clicked.connect(self.choose)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.browse)
+
+    def choose(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.edit.text())
+        if path:
+            self.edit.setText(path)
+
+    def text(self) -> str:
+        return self.edit.text()
+
+    def setText(self, text: str) -> None:
+        self.edit.setText(text)
+
+
 def make_field(control) -> QWidget:
     if control.kind == "seed":
         return SeedField()
+    if control.kind == "file":
+        return FileField(str(control.default or ""))
     low = control.minimum if control.minimum is not None else -1e9
     high = control.maximum if control.maximum is not None else 1e9
     if control.kind == "float":

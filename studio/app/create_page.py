@@ -33,6 +33,8 @@ class CreatePage(QWidget):
         self.status.setWordWrap(True)
         self.views = QStackedWidget()
         self.view_by_engine = {}
+        self.remembered: dict[str, dict] = {}
+        self.shown_engine: str | None = None
         for engine in engines.values():
             self.view_by_engine[engine.name] = view_for(engine.modality)
             self.views.addWidget(self.view_by_engine[engine.name])
@@ -73,9 +75,22 @@ class CreatePage(QWidget):
         return self.view_by_engine[self.engine.name]
 
     def engine_changed(self) -> None:
+        if self.shown_engine:      # each engine keeps its own settings while you switch between them
+            self.remembered[self.shown_engine] = self.controls.values()
         self.controls.set_controls(self.engine.controls())
+        self.controls.set_values({k: v for k, v in self.remembered.get(self.engine.name, {}).items() if k != "seed"})
+        self.shown_engine = self.engine.name
         self.views.setCurrentWidget(self.view)
         self.refresh_models()
+
+    def remember(self, engine: str, values: dict) -> None:
+        """Settings for an engine's controls (e.g. from the last session), used when it is shown."""
+        self.remembered[engine] = values
+        if engine == self.engine.name:
+            self.controls.set_values({k: v for k, v in values.items() if k != "seed"})
+
+    def all_values(self) -> dict[str, dict]:
+        return {**self.remembered, self.engine.name: self.controls.values()}
 
     def refresh_models(self, select: Path | None = None, entries: list | None = None) -> None:
         current = select or self.model_box.currentData()

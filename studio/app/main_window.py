@@ -82,9 +82,13 @@ class MainWindow(QMainWindow):
         if geometry := self.settings.value("window/geometry"):
             self.restoreGeometry(geometry)
         self.tabs.setCurrentIndex(int(self.settings.value("window/page", 0)))
-        self.create_page.controls.set_values({k: self.settings.value(f"controls/{k}")
-                                              for k in self.create_page.controls.fields
-                                              if k != "seed" and self.settings.contains(f"controls/{k}")})
+        for name, engine in engines.items():
+            self.settings.beginGroup(f"controls/{name}")
+            self.create_page.remember(name, {c.name: self.settings.value(c.name) for c in engine.controls()
+                                             if self.settings.contains(c.name)})
+            self.settings.endGroup()
+        if self.settings.value("window/engine") in engines:
+            self.create_page.engine_box.select(self.settings.value("window/engine"))
 
     def models_changed(self) -> None:
         entries = self.library.entries()     # one scan of the headers for both pages
@@ -106,8 +110,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/page", self.tabs.currentIndex())
-        for name, value in self.create_page.controls.values().items():
-            self.settings.setValue(f"controls/{name}", value)
+        self.settings.setValue("window/engine", self.create_page.engine.name)
+        for engine, values in self.create_page.all_values().items():
+            for name, value in values.items():
+                self.settings.setValue(f"controls/{engine}/{name}", value)
         self.settings.sync()
         self.worker.shutdown()
         super().closeEvent(event)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from studio import format_seconds
 
+from .audio_view import AudioView
 from .controls import EngineBox
+from .views import view_for
 
 
 class TrainPage(QWidget):
@@ -31,7 +33,7 @@ class TrainPage(QWidget):
         self.setAcceptDrops(True)
 
         self.engine_box = EngineBox(engines, "train_engine")
-        self.corpus_edit = QLineEdit(objectName="corpus_path", placeholderText="a text file or folder — or drop it here")
+        self.corpus_edit = QLineEdit(objectName="corpus_path", placeholderText="a file or folder of your material — or drop it here")
         self.file_button = QPushButton("File…")
         self.folder_button = QPushButton("Folder…")
         self.summary = QLabel("Choose a corpus to see its summary.", objectName="corpus_summary", wordWrap=True)
@@ -54,8 +56,19 @@ class TrainPage(QWidget):
         self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#3b7dd8", width=1.5), name="train")
         self.val_curve = self.plot.plot([], [], pen=pg.mkPen("#d8573b", width=2), symbol="o", symbolSize=6,
                                         symbolBrush="#d8573b", name="validation")
-        self.preview = QPlainTextEdit(readOnly=True, objectName="train_preview",
-                                      placeholderText="short samples appear here at each validation")
+        # each validation ends with a short sample, shown in the engine's own view (not auto-played)
+        self.preview_title = QLabel("Short samples appear here at each validation.", objectName="preview_title")
+        self.previews = QStackedWidget()
+        self.preview_by_engine = {name: view_for(engine.modality) for name, engine in engines.items()}
+        for view in self.preview_by_engine.values():
+            if isinstance(view, AudioView):
+                view.live_box.setChecked(False)      # a preview plays when asked, not in the middle of training
+            self.previews.addWidget(view)
+        preview_box = QWidget()
+        preview_layout = QVBoxLayout(preview_box)
+        preview_layout.setContentsMargins(0, 0, 0, 0)
+        preview_layout.addWidget(self.preview_title)
+        preview_layout.addWidget(self.previews, 1)
 
         corpus_row = QHBoxLayout()
         corpus_row.addWidget(self.corpus_edit, 1)
@@ -79,7 +92,7 @@ class TrainPage(QWidget):
         right = QSplitter()
         right.setOrientation(pg.QtCore.Qt.Vertical)
         right.addWidget(self.plot)
-        right.addWidget(self.preview)
+        right.addWidget(preview_box)
         self.splitter = QSplitter()
         self.splitter.addWidget(side)
         self.splitter.addWidget(right)
@@ -105,7 +118,12 @@ class TrainPage(QWidget):
     def engine(self):
         return self.engine_box.engine
 
+    @property
+    def preview(self):
+        return self.preview_by_engine[self.engine.name]
+
     def engine_changed(self) -> None:
+        self.previews.setCurrentWidget(self.preview)
         self.preset_box.clear()
         for preset in self.engine.presets().values():
             self.preset_box.addItem(preset.name, preset.description)
@@ -154,15 +172,9 @@ class TrainPage(QWidget):
         self.summary_job = self.worker.submit("summarize", engine=self.engine.name, data=path)
 
     def show_summary(self, s: dict) -> None:
-        unit = "characters" if "characters" in s else "items"
-        lines = [f"{s.get('files', '?')} file(s), {s.get('bytes', 0) / 1e6:.2f} MB, "
-                 f"{s.get(unit, 0):,} {unit}"]
-        if "vocabulary" in s:
-            lines.append(f"vocabulary: {s['vocabulary']} symbols")
-        if "train_characters" in s:
-            lines.append(f"split: {s['train_characters']:,} train / {s['validation_characters']:,} validation")
-        lines += [f"⚠ {w}" for w in s.get("warnings", [])]
-        self.summary.setText("\n".join(lines))
+        warnings = s.get("warnings", [])
+        shown = [f"⚠ {w}" for w in warnings[:8]] + ([f"⚠ … and {len(warnings) - 8} more"] if len(warnings) > 8 else [])
+        self.summary.setText("\n".join(s.get("lines", []) + shown))
 
     # --- run control ---
     def start(self) -> None:
@@ -238,8 +250,10 @@ class TrainPage(QWidget):
                 self.val_points[0].append(item["step"])
                 self.val_points[1].append(item["val_loss"])
             elif kind == "Preview":
-                text = "".join(c["text"][0] for c in item["chunks"] if c.get("type") == "TextChunk")
-                self.preview.setPlainText(f"— step {item['step']} —\n{text}")
+                self.preview_title.setText(f"Sample at step {item['step']}:")
+                self.preview.begin(self.engine.preview_settings())
+                self.preview.add(item["chunks"])
+                self.preview.end()
             elif kind == "CheckpointSaved":
                 self.model_saved.emit()
         self.train_curve.setData(*self.train_points)

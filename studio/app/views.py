@@ -9,6 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QCheckBox, QLabel, QPlainTextEdit, QTabWidget, QVBoxLayout, QWidget
 
+from .audio_view import AudioView
+
 
 CONFIDENCE_LEVELS = 8
 
@@ -97,7 +99,7 @@ class UnsupportedView(QLabel):
         pass
 
 
-VIEWS = {"text": TextView}
+VIEWS = {"text": TextView, "audio": AudioView}
 
 
 def view_for(modality: str) -> QWidget:
