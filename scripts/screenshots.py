@@ -2,7 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshots.py
 
-Uses a throw-away data folder; trains the tiny preset for a minute on Tiny Shakespeare (from ../shared).
+Uses a throw-away data folder; samples the bundled text and audio models, trains the tiny text preset for a
+minute on Tiny Shakespeare (from ../shared).
 """
 import os
 import sys
@@ -45,13 +46,21 @@ def main() -> None:
 
     wait(lambda: bool(window.worker.devices), 60)
     create = window.create_page
+    create.engine_box.select("text")
     create.controls.set_values({"primer": "ROMEO:\n", "length": 700, "seed": 1234, "temperature": 0.75})
     create.generate()
     wait(lambda: create.job is None, 120)
     shoot("create")
 
+    create.engine_box.select("audio")
+    create.controls.set_values({"label": "7 jackson", "seconds": 1.0, "seed": 3})
+    create.generate()
+    wait(lambda: create.job is None, 120)
+    shoot("create-audio")
+
     train = window.train_page
     window.tabs.setCurrentWidget(train)
+    train.engine_box.select("text")
     train.set_corpus(str(CORPUS))
     wait(lambda: train.start_button.isEnabled(), 60)
     train.preset_box.setCurrentText("tiny")

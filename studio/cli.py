@@ -186,6 +186,9 @@ def cmd_sample(args) -> int:
     from engines.core.trainer import load_model
 
     engine = get_engine(args.engine)
+    if engine.modality != "text" and not args.out:
+        raise StudioError(f"a {engine.modality} sample needs a file to go to: add --out FILE "
+                          f"({' or '.join(engine.export_formats)})")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     controls = engine.controls()
     settings = resolve_settings(controls, {c.name: getattr(args, c.name) for c in controls

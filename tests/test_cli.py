@@ -53,6 +53,8 @@ def test_bundled_model_samples_without_a_checkpoint():
     (["train", "text", "--data", "/no/such/file.txt", "--out", "{tmp}/r"], "does not exist"),
     (["sample", "text", "--checkpoint", "{tmp}/missing"], "does not exist"),
     (["sample", "text", "--temperature", "9"], "outside"),
+    (["sample", "audio", "--seconds", "1"], "add --out FILE (.wav or .flac)"),
+    (["sample", "audio", "--label", "11", "--out", "{tmp}/x.wav"], "label '11' is not a label this model knows"),
     (["train", "text", "--data", "{tmp}", "--out", "{tmp}/r", "--preset", "huge"], "no preset 'huge'"),
 ])
 def test_errors_are_one_readable_line(tmp_path, args, message):

@@ -247,6 +247,9 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
              f"silence more than {config.silence_db:g} dB below each file's peak trimmed from its ends",
              f"split by file: {len(train)} train ({train_samples / rate:.1f} s) / {len(val)} validation ({val_samples / rate:.1f} s)"]
     lines += [f"labels {f}: {', '.join(v[:12])}{' …' if len(v) > 12 else ''}" for f, v in label_values.items()]
+    field = receptive_field(config)
+    lines.append(f"receptive field: each sample is predicted from the {field:,} before it "
+                 f"({1000 * field / rate:.0f} ms)")
     summary = {"source": str(path), "files": len(files), "recordings": len(recordings), "sample_rate": rate,
                "seconds_read": round(seconds_read, 2), "seconds_kept": round(seconds_kept, 2),
                "silence_db": config.silence_db, "train_samples": train_samples, "validation_samples": val_samples,

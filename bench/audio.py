@@ -1,0 +1,298 @@
+"""Audio engine benchmark: generation speed (naive full-window pass, cached numba loop, the full streaming
+path) as samples/s and real-time factor with FLOPs per sample, training throughput, and the bundled model's
+quality: held-out bits per sample, its curve against training time, and whether a digit classifier trained on
+real recordings recognises the digits it says. Prints tables, writes bench/results/audio.json.
+
+    python bench/audio.py                         # everything (~8 minutes)
+    python bench/audio.py --run DIR               # also report a training run's curve (e.g. the bundled one's)
+
+RTF = seconds of audio produced per wall-clock second, batch 1, one thread (the acceptance numbers);
+batches of variations are reported beside them. Each measurement runs in its own subprocess with one
+torch thread, so numbers are its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FSDD = ROOT.parent / "shared" / "data" / "audio" / "fsdd" / "recordings"
+RESULTS = ROOT / "bench" / "results"
+PRESETS = ("tiny", "small", "wide16k")
+
+
+def child(function: str, *args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", function, *map(str, args)], capture_output=True,
+                         text=True, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def preset_model(preset: str):
+    """A model of the preset's shape with random weights (speed does not depend on what it learnt)."""
+    import torch
+    from engines.audio import AudioEngine
+    from engines.core.interface import config_from_dict
+    engine = AudioEngine()
+    config = config_from_dict(engine.model_config_class, engine.preset(preset).model, preset)
+    torch.manual_seed(0)
+    labels = {"digit": [str(d) for d in range(10)], "speaker": list("abcdef")}
+    return engine, engine.build_model(config, {"labels": labels}).eval(), {"sample_rate": config.sample_rate,
+                                                                          "labels": labels}
+
+
+# ----------------------------------------------------------------------------------------------------
+# measurements (each in a child process)
+
+
+def measure_generation(preset: str, variations: int) -> dict:
+    import numpy as np
+    import torch
+    from engines.audio.fast import FastGenerator
+    from engines.audio.model import SILENCE
+    from engines.audio.sample import reference_generate
+    torch.set_num_threads(1)
+    _, model, meta = preset_model(preset)
+    rate = meta["sample_rate"]
+    labels = torch.zeros(variations, 2, dtype=torch.long)
+    rng = np.random.default_rng(0)
+
+    fast = FastGenerator(model, labels, variations)
+    fast.previous[:] = SILENCE
+    fast.run(np.full((variations, 100), -1), rng.random((variations, 100)))       # compile / load the cache
+    steps = 3 * rate
+    t0 = time.perf_counter()
+    fast.run(np.full((variations, steps), -1), rng.random((variations, steps)))
+    fast_rate = steps * variations / (time.perf_counter() - t0)
+
+    result = {"preset": preset, "variations": variations, "sample_rate": rate,
+              "receptive_field_ms": 1000 * model.receptive_field / rate, "flops_per_sample": model.flops_per_sample(),
+              "weights": sum(p.numel() for p in model.parameters()),
+              "cached_samples_per_second": fast_rate, "cached_rtf": fast_rate / variations / rate,
+              "cached_gflops": fast_rate * model.flops_per_sample() / 1e9}
+    if variations == 1:
+        history = np.full((1, model.receptive_field), SILENCE)
+        n = 100
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            reference_generate(model, labels, history, rng.random((1, n)))
+        naive = n / (time.perf_counter() - t0)
+        result.update(naive_samples_per_second=naive, naive_rtf=naive / rate, speedup=fast_rate / naive)
+    return result
+
+
+def measure_stream(preset: str) -> dict:
+    """The path a user hears: engine.generate() from settings to float audio chunks, incl. warm-up."""
+    import torch
+    from engines.core.interface import Notice, resolve_settings
+    torch.set_num_threads(1)
+    engine, model, meta = preset_model(preset)
+    list(engine.generate(model, {"corpus": meta}, resolve_settings(engine.controls(), {"seconds": 0.1, "seed": 0})))
+    settings = resolve_settings(engine.controls(), {"seconds": 10.0, "seed": 1, "label": "digit=7 speaker=a"})
+    t0 = time.perf_counter()
+    first, samples = None, 0
+    for chunk in engine.generate(model, {"corpus": meta}, settings):
+        if isinstance(chunk, Notice):
+            continue
+        first = first or time.perf_counter() - t0
+        samples += chunk.audio.shape[1]
+    took = time.perf_counter() - t0
+    return {"preset": preset, "seconds": samples / meta["sample_rate"], "rtf": samples / meta["sample_rate"] / took,
+            "first_chunk_ms": 1000 * first}
+
+
+def measure_training(preset: str, threads: int, steps: int = 6) -> dict:
+    import torch
+    from engines.core.device import autocast_dtype
+    from engines.core.trainer import make_optimizer
+    torch.set_num_threads(threads)
+    engine, model, meta = preset_model(preset)
+    model.train()
+    p = engine.preset(preset)
+    optimizer = make_optimizer(model, p.train)
+    amp = autocast_dtype(torch.device("cpu"), p.train.precision)
+    rf, batch, length = model.receptive_field, p.train.batch_size, p.train.seq_len
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(steps):
+        codes = torch.randint(0, 256, (batch, rf - 1 + length), generator=gen)
+        labels = torch.zeros(batch, 2, dtype=torch.long)
+        positions = torch.zeros(batch, rf - 1 + length, dtype=torch.long)
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+            loss = engine.loss(model, (codes, labels, positions, codes[:, rf - 1:]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    step = min(times[1:])
+    return {"preset": preset, "threads": threads, "samples_per_second": batch * length / step, "step_seconds": step}
+
+
+def measure_heldout(checkpoint: str) -> dict:
+    """Bits per sample of a checkpoint on the FSDD test split (recordings 0-4), fp32."""
+    import torch
+    from engines.audio import AudioEngine
+    from engines.core.interface import config_from_dict
+    from engines.core.trainer import load_model
+    torch.set_num_threads(2)
+    engine = AudioEngine()
+    model, meta = load_model(engine, checkpoint)
+    config = config_from_dict(engine.model_config_class, meta["model_config"], "checkpoint")
+    corpus = engine.read_corpus(FSDD, meta["train_config"]["val_fraction"], meta["corpus"], config)
+    nats = engine.evaluate(model, corpus, 16, 4000)
+    return {"checkpoint": checkpoint, "heldout_bits_per_sample": nats / 0.6931471805599453,
+            "heldout_samples": corpus.summary["validation_samples"], "step": meta["step"],
+            "training_minutes": meta.get("elapsed_seconds", 0) / 60}
+
+
+def word_features(audio, rate: int):
+    """MFCCs at 12 evenly spaced moments of the trimmed word (so the order of its sounds counts), plus their
+    mean and spread: enough for a linear classifier to tell FSDD's ten digits apart."""
+    import librosa
+    import numpy as np
+    audio, _ = librosa.effects.trim(audio, top_db=30, frame_length=256, hop_length=64)
+    if len(audio) < 256:
+        audio = np.pad(audio, (0, 256 - len(audio)))
+    mfcc = librosa.feature.mfcc(y=audio, sr=rate, n_mfcc=20, n_fft=256, hop_length=80, n_mels=40)
+    moments = np.linspace(0, mfcc.shape[1] - 1, 12)
+    fixed = np.stack([np.interp(moments, np.arange(mfcc.shape[1]), row) for row in mfcc])
+    return np.concatenate([fixed.ravel(), mfcc.mean(1), mfcc.std(1)]).astype(np.float32)
+
+
+def digit_classifier():
+    """A logistic regression on word_features, trained on FSDD recordings 5-49; returns (predict, accuracy on
+    recordings 0-4). It is the judge of whether generated digits are recognisable."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    files = sorted(FSDD.glob("*.wav"))
+    features = np.stack([word_features(sf.read(f, dtype="float32")[0], 8000) for f in files])
+    digits = np.array([int(f.stem.split("_")[0]) for f in files])
+    test = np.array([int(f.stem.split("_")[2]) < 5 for f in files])
+    mean, std = features[~test].mean(0), features[~test].std(0) + 1e-6
+    x = torch.from_numpy((features - mean) / std)
+    y = torch.from_numpy(digits)
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(x.shape[1], 10)
+    optimizer = torch.optim.Adam(linear.parameters(), lr=1e-2, weight_decay=1e-3)
+    for _ in range(300):
+        loss = torch.nn.functional.cross_entropy(linear(x[~test]), y[~test])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def predict(audio, rate=8000) -> int:
+        with torch.no_grad():
+            return int(linear(torch.from_numpy((word_features(audio, rate) - mean) / std)).argmax())
+    with torch.no_grad():
+        accuracy = float((linear(x[test]).argmax(1) == y[test]).float().mean())
+    return predict, accuracy
+
+
+def measure_recognisability(checkpoint: str, per_digit: int = 10, seconds: float = 1.0) -> dict:
+    """Generate `per_digit` words for each digit (random speakers) and let the classifier name them."""
+    import numpy as np
+    import torch
+    from engines.audio import AudioEngine
+    from engines.core.interface import Notice, resolve_settings
+    from engines.core.trainer import load_model
+    predict, real_accuracy = digit_classifier()
+    engine = AudioEngine()
+    model, meta = load_model(engine, checkpoint)
+    confusion = np.zeros((10, 10), int)
+    for digit in range(10):
+        settings = resolve_settings(engine.controls(), {"seconds": seconds, "label": f"digit={digit}",
+                                                        "seed": digit, "variations": per_digit})
+        chunks = [c for c in engine.generate(model, meta, settings) if not isinstance(c, Notice)]
+        audio = np.concatenate([c.audio for c in chunks], axis=1)
+        for variation in audio:
+            confusion[digit, predict(variation)] += 1
+    return {"checkpoint": checkpoint, "classifier_accuracy_on_real_test_recordings": real_accuracy,
+            "generated_accuracy": float(np.trace(confusion) / confusion.sum()),
+            "per_digit": {str(d): float(confusion[d, d] / per_digit) for d in range(10)},
+            "confusion": confusion.tolist(), "per_digit_samples": per_digit, "seconds": seconds}
+
+
+def training_curve(run: Path) -> list[dict]:
+    from engines.core.checkpoint import read_meta
+    history = read_meta(run / "last.safetensors")["history"]
+    return [{"step": s, "minutes": t / 60, "bits_per_sample": v / 0.6931471805599453}
+            for s, t, v in zip(history["val_steps"], history["val_times"], history["val_losses"])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, action="append", default=[],
+                        help="a training run folder whose validation curve to report (repeatable)")
+    parser.add_argument("--checkpoint", help="model for the held-out number (default: the bundled one)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        function, *rest = args.child
+        result = {"generation": lambda: measure_generation(rest[0], int(rest[1])),
+                  "stream": lambda: measure_stream(rest[0]),
+                  "training": lambda: measure_training(rest[0], int(rest[1])),
+                  "heldout": lambda: measure_heldout(rest[0]),
+                  "recognisability": lambda: measure_recognisability(rest[0])}[function]()
+        print(json.dumps(result))
+        return
+
+    from engines.audio import AudioEngine
+    report = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+              "date": time.strftime("%Y-%m-%d %H:%M")}
+    report["generation"] = [child("generation", p, v) for p in PRESETS for v in (1, 8)]
+    report["stream"] = [child("stream", p) for p in PRESETS]
+    report["training"] = [child("training", p, t) for p in ("small", "wide16k") for t in (1, 2)]
+    bundled = args.checkpoint or next(iter(AudioEngine().bundled_models()), None)
+    if bundled and FSDD.exists():
+        report["heldout"] = child("heldout", bundled)
+        report["recognisability"] = child("recognisability", bundled)
+    report["runs"] = {str(run): training_curve(run) for run in args.run}
+
+    print("\n== generation, one thread (random weights of each preset's shape) ==")
+    print(f"{'preset':8} {'rate':>6} {'RF ms':>6} {'kFLOP/smp':>9} {'naive smp/s':>11} {'cached smp/s':>12} "
+          f"{'speedup':>7} {'RTF':>5} {'GFLOP/s':>7} {'8 var. smp/s':>12} {'stream RTF':>10} {'1st chunk ms':>12}")
+    for preset in PRESETS:
+        one = next(r for r in report["generation"] if r["preset"] == preset and r["variations"] == 1)
+        eight = next(r for r in report["generation"] if r["preset"] == preset and r["variations"] == 8)
+        stream = next(r for r in report["stream"] if r["preset"] == preset)
+        print(f"{preset:8} {one['sample_rate']:6d} {one['receptive_field_ms']:6.0f} {one['flops_per_sample'] / 1e3:9.0f} "
+              f"{one['naive_samples_per_second']:11,.0f} {one['cached_samples_per_second']:12,.0f} "
+              f"{one['speedup']:6.0f}x {one['cached_rtf']:5.2f} {one['cached_gflops']:7.1f} "
+              f"{eight['cached_samples_per_second']:12,.0f} {stream['rtf']:10.2f} {stream['first_chunk_ms']:12.0f}")
+    print("\n== training throughput (samples/s, bf16 autocast where the CPU has it) ==")
+    print(f"{'preset':8} {'1 thread':>10} {'2 threads':>10}")
+    for preset in ("small", "wide16k"):
+        rows = {r["threads"]: r for r in report["training"] if r["preset"] == preset}
+        print(f"{preset:8} {rows[1]['samples_per_second']:10,.0f} {rows[2]['samples_per_second']:10,.0f}")
+    if "heldout" in report:
+        h = report["heldout"]
+        print(f"\n== bundled model, FSDD test split (recordings 0-4, {h['heldout_samples']:,} samples) ==")
+        print(f"{h['heldout_bits_per_sample']:.3f} bits/sample after {h['training_minutes']:.0f} min "
+              f"({h['step']} steps)")
+    if "recognisability" in report:
+        r = report["recognisability"]
+        print(f"\n== are the generated digits recognisable? ({r['per_digit_samples']} x {r['seconds']:g} s per digit, "
+              f"random speakers) ==")
+        print(f"a linear MFCC classifier trained on FSDD recordings 5-49 names {r['generated_accuracy']:.0%} of them "
+              f"as the digit asked for (chance: 10%; on real recordings 0-4 it scores "
+              f"{r['classifier_accuracy_on_real_test_recordings']:.0%})")
+        print("per digit: " + "  ".join(f"{d}: {a:.0%}" for d, a in r["per_digit"].items()))
+    for run, curve in report["runs"].items():
+        print(f"\n== validation curve of {run} ==")
+        print(f"{'minutes':>8} {'step':>6} {'bits/sample':>11}")
+        for point in curve:
+            print(f"{point['minutes']:8.1f} {point['step']:6d} {point['bits_per_sample']:11.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "audio.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {RESULTS / 'audio.json'}")
+
+
+if __name__ == "__main__":
+    main()
