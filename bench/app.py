@@ -1,5 +1,5 @@
-"""Desktop app benchmark: time to a shown window, and the event loop's longest stall while the worker trains
-and while it streams a sample. Prints a table, writes bench/results/app.json.
+"""Desktop app benchmark: time to a shown window, and the event loop's longest stall while the worker trains,
+while it streams text and while it streams audio that plays live. Prints a table, writes bench/results/app.json.
 
     .venv/bin/python bench/app.py            # offscreen; ~2 minutes
 
@@ -71,6 +71,8 @@ class StallMeter:
 
 def main() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from studio.playback import use_null_sound_output
+    use_null_sound_output()      # a real PortAudio stream, silent, on any machine
     os.environ["SEQUENCE_STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-bench-")
     startup, torch_at_start = startup_seconds()
 
@@ -85,12 +87,23 @@ def main() -> None:
     meter.run_until(lambda: bool(window.worker.devices), 60)
 
     create = window.create_page
+    create.engine_box.select("text")
     create.controls.set_values({"length": 20_000, "seed": 1})
     create.generate()
     sampling_stall = meter.run_until(lambda: create.job is None, 120)
     streamed = len(create.view.texts()[0])
 
+    create.engine_box.select("audio")
+    create.controls.set_values({"seconds": 20.0, "seed": 1, "label": "7"})
+    create.generate()
+    audio_stall = meter.run_until(lambda: create.job is None, 120)
+    player = create.view.player
+    meter.run_until(lambda: player is None or player.drained.is_set(), 60)
+    audio_played = player.played / player.rate if player else 0.0
+    audio_pauses = player.underruns if player else None
+
     train = window.train_page
+    train.engine_box.select("text")
     train.set_corpus(str(SHAKESPEARE))
     meter.run_until(lambda: train.start_button.isEnabled(), 60)
     train.preset_box.setCurrentText("small")
@@ -105,10 +118,14 @@ def main() -> None:
 
     report = {"startup_seconds": startup, "torch_imported_at_startup": torch_at_start,
               "sampling_stall_ms": sampling_stall * 1000, "sampling_chars": streamed,
+              "audio_stall_ms": audio_stall * 1000, "audio_seconds_played": audio_played,
+              "audio_playback_pauses": audio_pauses,
               "training_stall_ms": training_stall * 1000, "training_steps": steps,
               "training_stop_seconds": stop_seconds}
     print(f"{'window shown after':28} {startup:8.2f} s   (torch imported: {torch_at_start})")
     print(f"{'longest stall, sampling':28} {sampling_stall * 1000:8.1f} ms  ({streamed:,} chars streamed)")
+    print(f"{'longest stall, audio':28} {audio_stall * 1000:8.1f} ms  (20 s of the bundled model, played live "
+          f"into the null sink: {audio_played:.1f} s played, {audio_pauses} pauses)")
     print(f"{'longest stall, training':28} {training_stall * 1000:8.1f} ms  ({steps} steps of 'small', "
           f"incl. a validation and checkpoint)")
     print(f"{'Stop to stopped, training':28} {stop_seconds:8.2f} s   (checkpoint written)")

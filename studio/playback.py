@@ -19,6 +19,18 @@ DECAY_SECONDS = 0.001     # time constant of the fade to silence when the buffer
 RAMP_SECONDS = 0.005      # length of the ramp back to the audio when it returns
 
 
+def use_null_sound_output() -> None:
+    """Send all playback to ALSA's null sink: a working, silent output on a machine without a sound card
+    (tests, benchmarks, servers). Must run before sounddevice first loads PortAudio."""
+    import os
+    import tempfile
+    from pathlib import Path
+    config = Path(tempfile.gettempdir()) / "sequence-studio-null-alsa.conf"
+    config.write_text("</usr/share/alsa/alsa.conf>\npcm.!default { type null }\n"
+                      'pcm.nullout { type null hint { show on description "null sink" } }\n')
+    os.environ["ALSA_CONFIG_PATH"] = str(config)
+
+
 class PlaybackUnavailable(Exception):
     """No PortAudio library or no output device: playback is off, everything else works."""
 

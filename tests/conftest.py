@@ -4,20 +4,14 @@ from pathlib import Path
 
 import pytest
 
+from studio.playback import use_null_sound_output
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def use_null_sound_card() -> None:
-    """Tests play through a real PortAudio stream into ALSA's null sink: silent on a desktop, and a working
-    output on a server without a sound card. Must happen before sounddevice initialises PortAudio."""
-    import tempfile
-    config = Path(tempfile.gettempdir()) / "sequence-studio-tests-alsa.conf"
-    config.write_text("</usr/share/alsa/alsa.conf>\npcm.!default { type null }\n"
-                      'pcm.nullout { type null hint { show on description "null sink" } }\n')
-    os.environ["ALSA_CONFIG_PATH"] = str(config)
-
-
-use_null_sound_card()
+# tests play through a real PortAudio stream into ALSA's null sink: silent on a desktop, and a working
+# output on a server without a sound card
+use_null_sound_output()
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -310,6 +310,12 @@ def test_audio_is_drawn_and_played_live_then_replayed_and_exported(window, qtbot
     qtbot.waitUntil(lambda: "1.0 s played" in view.status.text(), timeout=10_000)
     click(qtbot, view.play_button)
     qtbot.waitUntil(lambda: view.player is None and "1.0 s played" in view.status.text(), timeout=10_000)
+    players = []
+    view.loop_box.setChecked(True)                     # Loop: plays again each time it ends
+    click(qtbot, view.play_button)
+    qtbot.waitUntil(lambda: players.append(view.player) or len({id(p) for p in players if p}) >= 3, timeout=10_000)
+    click(qtbot, view.stop_button)
+    assert view.player is None and not view.stop_button.isEnabled()
 
     exported = page.export_to(tmp_path / "seven.flac")
     audio, rate = sf.read(exported, dtype="float32")

@@ -171,6 +171,11 @@ def test_a_primer_is_played_first_and_continued(tmp_path):
     chunks, _ = generate_all(model, {"labels": {}}, seconds=0.1, seed=1, primer=str(primer))
     assert chunks[0].audio.shape == (1, 800)          # resampled to the model's 8 kHz
     assert sum(c.audio.shape[1] for c in chunks) == 1600
+    with pytest.raises(ConfigError, match="primer .* does not exist"):
+        generate_all(model, {"labels": {}}, seconds=0.1, primer=str(tmp_path / "nope.wav"))
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(CorpusError, match="notes.wav is not audio"):
+        generate_all(model, {"labels": {}}, seconds=0.1, primer=str(tmp_path / "notes.wav"))
 
 
 def test_export_writes_wav_and_flac_with_the_settings_inside(tmp_path):

@@ -94,10 +94,11 @@ class FastGenerator:
         c = model.config
         with torch.no_grad():
             layers = model.layers
-            label_biases = model.label_gate_biases(labels.cpu() if labels is not None else None)
+            device = model.embed.weight.device      # the biases are computed where the model is, then copied
+            label_biases = model.label_gate_biases(labels.to(device) if labels is not None else None)
             per_variation = [layer.dilated.bias[None].expand(batch, -1) + (bias if bias is not None else 0)
                              for layer, bias in zip(layers, label_biases)]
-            by_position = [torch.zeros(1, 2 * c.gate_channels) if bias is None else bias
+            by_position = [torch.zeros(1, 2 * c.gate_channels, device=device) if bias is None else bias
                            for bias in model.position_gate_biases()]
 
             def f32(t):

@@ -63,7 +63,10 @@ def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
 
 def primer_codes(path: str, rate: int) -> np.ndarray:
     from .data import decode
-    audio, _ = decode(Path(path).expanduser(), rate)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"the primer {path} does not exist")
+    audio, _ = decode(path, rate)
     return mu_law_encode(audio).astype(np.int64)
 
 
