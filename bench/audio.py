@@ -195,7 +195,7 @@ def digit_classifier():
     return predict, accuracy
 
 
-def measure_recognisability(checkpoint: str, per_digit: int = 10, seconds: float = 1.0) -> dict:
+def measure_recognisability(checkpoint: str, temperature: float = 1.0, per_digit: int = 10, seconds: float = 1.0) -> dict:
     """Generate `per_digit` words for each digit (random speakers) and let the classifier name them."""
     import numpy as np
     import torch
@@ -207,8 +207,8 @@ def measure_recognisability(checkpoint: str, per_digit: int = 10, seconds: float
     model, meta = load_model(engine, checkpoint)
     confusion = np.zeros((10, 10), int)
     for digit in range(10):
-        settings = resolve_settings(engine.controls(), {"seconds": seconds, "label": f"digit={digit}",
-                                                        "seed": digit, "variations": per_digit})
+        settings = resolve_settings(engine.controls(), {"seconds": seconds, "label": f"digit={digit}", "seed": digit,
+                                                        "variations": per_digit, "temperature": temperature})
         chunks = [c for c in engine.generate(model, meta, settings) if not isinstance(c, Notice)]
         audio = np.concatenate([c.audio for c in chunks], axis=1)
         for variation in audio:
@@ -216,7 +216,8 @@ def measure_recognisability(checkpoint: str, per_digit: int = 10, seconds: float
     return {"checkpoint": checkpoint, "classifier_accuracy_on_real_test_recordings": real_accuracy,
             "generated_accuracy": float(np.trace(confusion) / confusion.sum()),
             "per_digit": {str(d): float(confusion[d, d] / per_digit) for d in range(10)},
-            "confusion": confusion.tolist(), "per_digit_samples": per_digit, "seconds": seconds}
+            "confusion": confusion.tolist(), "per_digit_samples": per_digit, "seconds": seconds,
+            "temperature": temperature}
 
 
 def training_curve(run: Path) -> list[dict]:
@@ -239,7 +240,7 @@ def main() -> None:
                   "stream": lambda: measure_stream(rest[0]),
                   "training": lambda: measure_training(rest[0], int(rest[1])),
                   "heldout": lambda: measure_heldout(rest[0]),
-                  "recognisability": lambda: measure_recognisability(rest[0])}[function]()
+                  "recognisability": lambda: measure_recognisability(rest[0], float(rest[1]))}[function]()
         print(json.dumps(result))
         return
 
@@ -252,7 +253,7 @@ def main() -> None:
     bundled = args.checkpoint or next(iter(AudioEngine().bundled_models()), None)
     if bundled and FSDD.exists():
         report["heldout"] = child("heldout", bundled)
-        report["recognisability"] = child("recognisability", bundled)
+        report["recognisability"] = [child("recognisability", bundled, t) for t in (1.0, 0.9)]
     report["runs"] = {str(run): training_curve(run) for run in args.run}
 
     print("\n== generation, one thread (random weights of each preset's shape) ==")
@@ -277,13 +278,14 @@ def main() -> None:
         print(f"{h['heldout_bits_per_sample']:.3f} bits/sample after {h['training_minutes']:.0f} min "
               f"({h['step']} steps)")
     if "recognisability" in report:
-        r = report["recognisability"]
-        print(f"\n== are the generated digits recognisable? ({r['per_digit_samples']} x {r['seconds']:g} s per digit, "
-              f"random speakers) ==")
-        print(f"a linear MFCC classifier trained on FSDD recordings 5-49 names {r['generated_accuracy']:.0%} of them "
-              f"as the digit asked for (chance: 10%; on real recordings 0-4 it scores "
-              f"{r['classifier_accuracy_on_real_test_recordings']:.0%})")
-        print("per digit: " + "  ".join(f"{d}: {a:.0%}" for d, a in r["per_digit"].items()))
+        first = report["recognisability"][0]
+        print(f"\n== are the generated digits recognisable? ({first['per_digit_samples']} x {first['seconds']:g} s per "
+              f"digit, random speakers) ==")
+        print(f"share a linear MFCC classifier trained on FSDD recordings 5-49 names as the digit asked for (chance: "
+              f"10%; on real recordings 0-4 it scores {first['classifier_accuracy_on_real_test_recordings']:.0%})")
+        for r in report["recognisability"]:
+            print(f"temperature {r['temperature']:.2f}: {r['generated_accuracy']:.0%}   per digit: "
+                  + "  ".join(f"{d}: {a:.0%}" for d, a in r["per_digit"].items()))
     for run, curve in report["runs"].items():
         print(f"\n== validation curve of {run} ==")
         print(f"{'minutes':>8} {'step':>6} {'bits/sample':>11}")

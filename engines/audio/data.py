@@ -30,7 +30,6 @@ class Recording:
     path: Path
     codes: np.ndarray       # uint8 µ-law, trimmed
     labels: dict[str, str]
-    seconds_read: float
 
 
 def list_files(path: str | Path) -> tuple[Path, list[Path]]:
@@ -217,7 +216,7 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
         if len(codes) == 0:
             warnings.append(f"skipped {p.name}: nothing left after trimming silence")
             continue
-        recordings.append(Recording(p, codes, labels, seconds))
+        recordings.append(Recording(p, codes, labels))
     if not recordings:
         reasons = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
         raise CorpusError(f"{path} holds no usable audio ({reasons})")
@@ -232,7 +231,8 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
     else:
         every = max(2, round(1 / val_fraction)) if val_fraction > 0 else 0
         val = recordings[every - 1::every] if every else []
-    train = [r for r in recordings if not any(r is v for v in val)]
+    held_out = {id(r) for r in val}
+    train = [r for r in recordings if id(r) not in held_out]
     if val_fraction >= 1.0:
         train, val = recordings, recordings
     if not train or not val:

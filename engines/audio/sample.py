@@ -86,9 +86,8 @@ def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk 
     primer = primer_codes(settings["primer"], rate) if settings.get("primer") else None
     fast = FastGenerator(model, labels, variations)
     fast.previous[:] = SILENCE
-    warm_up = np.broadcast_to(warm_up_codes(model, primer), (variations, model.receptive_field - 1 +
-                                                             (0 if primer is None else len(primer))))
-    fast.run(warm_up, np.zeros(warm_up.shape))
+    warm_up = warm_up_codes(model, primer)
+    fast.run(np.broadcast_to(warm_up, (variations, len(warm_up))), np.zeros((variations, len(warm_up))))
     if primer is not None:
         yield AudioChunk(np.repeat(mu_law_decode(primer)[None], variations, axis=0), rate)
     total, chunk = int(settings["seconds"] * rate), max(1, int(CHUNK_SECONDS * rate))
