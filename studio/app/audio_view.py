@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushBu
 from studio.playback import Player, PlaybackUnavailable
 
 SHOWN_SECONDS = 3.0           # how much of the sample the scrolling plots show
+MAX_COLUMNS = 2000            # spectrogram frames drawn at most (a longer sample is pooled to this)
 FFT_SIZE = 256
 HOP_SECONDS = 0.008
 
@@ -80,6 +81,8 @@ class AudioView(QWidget):
         self.play_button.setEnabled(False)
         self.wave.setData([], [])
         self.spectrum.clear()
+        self.frames: list[np.ndarray] = []      # spectrogram frames of the shown variation so far
+        self.frames_of = self.variation
         self.live = self.live_box.isChecked()
 
     def add(self, items: list[dict]) -> None:
@@ -117,14 +120,31 @@ class AudioView(QWidget):
         return np.concatenate([p[v] for p in self.pieces])
 
     def redraw(self) -> None:
+        """The last few seconds while generating, all of it afterwards. Spectrogram frames are computed once,
+        as their audio arrives, and a long sample is shown at most MAX_COLUMNS frames wide, so a redraw costs
+        the same at the end of a ten-minute sample as after one second."""
         audio = self.audio()
         shown = audio[-int(SHOWN_SECONDS * self.rate):] if self.generating else audio
         start = (len(audio) - len(shown)) / self.rate
         self.wave.setData(start + np.arange(len(shown)) / self.rate, shown)
-        image = spectrogram(shown, self.rate)
-        if image.size:
-            self.spectrum.setImage(image, autoLevels=False, levels=(-90, -10))
-            self.spectrum.setRect(start, 0, len(shown) / self.rate, self.rate / 2)
+        hop = max(1, int(HOP_SECONDS * self.rate))
+        if self.frames_of != self.variation:
+            self.frames, self.frames_of = [], self.variation
+        done = len(self.frames) * hop
+        if len(audio) - done >= FFT_SIZE:
+            new = spectrogram(audio[done:], self.rate)
+            self.frames.extend(new.T)
+        if not self.frames:
+            return
+        first = len(self.frames) - int(SHOWN_SECONDS * self.rate / hop) if self.generating else 0
+        image = np.array(self.frames[max(first, 0):]).T
+        if image.shape[1] > MAX_COLUMNS:       # keep the loudest of each group of frames
+            group = -(-image.shape[1] // MAX_COLUMNS)
+            image = np.pad(image, ((0, 0), (0, -image.shape[1] % group)), constant_values=-200)
+            image = image.reshape(image.shape[0], -1, group).max(axis=2)
+        self.spectrum.setImage(image, autoLevels=False, levels=(-90, -10))
+        self.spectrum.setRect(max(first, 0) * hop / self.rate, 0, len(audio) / self.rate - max(first, 0) * hop / self.rate,
+                              self.rate / 2)
 
     # --- playback ---
     def start_player(self, capacity_seconds: float) -> bool:
