@@ -121,8 +121,7 @@ class AudioView(QWidget):
 
     def redraw(self) -> None:
         """The last few seconds while generating, all of it afterwards. Spectrogram frames are computed once,
-        as their audio arrives, and a long sample is shown at most MAX_COLUMNS frames wide, so a redraw costs
-        the same at the end of a ten-minute sample as after one second."""
+        as their audio arrives, and a long sample is drawn at most MAX_COLUMNS frames wide."""
         audio = self.audio()
         shown = audio[-int(SHOWN_SECONDS * self.rate):] if self.generating else audio
         start = (len(audio) - len(shown)) / self.rate
@@ -136,15 +135,15 @@ class AudioView(QWidget):
             self.frames.extend(new.T)
         if not self.frames:
             return
-        first = len(self.frames) - int(SHOWN_SECONDS * self.rate / hop) if self.generating else 0
-        image = np.array(self.frames[max(first, 0):]).T
+        first = max(len(self.frames) - int(SHOWN_SECONDS * self.rate / hop), 0) if self.generating else 0
+        image = np.array(self.frames[first:]).T
         if image.shape[1] > MAX_COLUMNS:       # keep the loudest of each group of frames
             group = -(-image.shape[1] // MAX_COLUMNS)
             image = np.pad(image, ((0, 0), (0, -image.shape[1] % group)), constant_values=-200)
             image = image.reshape(image.shape[0], -1, group).max(axis=2)
         self.spectrum.setImage(image, autoLevels=False, levels=(-90, -10))
-        self.spectrum.setRect(max(first, 0) * hop / self.rate, 0, len(audio) / self.rate - max(first, 0) * hop / self.rate,
-                              self.rate / 2)
+        shown_from = first * hop / self.rate
+        self.spectrum.setRect(shown_from, 0, len(audio) / self.rate - shown_from, self.rate / 2)
 
     # --- playback ---
     def start_player(self, capacity_seconds: float) -> bool:
