@@ -104,9 +104,13 @@ class Worker:
         return job in self.cancelled or self.orphaned
 
     # --- jobs ---
-    def summarize(self, job, engine: str, data: str) -> dict:
+    def summarize(self, job, engine: str, data: str, preset: str | None = None) -> dict:
+        """The corpus as the chosen preset would read it (e.g. at its sample rate, with its labels)."""
         from engines import get_engine
-        return get_engine(engine).read_corpus(data).summary
+        from engines.core.interface import config_from_dict
+        eng = get_engine(engine)
+        config = config_from_dict(eng.model_config_class, eng.preset(preset).model, f"preset {preset}")
+        return eng.read_corpus(data, model_config=config).summary
 
     def generate(self, job, engine: str, checkpoint: str, settings: dict, device: str = "auto",
                  save_to: str | None = None) -> dict:

@@ -86,13 +86,16 @@ def test_stop_ends_generation_within_a_second(window, qtbot):
     assert page.generate_button.isEnabled()
 
 
-def start_tiny_training(window, qtbot, corpus):
+def start_tiny_training(window, qtbot, corpus, engine="text", expected_summary=("20,000 characters",
+                                                                                  "very small corpus")):
+    """On the Train page: choose the engine and corpus, check its summary, start the tiny preset on the CPU."""
     page = window.train_page
-    page.engine_box.select("text")
     window.tabs.setCurrentWidget(page)
+    page.engine_box.select(engine)
     page.set_corpus(str(corpus))
-    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
-    assert "20,000 characters" in page.summary.text() and "very small corpus" in page.summary.text()
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
+    for words in expected_summary:
+        assert words in page.summary.text()
     page.preset_box.setCurrentText("tiny")
     page.device_box.setCurrentText("cpu")
     click(qtbot, page.start_button)
@@ -343,15 +346,7 @@ def test_without_a_sound_device_the_audio_view_says_so_once_and_still_works(wind
 
 
 def test_training_on_sounds_shows_what_was_kept_and_previews_audio(window, qtbot, audio_corpus):
-    page = window.train_page
-    window.tabs.setCurrentWidget(page)
-    page.engine_box.select("audio")
-    page.set_corpus(str(audio_corpus))
-    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
-    assert "12 recording(s)" in page.summary.text() and "40 dB below" in page.summary.text()
-    page.preset_box.setCurrentText("tiny")
-    page.device_box.setCurrentText("cpu")
-    click(qtbot, page.start_button)
+    page = start_tiny_training(window, qtbot, audio_corpus, "audio", ("12 recording(s)", "40 dB below"))
     with qtbot.waitSignal(window.worker.finished, timeout=120_000):
         pass
     assert page.preview_title.text() == "Sample at step 300:"

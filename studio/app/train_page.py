@@ -169,7 +169,8 @@ class TrainPage(QWidget):
         self.corpus_ok = False
         self.start_button.setEnabled(False)
         self.summary.setText("reading…")
-        self.summary_job = self.worker.submit("summarize", engine=self.engine.name, data=path)
+        self.summary_job = self.worker.submit("summarize", engine=self.engine.name, data=path,
+                                              preset=self.preset_box.currentText() or None)
 
     def show_summary(self, s: dict) -> None:
         warnings = s.get("warnings", [])
