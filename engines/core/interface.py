@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ConfigError
-
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+from .resources import ASSETS_DIR, PRESETS_DIR
 
 
 # ----------------------------------------------------------------------------------------------------
