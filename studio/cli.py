@@ -2,7 +2,7 @@
 
     studio                                   open the desktop app
     studio engines                           list installed engines and their presets
-    studio train ENGINE --data PATH --out DIR [--preset NAME] [--steps N | --minutes M] [--resume]
+    studio train ENGINE --data PATH --out DIR [--preset NAME] [--stage NAME] [--steps N | --minutes M] [--resume]
     studio sample ENGINE [--checkpoint PATH] [--<control> VALUE ...] [--out FILE]
     studio eval ENGINE [--checkpoint PATH] --data PATH
     studio info CHECKPOINT
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on your own corpus")
     train.add_argument("engine", choices=list(engines), help="which engine (see `studio engines`)")
     train.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
-    train.add_argument("--out", required=True, help="run folder: last.safetensors (resumable) and best.safetensors")
+    train.add_argument("--out", required=True, help="run folder: last.safetensors (resumable) and best.safetensors "
+                       "(one sub-folder per stage for engines that train in stages)")
+    train.add_argument("--stage", help="train only this stage (default: every stage, in order; see `studio engines`)")
     train.add_argument("--preset", help="model size and recipe (see `studio engines`; default: the engine's)")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset; "
@@ -64,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=DEVICES, default="auto",
                        help="where to train; auto picks CUDA, then MPS, then the CPU")
     train.add_argument("--seed", type=int, default=0, help="seeds the weights, batches and dropout (default 0)")
-    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one preset value, e.g. --set model.n_hidden=256 --set train.lr=1e-3")
+    train.add_argument("--set", action="append", default=[], metavar="[STAGE.]SECTION.KEY=VALUE",
+                       help="override one preset value, e.g. --set model.n_hidden=256 --set train.lr=1e-3; "
+                       "for an engine with stages, STAGE.train.lr=... sets one stage (without STAGE: every stage)")
     train.add_argument("--no-preview", action="store_true", help="skip the short samples shown at each validation")
 
     sample = sub.add_parser("sample", help="generate from a trained or bundled model (streams to the terminal)")
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal")
         add_control_flags(p, engine)
 
-    evaluate = sub.add_parser("eval", help="the model's loss on a corpus (nats per unit)")
+    evaluate = sub.add_parser("eval", help="the model's loss and metrics on a corpus, with their units")
     evaluate.add_argument("engine", choices=list(engines), help="which engine")
     evaluate.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
     evaluate.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
@@ -102,24 +105,31 @@ def default_checkpoint(engine) -> Path:
     return bundled[0]
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, dict]:
-    overrides: dict[str, dict] = {"model": {}, "train": {}}
+def parse_overrides(engine, pairs: list[str]) -> dict[str, dict]:
+    """--set values as {stage: {"model": {...}, "train": {...}}}; SECTION.KEY applies to every stage."""
+    stages = [s.name for s in engine.stages]
+    overrides: dict[str, dict] = {stage: {"model": {}, "train": {}} for stage in stages}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in overrides:
-            raise StudioError(f"--set {pair!r}: expected model.KEY=VALUE or train.KEY=VALUE")
+        parts = key.split(".")
+        targets = stages if len(parts) == 2 else [parts[0]] if len(parts) == 3 and parts[0] in stages else []
+        if not sep or not targets or parts[-2] not in ("model", "train"):
+            raise StudioError(f"--set {pair!r}: expected model.KEY=VALUE or train.KEY=VALUE"
+                              + (f", optionally after a stage ({', '.join(stages)})" if len(stages) > 1 else ""))
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        overrides[section][name] = value
+        for stage in targets:
+            overrides[stage][parts[-2]][parts[-1]] = value
     return overrides
 
 
 def cmd_engines(_args) -> int:
     for engine in available_engines().values():
         print(f"{engine.name:8} {engine.title}")
+        if len(engine.stages) > 1:
+            print("         stages: " + " -> ".join(f"{s.name} ({s.title})" for s in engine.stages))
         for preset in engine.presets().values():
             mark = "*" if preset.name == engine.default_preset else " "
             print(f"   {mark} preset {preset.name:8} {preset.description}")
@@ -128,12 +138,22 @@ def cmd_engines(_args) -> int:
     return 0
 
 
+def format_evaluation(event) -> str:
+    """"loss 1.2345 nats/char (best 1.2000), bits 1.78 bits/char, on 262,144 chars" """
+    metrics = "".join(f", {name} {value:.4g} {unit}" for name, (value, unit) in event.metrics.items())
+    return (f"loss {event.val_loss:.4f} {event.loss_unit} (best {event.best_val_loss:.4f}){metrics}, "
+            f"on {event.units:,} held-out units")
+
+
 def cmd_train(args) -> int:
+    from engines.core import events as events_
     from engines.core import trainer
 
     engine = get_engine(args.engine)
-    corpus, model_config, train_config, preset = trainer.prepare_run(
-        engine, args.data, args.out, args.preset, parse_overrides(args.set), args.resume,
+    if args.stage:
+        engine.stage(args.stage)     # a clear error for a stage the engine does not have
+    corpus, recipes, preset = trainer.prepare_run(
+        engine, args.data, args.out, args.preset, parse_overrides(engine, args.set), args.resume,
         max_steps=10**9 if args.minutes else args.steps)   # with a time budget, the budget decides
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
@@ -142,10 +162,9 @@ def cmd_train(args) -> int:
             print(f"corpus: {line}", file=sys.stderr)
         for w in s["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
-    events = trainer.train(engine, corpus, args.out, model_config=model_config, train_config=train_config,
-                           preset=preset, resume=args.resume, device=args.device, seed=args.seed,
-                           minutes=args.minutes, previews=not args.no_preview,
-                           extend_to=args.steps if args.resume else None)
+    events = trainer.train(engine, corpus, args.out, recipes=recipes, stage=args.stage, preset=preset,
+                           resume=args.resume, device=args.device, seed=args.seed, minutes=args.minutes,
+                           previews=not args.no_preview, extend_to=args.steps if args.resume else None)
     tty = sys.stderr.isatty()
     # Ctrl-C asks the loop to stop after the current step (which saves a resumable checkpoint); a second
     # Ctrl-C interrupts at once
@@ -164,19 +183,22 @@ def cmd_train(args) -> int:
                 print(f"\nstopped at step {event.step if hasattr(event, 'step') else '?'}; resume with: studio train "
                       f"{args.engine} --data {args.data} --out {args.out} --resume", file=sys.stderr)
                 return 130
-            if isinstance(event, trainer.Progress) and (tty or event.logged):
+            if isinstance(event, events_.StageStarted):
+                resumed = f", resumed at step {event.step}" if event.step else ""
+                print(f"stage {event.index}/{event.count}: {event.stage} ({event.title}), {event.max_steps} steps, "
+                      f"loss in {event.loss_unit}{resumed}", file=sys.stderr)
+            elif isinstance(event, events_.Progress) and (tty or event.logged):
                 line = (f"step {event.step}/{event.max_steps}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
-                        f"{event.units_per_second:,.0f} {event.unit}/s  ETA {format_seconds(event.eta)}")
+                        f"{event.units_per_second:,.0f} {event.unit}s/s  ETA {format_seconds(event.eta)}")
                 print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-            elif isinstance(event, trainer.Evaluation):
-                print(f"{chr(10) if tty else ''}step {event.step}: validation loss {event.val_loss:.4f} "
-                      f"(best {event.best_val_loss:.4f})", file=sys.stderr)
-            elif isinstance(event, trainer.Preview) and engine.modality == "text":
-                text = "".join(c.text[0] for c in event.chunks if hasattr(c, "text"))
-                print("  | " + text.replace("\n", "\n  | "), file=sys.stderr)
-            elif isinstance(event, trainer.Finished):
-                print(f"{event.reason} at step {event.step}; best validation loss {event.best_val_loss:.4f}; "
-                      f"model: {event.checkpoint}", file=sys.stderr)
+            elif isinstance(event, events_.Evaluation):
+                print(f"{chr(10) if tty else ''}step {event.step}: validation {format_evaluation(event)}",
+                      file=sys.stderr)
+            elif isinstance(event, events_.Preview) and engine.as_text(event.chunks) is not None:
+                print("  | " + engine.as_text(event.chunks).replace("\n", "\n  | "), file=sys.stderr)
+            elif isinstance(event, events_.Finished):
+                print(f"{event.reason} at step {event.step}; best validation loss {event.best_val_loss:.4f} "
+                      f"{event.loss_unit}; model: {event.checkpoint}", file=sys.stderr)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
     return 0
@@ -186,7 +208,7 @@ def cmd_sample(args) -> int:
     from engines.core.trainer import load_model
 
     engine = get_engine(args.engine)
-    if engine.modality != "text" and not args.out:
+    if engine.as_text([]) is None and not args.out:
         raise StudioError(f"a {engine.modality} sample needs a file to go to: add --out FILE "
                           f"({' or '.join(engine.export_formats)})")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
@@ -196,20 +218,21 @@ def cmd_sample(args) -> int:
     model, meta = load_model(engine, checkpoint, args.device)
     print(f"seed {settings['seed']}", file=sys.stderr)
     chunks = []
-    stream = engine.modality == "text" and not args.quiet and settings.get("variations", 1) == 1
+    printable = engine.as_text([]) is not None and not args.quiet
+    stream = printable and settings.get("variations", 1) == 1
     for chunk in engine.generate(model, meta, settings):
         if isinstance(chunk, Notice):
             print(f"note: {chunk.message}", file=sys.stderr)
             continue
         chunks.append(chunk)
         if stream:
-            sys.stdout.write(chunk.text[0])
+            sys.stdout.write(engine.as_text([chunk]))
             sys.stdout.flush()
     if stream:
         print()
-    elif engine.modality == "text" and not args.quiet:
+    elif printable:
         for i in range(settings["variations"]):
-            print(f"--- variation {i + 1}\n" + "".join(c.text[i] for c in chunks))
+            print(f"--- variation {i + 1}\n" + engine.as_text(chunks, i))
     if args.out:
         from studio.library import sample_record
         path = engine.export(chunks, sample_record(engine.name, checkpoint, meta, settings), Path(args.out))
@@ -218,20 +241,23 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import torch
-    from engines.core.trainer import load_model
+    from engines.core.events import Evaluation
+    from engines.core.trainer import load_model, validation
 
     engine = get_engine(args.engine)
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     model, meta = load_model(engine, checkpoint, args.device)
-    config = config_from_dict(engine.model_config_class, meta["model_config"], "checkpoint model_config")
+    first = engine.stages[0]
+    first_config = (meta["builds_on"] or {}).get("model_config") if len(engine.stages) > 1 else meta["model_config"]
+    config = config_from_dict(first.model_config_class, first_config, "checkpoint model_config")
     corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"], config)
-    with torch.no_grad():
-        loss = engine.evaluate(model, corpus, 64, 512)
-    unit = corpus.unit[:-1]
-    held_out = corpus.summary.get(f"validation_{corpus.unit}", corpus.summary.get("validation_characters", "?"))
-    print(f"{loss:.4f} nats/{unit}  ({loss / 0.6931471805599453:.4f} bits/{unit}) on "
-          f"{held_out} {corpus.unit} of {args.data}")
+    stage = engine.stages[-1]
+    for tally in validation(engine, model, corpus, stage, 64, 512, None):
+        pass
+    evaluation = Evaluation(stage.name, meta["step"], tally.loss, tally.loss, stage.loss_unit,
+                            tally.metrics(stage), tally.units)
+    metrics = "".join(f"  {value:.4f} {unit}" for value, unit in evaluation.metrics.values())
+    print(f"{tally.loss:.4f} {stage.loss_unit}{metrics}  on {tally.units:,} {stage.unit}s of {args.data}")
     return 0
 
 

@@ -1,8 +1,9 @@
 """The model library and the sample history: plain Python over folders, no Qt, no torch.
 
-A trained model is a run folder in models/ (last.safetensors to resume, best.safetensors to sample); the
-bundled models are the checkpoints in assets/. A generated sample is the engine's export in history/ plus its
-settings (.json beside it), enough to replay it exactly.
+A trained model is a run folder in models/ (last.safetensors to resume, best.safetensors to sample; an engine
+that trains in stages keeps one sub-folder of those per stage); the bundled models are the checkpoints in
+assets/. A generated sample is the engine's export in history/ plus its settings (.json beside it), enough to
+replay it exactly; converting it to another format is the engine's own export, run by the worker.
 """
 from __future__ import annotations
 
@@ -20,16 +21,28 @@ from .paths import history_dir, models_dir
 
 
 @dataclass
+class StageEntry:
+    name: str
+    steps: int
+    max_steps: int
+    val_loss: float | None
+    loss_unit: str
+
+
+@dataclass
 class ModelEntry:
     name: str
     engine: str
-    checkpoint: Path            # what sampling loads
+    checkpoint: Path            # what sampling loads: the last stage's best (else last) checkpoint
     run_dir: Path | None        # None for a bundled model (read-only)
     corpus: str = ""
     steps: int = 0
     val_loss: float | None = None
+    loss_unit: str = ""
     saved_at: str = ""
+    stages: list[StageEntry] | None = None   # of an engine that trains in stages, in order
     problem: str = ""           # why this entry cannot be used (e.g. a corrupt file), else ""
+    ready: bool = True          # its last stage is trained, so it makes samples
 
     @property
     def bundled(self) -> bool:
@@ -37,18 +50,41 @@ class ModelEntry:
 
     @property
     def resumable(self) -> bool:
-        return self.run_dir is not None and (self.run_dir / "last.safetensors").exists()
+        return self.run_dir is not None and any(self.run_dir.glob("**/last.safetensors"))
+
+    @property
+    def loss_text(self) -> str:
+        return f"{self.val_loss:.3f} {self.loss_unit}" if self.val_loss is not None else "—"
 
 
 def entry_for(checkpoint: Path, name: str, run_dir: Path | None) -> ModelEntry:
     try:
         meta = read_meta(checkpoint)
     except StudioError as e:
-        return ModelEntry(name, "?", checkpoint, run_dir, problem=str(e))
-    summary = meta.get("corpus_summary", {})
+        return ModelEntry(name, "?", checkpoint, run_dir, problem=str(e), ready=False)
+    summary, metrics = meta.get("corpus_summary", {}), meta.get("metrics", {})
     return ModelEntry(name, meta.get("engine", "?"), checkpoint, run_dir, corpus=str(summary.get("source", "")),
-                      steps=meta.get("step", 0), val_loss=meta.get("metrics", {}).get("best_val_loss"),
-                      saved_at=meta.get("saved_at", ""))
+                      steps=meta.get("step", 0), val_loss=metrics.get("best_val_loss"),
+                      loss_unit=metrics.get("loss_unit", ""), saved_at=meta.get("saved_at", ""))
+
+
+def staged_entry(run: Path, engine) -> ModelEntry:
+    """A run folder of an engine with stages: one sub-folder per stage; ready once the last has a model."""
+    stages, entry = [], None
+    for stage in engine.stages:
+        folder = run / stage.name
+        found = [folder / n for n in ("best.safetensors", "last.safetensors") if (folder / n).exists()]
+        if not found:
+            continue
+        entry = entry_for(found[0], run.name, run)
+        if entry.problem:
+            return entry
+        last = folder / "last.safetensors"
+        max_steps = read_meta(last).get("max_steps", entry.steps) if last.exists() else entry.steps
+        stages.append(StageEntry(stage.name, entry.steps, max_steps, entry.val_loss, entry.loss_unit))
+    entry.stages = stages
+    entry.ready = stages[-1].name == engine.stages[-1].name
+    return entry
 
 
 def safe_name(text: str) -> str:
@@ -64,10 +100,16 @@ class ModelLibrary:
         found = [entry_for(path, f"{path.stem} (bundled)", None)
                  for engine in self.engines.values() for path in engine.bundled_models()]
         if self.root.is_dir():
-            for run in sorted(self.root.iterdir()):
+            for run in sorted(p for p in self.root.iterdir() if p.is_dir()):
                 best, last = run / "best.safetensors", run / "last.safetensors"
                 if best.exists() or last.exists():
                     found.append(entry_for(best if best.exists() else last, run.name, run))
+                    continue
+                first = sorted(run.glob("*/last.safetensors"))
+                if first:   # an engine that trains in stages, one sub-folder each
+                    entry = entry_for(first[0], run.name, run)
+                    engine = self.engines.get(entry.engine)
+                    found.append(staged_entry(run, engine) if engine and not entry.problem else entry)
         return found
 
     def new_run_dir(self, name: str) -> Path:
@@ -133,23 +175,3 @@ class SampleHistory:
                     except (json.JSONDecodeError, OSError):
                         continue
         return out
-
-    def export(self, record: SampleRecord, target: Path) -> Path:
-        """A copy of the sample at target; WAV and FLAC convert into each other (metadata kept), any other
-        change of suffix keeps the sample's own format."""
-        target = Path(target)
-        audio_formats = {".wav": "WAV", ".flac": "FLAC"}
-        if target.suffix.lower() in audio_formats and record.path.suffix in audio_formats:
-            import soundfile as sf
-            with sf.SoundFile(str(record.path)) as source:
-                audio, comment, title = source.read(), source.comment, source.title
-                with sf.SoundFile(str(target), "w", source.samplerate, source.channels, subtype="PCM_16",
-                                  format=audio_formats[target.suffix.lower()]) as copy:
-                    copy.comment, copy.title, copy.software = comment, title, "Sequence Studio"
-                    copy.write(audio)
-        else:
-            if target.suffix != record.path.suffix:
-                target = target.with_suffix(record.path.suffix)
-            shutil.copyfile(record.path, target)
-        shutil.copyfile(record.path.with_name(record.path.name + ".json"), target.with_name(target.name + ".json"))
-        return target

@@ -2,39 +2,57 @@
 
 The GUI never imports torch. It sends jobs over a command queue and reads events from an event queue:
 
-    commands  ("generate", job, {...}) | ("train", job, {...}) | ("summarize", job, {...}) | ("cancel", job)
+    commands  (kind, job, {...}) for kind in generate | train | summarize | load | convert;  ("cancel", job)
     events    ("ready", None, {"devices": [...]})
               ("started" | "yielded" | "errored" | "finished", job, payload)
 
-Everything on the event queue is plain data (dicts, lists, str, numpy arrays): engine dataclasses are turned
-into dicts with a "type" key here, so unpickling them in the GUI imports nothing heavy. The worker runs one
-job at a time and looks for "cancel" between every two items a job yields, so a stop lands within a
-training step or a sampling step. Cancelling training closes the trainer's generator, which saves a
-resumable checkpoint first.
+Everything on the event queue is plain data (dicts, lists, str, numbers, numpy arrays): engine dataclasses
+(chunks, trainer events) are turned into dicts with a "type" key here, recursively, and anything else (a
+tensor, say) is an error rather than a pickle, so unpickling in the GUI imports nothing heavy. The worker runs
+one job at a time and looks for "cancel" between every two items a job yields, so a stop lands within a
+training step, a validation batch or a sampling step. Cancelling training closes the trainer's generator,
+which saves a resumable checkpoint first. The last model loaded and the last corpus summarised are kept, so
+generating again starts at once and training starts without reading the corpus a second time.
 """
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import queue
+import shutil
 import time
 import traceback
 from collections import deque
 from pathlib import Path
 
+import numpy as np
+
 GENERATION_BATCH_SECONDS = 0.03    # generation chunks are sent in small batches: ~30 messages a second
 POLL_SECONDS = 0.02                # how often a running job looks for "cancel"
 
 
-def plain(item) -> dict:
-    """An engine or trainer dataclass as a dict the GUI can read without importing the engine."""
-    if dataclasses.is_dataclass(item):
-        out = {"type": type(item).__name__}
-        for f in dataclasses.fields(item):
-            value = getattr(item, f.name)
-            out[f.name] = [plain(v) for v in value] if isinstance(value, list) else value
-        return out
-    return item
+def plain(item):
+    """Engine and trainer dataclasses as dicts with a "type" key, all the way down; only plain data passes."""
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return {"type": type(item).__name__, **{f.name: plain(getattr(item, f.name)) for f in dataclasses.fields(item)}}
+    if isinstance(item, (list, tuple)):
+        return [plain(v) for v in item]
+    if isinstance(item, dict):
+        return {k: plain(v) for k, v in item.items()}
+    if item is None or isinstance(item, (str, int, float, bool, np.generic)):
+        return item
+    if isinstance(item, np.ndarray) and item.dtype != object:
+        return item
+    raise TypeError(f"a {type(item).__module__}.{type(item).__name__} cannot be sent to the window: chunks and "
+                    f"events must hold plain data (str, numbers, lists, dicts, numpy arrays)")
+
+
+def fingerprint(path: str) -> tuple:
+    """Names, sizes and times of the files under a corpus path: equal fingerprints, same corpus."""
+    root = Path(path).expanduser()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 class Worker:
@@ -45,6 +63,8 @@ class Worker:
         self.orphaned = False
         self.last_poll = 0.0
         self.parent = mp.parent_process()
+        self.loaded: tuple | None = None        # (key, model, header) of the last model generated from
+        self.summarised: tuple | None = None    # (key, corpus) of the last corpus summarised
 
     def parent_alive(self) -> bool:
         return self.parent is None or self.parent.is_alive()
@@ -86,7 +106,8 @@ class Worker:
             if job in self.cancelled:     # stopped before it started: the window still hears that it ended
                 self.send("finished", job, {"cancelled": True, "reason": "stopped", "settings": {}})
                 continue
-            handler = {"generate": self.generate, "train": self.train, "summarize": self.summarize}[kind]
+            handler = {"generate": self.generate, "train": self.train, "summarize": self.summarize,
+                       "load": self.load, "convert": self.convert}[kind]
             try:
                 self.send("started", job, command[2])
                 result = handler(job, **command[2])
@@ -104,63 +125,105 @@ class Worker:
         return job in self.cancelled or self.orphaned
 
     # --- jobs ---
-    def summarize(self, job, engine: str, data: str, preset: str | None = None) -> dict:
-        """The corpus as the chosen preset would read it (e.g. at its sample rate, with its labels)."""
+    def read_corpus(self, engine: str, data: str, preset: str | None):
+        """The corpus as the chosen preset reads it (e.g. at its sample rate, with its labels), kept for the
+        training job that usually follows."""
         from engines import get_engine
         from engines.core.interface import config_from_dict
         eng = get_engine(engine)
-        config = config_from_dict(eng.model_config_class, eng.preset(preset).model, f"preset {preset}")
-        return eng.read_corpus(data, model_config=config).summary
+        recipe = eng.preset(preset).stages[eng.stages[0].name]
+        key = (engine, data, eng.preset(preset).name, fingerprint(data))
+        if self.summarised is None or self.summarised[0] != key:
+            self.summarised = None     # let the old corpus go before reading the new one
+            config = config_from_dict(eng.stages[0].model_config_class, recipe.model, f"preset {preset}")
+            self.summarised = key, eng.read_corpus(data, recipe.train.val_fraction, model_config=config)
+        return self.summarised[1]
+
+    def summarize(self, job, engine: str, data: str, preset: str | None = None) -> dict:
+        return plain(self.read_corpus(engine, data, preset).summary)
+
+    def model(self, eng, checkpoint: str, device: str):
+        from engines.core.trainer import load_model, sampling_checkpoint
+        path = sampling_checkpoint(eng, checkpoint).resolve()
+        key = (eng.name, str(path), path.stat().st_mtime_ns, device)
+        if self.loaded is None or self.loaded[0] != key:
+            self.loaded = None
+            self.loaded = (key, *load_model(eng, path, device))
+        return self.loaded[1], self.loaded[2]
+
+    def stream(self, job, items) -> tuple[list, bool]:
+        """Send items in small batches (~30 messages a second); (everything sent, whether it was stopped)."""
+        sent, batch, last_sent = [], [], time.time()
+        for item in items:
+            sent.append(item)
+            batch.append(plain(item))
+            if time.time() - last_sent >= GENERATION_BATCH_SECONDS:
+                self.send("yielded", job, batch)
+                batch, last_sent = [], time.time()
+            if self.stopped(job):
+                if hasattr(items, "close"):
+                    items.close()
+                break
+        if batch:
+            self.send("yielded", job, batch)
+        return sent, job in self.cancelled
 
     def generate(self, job, engine: str, checkpoint: str, settings: dict, device: str = "auto",
                  save_to: str | None = None) -> dict:
         from engines import get_engine
         from engines.core.interface import resolve_settings
-        from engines.core.trainer import load_model
         eng = get_engine(engine)
         settings = resolve_settings(eng.controls(), settings)
-        model, meta = load_model(eng, checkpoint, device)
+        model, header = self.model(eng, checkpoint, device)
         self.send("yielded", job, [{"type": "Settings", "settings": settings}])
-        chunks, batch, last_sent, stream = [], [], time.time(), eng.generate(model, meta, settings)
-        for chunk in stream:
-            chunks.append(chunk)
-            batch.append(plain(chunk))
-            if time.time() - last_sent >= GENERATION_BATCH_SECONDS:
-                self.send("yielded", job, batch)
-                batch, last_sent = [], time.time()
-            if self.stopped(job):
-                stream.close()
-                break
-        if batch:
-            self.send("yielded", job, batch)
-        cancelled = job in self.cancelled
+        chunks, cancelled = self.stream(job, eng.generate(model, header, settings))
         if save_to:
             from studio.library import sample_record
-            record = sample_record(eng.name, checkpoint, meta, settings, stopped_early=cancelled)
+            record = sample_record(eng.name, checkpoint, header, settings, stopped_early=cancelled)
             eng.export(chunks, record, Path(save_to))
         return {"settings": settings, "cancelled": cancelled, "saved": save_to}
 
+    def load(self, job, engine: str, path: str) -> dict:
+        """A saved sample, streamed like a generation, so a view shows it the same way."""
+        from engines import get_engine
+        chunks, settings = get_engine(engine).load_sample(Path(path))
+        self.send("yielded", job, [{"type": "Settings", "settings": settings}])
+        _, cancelled = self.stream(job, chunks)
+        return {"settings": settings, "cancelled": cancelled}
+
+    def convert(self, job, engine: str, source: str, target: str) -> dict:
+        """A saved sample in another of the engine's formats, written by the engine's own export."""
+        from engines import get_engine
+        source_path, target_path = Path(source), Path(target)
+        if target_path.suffix.lower() == source_path.suffix.lower():
+            shutil.copyfile(source_path, target_path)
+            shutil.copyfile(source_path.with_name(source_path.name + ".json"),
+                            target_path.with_name(target_path.name + ".json"))
+        else:
+            eng = get_engine(engine)
+            chunks, settings = eng.load_sample(source_path)
+            eng.export(chunks, settings, target_path)
+        return {"saved": str(target_path)}
+
     def train(self, job, engine: str, data: str, out: str, preset: str | None = None, resume: bool = False,
-              device: str = "auto") -> dict:
+              device: str = "auto", stage: str | None = None) -> dict:
         from engines import get_engine
         from engines.core import trainer
-        from engines.core.checkpoint import read_meta
+        from engines.core.events import Finished, Progress
         eng = get_engine(engine)
-        corpus, model_config, train_config, preset = trainer.prepare_run(eng, data, out, preset, resume=resume)
-        if resume:   # let the plot redraw what came before
-            history = read_meta(Path(out) / "last.safetensors", eng.name)["history"]
-            self.send("yielded", job, [{"type": "History", **history}])
-        events = trainer.train(eng, corpus, out, model_config=model_config, train_config=train_config,
-                               preset=preset, resume=resume, device=device)
+        corpus = None if resume else self.read_corpus(engine, data, preset)
+        corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus)
+        events = trainer.train(eng, corpus, out, recipes=recipes, stage=stage, preset=preset, resume=resume,
+                               device=device)
         last_progress, step = 0.0, 0
         for event in events:
             step = getattr(event, "step", step)
             # the window gets every history point (for the plot) and otherwise ten progress updates a second
-            progress = isinstance(event, trainer.Progress)
+            progress = isinstance(event, Progress)
             if not progress or event.logged or time.time() - last_progress >= 0.1:
                 last_progress = time.time() if progress else last_progress
                 self.send("yielded", job, [plain(event)])
-            if isinstance(event, trainer.Finished):
+            if isinstance(event, Finished):
                 return {"out": out, "reason": event.reason, "step": event.step}
             if self.stopped(job):
                 events.close()      # saves last.safetensors

@@ -1,5 +1,7 @@
 """Small configurations shared by the tests: models that train in a second or two."""
-from engines.core.interface import TrainConfig
+import dataclasses
+
+from engines.core.interface import StageRecipe, TrainConfig
 from engines.text.config import TextModelConfig
 
 
@@ -20,3 +22,8 @@ def tiny_audio_model(**changes):
                   label_channels=8)
     values.update(changes)
     return AudioModelConfig(**values)
+
+
+def recipes(model_config, train_config: TrainConfig, stage: str = "model") -> dict:
+    """The trainer's per-stage recipes for a single-stage engine."""
+    return {stage: StageRecipe(dataclasses.asdict(model_config), train_config)}

@@ -7,13 +7,14 @@ import soundfile as sf
 import torch
 
 from engines.audio import AudioEngine
+from engines.audio.config import AudioModelConfig
 from engines.audio.fast import FastGenerator
 from engines.audio.model import SILENCE, WaveNet, mu_law_decode, mu_law_encode
 from engines.audio.sample import generate, parse_labels, reference_generate, warm_up_codes
 from engines.core.errors import ConfigError, CorpusError
 from engines.core.interface import Notice, resolve_settings
 from engines.core.trainer import Evaluation, load_model, train
-from helpers import tiny_audio_model, tiny_train
+from helpers import recipes, tiny_audio_model, tiny_train
 
 from conftest import SHARED, write_audio_corpus
 
@@ -37,7 +38,9 @@ def test_corpus_is_resampled_mixed_down_trimmed_and_labelled_by_folder(audio_cor
     assert 0.5 < s["seconds_kept"] / s["seconds_read"] < 0.8
     assert "40 dB below" in " ".join(s["lines"]) and "kept" in s["lines"][1]
     assert s["train_samples"] + s["validation_samples"] == pytest.approx(s["seconds_kept"] * 8000, abs=80)
-    codes, labels, positions, targets = corpus.batch(4, 300, torch.Generator().manual_seed(0))
+    batch = corpus.batch(4, 300, torch.Generator().manual_seed(0))
+    codes, labels, targets = batch.tensors["codes"], batch.tensors["labels"], batch.tensors["targets"]
+    assert batch.units == 4 * 300
     rf = corpus.receptive_field
     assert codes.shape == (4, rf - 1 + 300) and targets.shape == (4, 300) and labels.shape == (4, 1)
     assert torch.equal(codes[:, rf:], targets[:, :-1])   # targets are the inputs shifted by one sample
@@ -94,8 +97,8 @@ def test_quiet_recordings_are_kept_because_the_threshold_is_relative_to_each_fil
 def test_a_tiny_wavenet_learns_the_tones(audio_corpus, tmp_path):
     config = tiny_audio_model(position_seconds=0.5)
     corpus = ENGINE.read_corpus(audio_corpus, 0.2, model_config=config)
-    events = list(train(ENGINE, corpus, tmp_path / "run", model_config=config, device="cpu",
-                        train_config=tiny_train(100, batch_size=8, seq_len=400, lr=2e-2, eval_interval=50),
+    events = list(train(ENGINE, corpus, tmp_path / "run", device="cpu",
+                        recipes=recipes(config, tiny_train(100, batch_size=8, seq_len=400, lr=2e-2, eval_interval=50)),
                         previews=False))
     losses = [e.val_loss for e in events if isinstance(e, Evaluation)]
     assert losses[0] > 5.0                     # about log(256): knows nothing
@@ -194,8 +197,8 @@ def test_export_writes_wav_and_flac_with_the_settings_inside(tmp_path):
 def test_a_trained_model_round_trips_through_its_checkpoint(audio_corpus, tmp_path):
     config = tiny_audio_model()
     corpus = ENGINE.read_corpus(audio_corpus, 0.2, model_config=config)
-    list(train(ENGINE, corpus, tmp_path / "run", model_config=config, device="cpu",
-               train_config=tiny_train(4, batch_size=2, seq_len=100), previews=False))
+    list(train(ENGINE, corpus, tmp_path / "run", device="cpu",
+               recipes=recipes(config, tiny_train(4, batch_size=2, seq_len=100)), previews=False))
     model, meta = load_model(ENGINE, tmp_path / "run" / "best.safetensors")
     assert meta["corpus"]["labels"] == {"folder": ["high", "low"]}
     chunks, _ = generate_all(model, meta["corpus"], seconds=0.05, seed=0, label="low")
@@ -204,7 +207,7 @@ def test_a_trained_model_round_trips_through_its_checkpoint(audio_corpus, tmp_pa
 
 @pytest.mark.skipif(not (SHARED / "audio" / "fsdd").exists(), reason="needs ../shared/data/audio/fsdd (absent)")
 def test_the_digits_preset_reads_fsdd_with_the_official_split():
-    config = ENGINE.model_config_class(**ENGINE.preset("digits").model)
+    config = AudioModelConfig(**ENGINE.preset("digits").stages["model"].model)
     corpus = ENGINE.read_corpus(SHARED / "audio" / "fsdd" / "recordings", model_config=config)
     assert corpus.meta["labels"]["digit"] == [str(d) for d in range(10)]
     assert len(corpus.meta["labels"]["speaker"]) == 6

@@ -25,8 +25,9 @@ def test_corpus_summary_and_split(corpus_file):
     assert s["train_characters"] == 18_000 and s["validation_characters"] == 2_000
     assert corpus.meta["vocab"] == "".join(sorted(set(corpus_file.read_text())))
     assert any("very small corpus" in w for w in s["warnings"])
-    x, y = corpus.batch(4, 16, torch.Generator().manual_seed(0))
-    assert x.shape == y.shape == (4, 16) and torch.equal(x[:, 1:], y[:, :-1])
+    batch = corpus.batch(4, 16, torch.Generator().manual_seed(0))
+    x, y = batch.tensors["x"], batch.tensors["y"]
+    assert batch.units == 64 and x.shape == y.shape == (4, 16) and torch.equal(x[:, 1:], y[:, :-1])
 
 
 def test_folder_and_glob_corpora(tmp_path):

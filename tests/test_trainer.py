@@ -6,16 +6,16 @@ import torch
 
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
-from engines.core.trainer import Evaluation, Finished, Progress, load_model, lr_at, train
+from engines.core.trainer import Evaluation, Finished, Progress, Validating, load_model, lr_at, train
 from engines.text import TextEngine
-from helpers import tiny_model, tiny_train
+from helpers import recipes, tiny_model, tiny_train
 
 ENGINE = TextEngine()
 
 
 def run(corpus, out, steps=40, stop_after=None, resume=False, **train_changes):
     """Train; with stop_after, stop like the Stop button does (close the generator) after that step."""
-    events = train(ENGINE, corpus, out, model_config=tiny_model(), train_config=tiny_train(steps, **train_changes),
+    events = train(ENGINE, corpus, out, recipes=recipes(tiny_model(), tiny_train(steps, **train_changes)),
                    resume=resume, device="cpu", seed=3, previews=False)
     seen = []
     for event in events:
@@ -37,7 +37,9 @@ def test_training_lowers_validation_loss(corpus_file, tmp_path):
     assert vals[0] > 3.5                     # untrained: about ln(vocabulary)
     assert vals[-1] < 0.6 * vals[0]          # a few dozen steps learn the words
     assert isinstance(events[-1], Finished) and events[-1].reason == "completed"
-    assert any(isinstance(e, Progress) and e.units_per_second > 0 and e.unit == "chars" for e in events)
+    assert any(isinstance(e, Progress) and e.units_per_second > 0 and e.unit == "char" for e in events)
+    assert all(e.loss_unit == "nats/char" and e.metrics["bits"][1] == "bits/char" for e in events
+               if isinstance(e, Evaluation))
 
 
 def test_resume_is_exact(corpus_file, tmp_path):
@@ -65,7 +67,7 @@ def test_checkpoint_loads_on_cpu_and_gives_the_same_outputs(corpus_file, tmp_pat
 
 def test_time_budget_fixes_a_step_budget(corpus_file, tmp_path):
     corpus = ENGINE.read_corpus(corpus_file)
-    events = train(ENGINE, corpus, tmp_path / "run", model_config=tiny_model(), train_config=tiny_train(10**6),
+    events = train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10**6)),
                    device="cpu", minutes=0.1, previews=False)
     events = list(events)
     assert events[-1].reason in ("completed", "time limit")
@@ -110,9 +112,9 @@ def test_resume_without_a_run_is_a_clear_error(corpus_file, tmp_path):
 
 def test_stopping_during_the_first_validation_still_leaves_a_resumable_run(corpus_file, tmp_path):
     corpus = ENGINE.read_corpus(corpus_file)
-    events = train(ENGINE, corpus, tmp_path / "run", model_config=tiny_model(), train_config=tiny_train(10),
+    events = train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10)),
                    device="cpu", previews=False)
-    assert isinstance(next(events), Evaluation)
+    assert any(isinstance(e, Validating) for e in events)   # the first validation has begun
     events.close()
     assert read_meta(tmp_path / "run" / "last.safetensors")["step"] == 0
     assert isinstance(run(corpus, tmp_path / "run", steps=10, resume=True)[-1], Finished)
@@ -122,7 +124,7 @@ def test_a_time_budget_not_yet_turned_into_steps_survives_a_resume(corpus_file, 
     corpus = ENGINE.read_corpus(corpus_file)
 
     def start(resume):
-        return train(ENGINE, corpus, tmp_path / "run", model_config=tiny_model(), train_config=tiny_train(10**9),
+        return train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10**9)),
                      device="cpu", minutes=None if resume else 5, previews=False, resume=resume)
 
     for event in (events := start(False)):

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
-from ..core.interface import SEED, TEMPERATURE, VARIATIONS, Control, Engine, Notice, resolve_settings
+from ..core.errors import ConfigError, CorpusError
+from ..core.interface import (SEED, TEMPERATURE, VARIATIONS, Control, Engine, Loss, Metric, Stage,
+                              resolve_settings)
+from .chunks import AudioChunk
 from .config import AudioModelConfig
+
+AUDIO_FILES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 class AudioEngine(Engine):
@@ -20,14 +26,14 @@ class AudioEngine(Engine):
     title = "Audio — WaveNet over µ-law samples, with labels (speaker, class)"
     default_preset = "small"
     export_formats = (".wav", ".flac")
-    model_config_class = AudioModelConfig
+    stages = (Stage("model", "WaveNet", AudioModelConfig, unit="sample", metrics=(Metric("bits", "bits/sample"),)),)
 
     def controls(self) -> list[Control]:
         return [
             Control("seconds", "Length (s)", "float", 2.0, 0.05, 600.0, 0.5, help="seconds of audio per variation"),
             Control("label", "Label", "text", "", help="e.g. '7 jackson' or 'digit=7'; fields left out are drawn "
                                                         "at random"),
-            Control("primer", "Primer audio", "file", "", help="an audio file the model continues"),
+            Control("primer", "Primer audio", "media", "", help="an audio file the model continues", media=AUDIO_FILES),
             dataclasses.replace(TEMPERATURE, default=1.0),
             SEED, VARIATIONS,
         ]
@@ -37,33 +43,25 @@ class AudioEngine(Engine):
 
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None):
         from .data import read_audio_corpus
-        config = model_config or AudioModelConfig(**self.preset(None).model)
+        config = model_config or AudioModelConfig(**self.preset(None).stages["model"].model)
         return read_audio_corpus(path, config, val_fraction, meta)
 
-    def build_model(self, model_config, corpus_meta: dict):
+    def build_model(self, stage, config, corpus_meta: dict, previous=None):
         from .model import WaveNet
-        return WaveNet(model_config, [len(v) for v in corpus_meta["labels"].values()])
+        return WaveNet(config, [len(v) for v in corpus_meta["labels"].values()])
 
-    def loss(self, model, batch):
-        codes, labels, positions, targets = batch
-        return model(codes, labels, positions, targets)[1]
+    def loss(self, model, batch, stage):
+        t = batch.tensors
+        nats = model(t["codes"], t["labels"], t["positions"], t["targets"])[1]
+        return Loss(nats, {"bits": nats.detach() / math.log(2)})
 
-    def evaluate(self, model, corpus, batch_size: int, seq_len: int) -> float:
-        """Mean nats per held-out sample, every sample of every validation recording counted once."""
-        import torch
-        total, count = 0.0, 0
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            for codes, labels, positions, targets in corpus.validation_batches(batch_size, max(seq_len, 4000)):
-                logits, _ = model(codes.to(device), labels.to(device), positions.to(device))
-                targets = targets.to(device)
-                total += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
-                count += int((targets >= 0).sum())
-        return total / max(count, 1)
+    def validate(self, model, corpus, stage, batch_size: int, seq_len: int):
+        # long windows: every window re-reads a receptive field of context it does not score
+        yield from super().validate(model, corpus, stage, batch_size, max(seq_len, 4000))
 
-    def generate(self, model, meta: dict, settings: dict):
+    def generate(self, model, header: dict, settings: dict):
         from .sample import generate
-        return generate(model, meta["corpus"], settings)
+        return generate(model, header["corpus"], settings)
 
     def export(self, chunks: list, settings: dict, path: Path) -> Path:
         """WAV or FLAC, one channel per variation, the settings in the file's comment tag (and a .json beside
@@ -71,12 +69,11 @@ class AudioEngine(Engine):
         import numpy as np
         import soundfile as sf
         path = Path(path)
-        audio = [c.audio for c in chunks if not isinstance(c, Notice)]
-        rate = next(c.rate for c in chunks if not isinstance(c, Notice)) if audio else 8000
+        audio = [c.audio for c in chunks if isinstance(c, AudioChunk)]
+        rate = next(c.rate for c in chunks if isinstance(c, AudioChunk)) if audio else 8000
         samples = np.concatenate(audio, axis=1).T if audio else np.zeros((0, settings.get("variations", 1)))
         fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
         if fmt is None:
-            from ..core.errors import ConfigError
             raise ConfigError(f"cannot export audio as {path.suffix!r}; choose .wav or .flac")
         with sf.SoundFile(str(path), "w", rate, samples.shape[1], subtype="PCM_16", format=fmt) as f:
             f.comment = json.dumps(settings, separators=(",", ":"))
@@ -85,3 +82,17 @@ class AudioEngine(Engine):
             f.write(samples)
         path.with_name(path.name + ".json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         return path
+
+    def load_sample(self, path: Path) -> tuple[list, dict]:
+        import soundfile as sf
+        path = Path(path)
+        try:
+            with sf.SoundFile(str(path)) as f:
+                samples, rate, comment = f.read(dtype="float32", always_2d=True), f.samplerate, f.comment
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise CorpusError(f"cannot read {path} as audio: {e}") from None
+        try:        # export wrote the settings into the comment tag
+            settings = json.loads(comment) if comment else {}
+        except json.JSONDecodeError:
+            settings = {}
+        return [AudioChunk(samples.T.copy(), rate)], settings

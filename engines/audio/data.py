@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..core.errors import CorpusError
-from ..core.interface import Corpus
+from ..core.interface import Batch, Corpus
 from .config import AudioModelConfig
 from .model import SILENCE, mu_law_encode, position_index, position_steps, receptive_field
 
@@ -110,8 +110,6 @@ def label_reader(conditioning: str, root: Path, files: list[Path]):
 
 
 class AudioCorpus(Corpus):
-    unit = "samples"
-
     def __init__(self, train: list[Recording], val: list[Recording], label_values: dict[str, list[str]],
                  config: AudioModelConfig, summary: dict):
         self.rate = config.sample_rate
@@ -151,7 +149,9 @@ class AudioCorpus(Corpus):
             piece = codes[starts[row]:starts[row] + width]
             windows[row, :len(piece)] = piece.long()
         positions = self.positions(starts - self.receptive_field, width - 1)
-        return windows[:, :-1], self.train_labels[picks], positions, windows[:, self.receptive_field:]
+        targets = windows[:, self.receptive_field:]
+        return Batch({"codes": windows[:, :-1], "labels": self.train_labels[picks], "positions": positions,
+                      "targets": targets}, targets.numel())
 
     def validation_batches(self, batch_size: int, seq_len: int):
         """Every held-out recording from its first sample to its last, in windows of seq_len predictions;
@@ -159,11 +159,17 @@ class AudioCorpus(Corpus):
         rows, labels, starts, targets = [], [], [], []
 
         def stacked():
-            return (torch.stack(rows), torch.tensor(labels, dtype=torch.long).reshape(len(rows), -1),
-                    self.positions(torch.tensor(starts) - self.receptive_field, self.receptive_field + seq_len - 1),
-                    torch.stack(targets))
+            target = torch.stack(targets)
+            return Batch({"codes": torch.stack(rows),
+                          "labels": torch.tensor(labels, dtype=torch.long).reshape(len(rows), -1),
+                          "positions": self.positions(torch.tensor(starts) - self.receptive_field,
+                                                      self.receptive_field + seq_len - 1),
+                          "targets": target}, int((target >= 0).sum()))
 
-        for recording, label in zip(self.val, self.val_labels):
+        # recordings in a fixed shuffled order, so a validation that reads only part of the split hears
+        # every digit and speaker rather than the first few in file-name order
+        order = torch.randperm(len(self.val), generator=torch.Generator().manual_seed(0)).tolist()
+        for recording, label in ((self.val[i], self.val_labels[i]) for i in order):
             codes = torch.from_numpy(recording.codes).long()
             context = torch.full((self.receptive_field,), SILENCE, dtype=torch.long)
             stream = torch.cat([context, codes])

@@ -6,7 +6,6 @@ path (fast.py) and the reference path here (a full forward pass per sample) can 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -15,16 +14,11 @@ import torch
 
 from ..core.errors import ConfigError
 from ..core.interface import Notice
+from .chunks import AudioChunk
 from .fast import FastGenerator
 from .model import SILENCE, WaveNet, mu_law_decode, mu_law_encode, position_index, position_steps
 
 CHUNK_SECONDS = 0.05
-
-
-@dataclass
-class AudioChunk:
-    audio: np.ndarray     # (variations, samples) float32 in [-1, 1]
-    rate: int
 
 
 def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,

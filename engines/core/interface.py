@@ -3,21 +3,28 @@
 An engine is a small object (no torch at import time, so the GUI can read its description instantly)
 that knows four things about one kind of sequence:
 
-    describe   name, modality, presets, sampling controls          -> drawn by the GUI and the CLI
-    data       read_corpus(path) -> Corpus (train/val batches, summary, metadata kept in the checkpoint)
-    model      build_model(config, corpus_meta) -> nn.Module, loss(model, batch) -> scalar tensor
-    sample     generate(model, meta, settings) -> stream of chunks;  export(chunks, settings, path)
+    describe   name, modality, stages, presets, sampling controls      -> drawn by the GUI and the CLI
+    data       read_corpus(path) -> Corpus: training Batches, a validation stream, a summary, meta
+    model      build_model(stage, config, meta, previous) -> nn.Module;  loss(model, batch, stage) -> Loss
+    sample     generate(model, header, settings) -> stream of chunks;  export / load_sample / as_text
+
+An engine trains in one or more **stages**, in order: most have one ("model"); a video engine trains a
+tokenizer, then a prior over its frozen codes. A later stage's model holds the earlier stage's trained model
+inside it (wrapped in engines.core.frozen.Frozen), so its checkpoint carries those weights and never refers
+to another file. Only the last stage makes samples.
 
 The shared trainer (engines/core/trainer.py) drives `data` and `model`; the worker, CLI and tests drive
-`sample`. Chunks are plain picklable data (str, lists, numpy arrays), never tensors, because they cross
-a process boundary to reach the GUI. Engines are found through the `sequence_studio.engines` entry point
-group (engines/__init__.py), so a separate package can add one.
+`sample`. Chunks are small torch-free dataclasses of plain data (str, numbers, lists, numpy arrays) defined in
+each engine's `chunks` module, because they cross a process boundary to reach the GUI. Engines are found
+through the `sequence_studio.engines` entry point group (engines/__init__.py), so a separate package can add
+one; docs/architecture.md walks through writing one.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,39 +35,84 @@ from .resources import ASSETS_DIR, PRESETS_DIR
 # ----------------------------------------------------------------------------------------------------
 # sampling controls: enough for the GUI to draw a widget and the CLI to add a flag, knowing no engine
 
+CONTROL_KINDS = ("float", "int", "seed", "bool", "text", "choice", "media", "strokes")
+
 
 @dataclass(frozen=True)
 class Control:
     name: str                    # settings key and CLI flag (--top-k for "top_k")
     label: str                   # shown next to the widget
-    kind: str                    # "float" | "int" | "text" | "file" | "choice" | "seed" | "bool"
+    kind: str                    # one of CONTROL_KINDS; the GUI picks a field widget by kind
     default: Any
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None
     choices: tuple[str, ...] = ()
     help: str = ""
+    media: tuple[str, ...] = ()  # "media" (a file: primer audio, a video clip): the suffixes it accepts
 
     def validate(self, value: Any) -> Any:
-        """Coerce a value from a form or command line to this control's type, or raise ConfigError."""
+        """Check a value from a form, a saved setting or a command line against this control, converting
+        only what is unambiguous (numbers written as text); anything else is a ConfigError."""
         if value is None:
-            return None if self.kind in ("seed", "text", "file", "choice") and self.default is None else self.default
-        try:
-            if self.kind == "float":
-                value = float(value)
-            elif self.kind in ("int", "seed"):
-                value = int(value)
-            elif self.kind == "bool":
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-            else:
-                value = str(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{self.label}: {value!r} is not a valid {self.kind}") from None
-        if self.kind == "choice" and self.choices and value not in self.choices:
-            raise ConfigError(f"{self.label}: {value!r} is not one of {', '.join(self.choices)}")
-        if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
-            raise ConfigError(f"{self.label}: {value} is outside {self.minimum}..{self.maximum}")
+            return self.default
+        if self.kind in ("float", "int", "seed"):
+            value = self._number(value)
+            if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+                raise ConfigError(f"{self.label}: {value} is outside {self.minimum:g}..{self.maximum:g}")
+        elif self.kind == "bool":
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                value = value.lower() in ("1", "true", "yes", "on")
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.label}: {value!r} is not true or false")
+        elif self.kind in ("text", "choice", "media"):
+            if not isinstance(value, str):
+                raise ConfigError(f"{self.label}: expected text, got {type(value).__name__}")
+            if self.kind == "choice" and self.choices and value not in self.choices:
+                raise ConfigError(f"{self.label}: {value!r} is not one of {', '.join(self.choices)}")
+            if self.kind == "media" and value and self.media and Path(value).suffix.lower() not in self.media:
+                raise ConfigError(f"{self.label}: {Path(value).name} is not one of {', '.join(self.media)}")
+        elif self.kind == "strokes":
+            value = _strokes(value, self.label)
+        else:
+            raise ConfigError(f"{self.label}: unknown control kind {self.kind!r}")
         return value
+
+    def _number(self, value: Any) -> float | int:
+        """A finite float, or for "int" and "seed" a whole number; numbers may arrive as text (a CLI flag)."""
+        if isinstance(value, str):
+            try:
+                value = float(value) if self.kind == "float" else int(value)
+            except ValueError:
+                raise ConfigError(f"{self.label}: {value!r} is not a valid {self.kind}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{self.label}: {value!r} is not a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{self.label}: {value} is not a finite number")
+        if self.kind == "float":
+            return float(value)
+        if value != int(value):
+            raise ConfigError(f"{self.label}: {value} is not a whole number")
+        return int(value)
+
+
+def _strokes(value: Any, label: str) -> list[list[list[float]]]:
+    """Pen strokes: a list of strokes, each a list of [x, y] or [x, y, t] points (plain JSON-able lists)."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{label}: expected a list of pen strokes, got {type(value).__name__}")
+    strokes = []
+    for stroke in value:
+        if not isinstance(stroke, (list, tuple)):
+            raise ConfigError(f"{label}: each stroke must be a list of points")
+        points = []
+        for point in stroke:
+            if (not isinstance(point, (list, tuple)) or len(point) not in (2, 3)
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                               for v in point)):
+                raise ConfigError(f"{label}: a point must be [x, y] or [x, y, t] with finite numbers, got {point!r}")
+            points.append([float(v) for v in point])
+        strokes.append(points)
+    return strokes
 
 
 def resolve_settings(controls: list[Control], settings: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +140,7 @@ VARIATIONS = Control("variations", "Variations", "int", 1, 1, 64, 1, help="sampl
 
 
 # ----------------------------------------------------------------------------------------------------
-# what flows out of generate(): modality chunks plus these two engine-neutral kinds
+# what flows out of generate(): modality chunks plus this engine-neutral kind
 
 
 @dataclass
@@ -98,13 +150,60 @@ class Notice:
 
 
 # ----------------------------------------------------------------------------------------------------
-# training configuration shared by every engine (the model part is each engine's own dataclass)
+# stages, and what a stage's loss reports
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number a stage reports beside its loss, e.g. Metric("bits", "bits/char") or Metric("psnr", "dB", True)."""
+    name: str
+    unit: str
+    higher_is_better: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One model an engine trains. A stage that `builds_on` another is trained after it, on its frozen output."""
+    name: str                          # "model" for single-stage engines; folder name of its checkpoints
+    title: str                         # for people: "VQ-VAE tokenizer"
+    model_config_class: type
+    unit: str                          # what the batch counts and the loss averages over: "char", "sample" ...
+    metrics: tuple[Metric, ...] = ()
+    builds_on: str | None = None
+    loss_unit: str = ""                # default "nats/<unit>"; a non-likelihood loss names itself (e.g. "MSE")
+
+    def __post_init__(self):
+        if not self.loss_unit:
+            object.__setattr__(self, "loss_unit", f"nats/{self.unit}")
+
+
+@dataclass
+class Batch:
+    """What Corpus.batch returns and Engine.loss reads. `units` is how many units the loss averages over
+    (padding and masked targets are not counted), so throughput and validation averages are exact."""
+    tensors: dict[str, Any]
+    units: int
+
+    def to(self, device) -> "Batch":
+        return Batch({k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}, self.units)
+
+
+@dataclass
+class Loss:
+    """Engine.loss's answer: `value`, the scalar tensor to minimise (mean per unit, in the stage's loss_unit),
+    and the stage's metrics for this batch (floats or 0-dim tensors), each a mean per unit."""
+    value: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------
+# training configuration shared by every engine (the model part is each stage's own dataclass)
 
 
 @dataclass
 class TrainConfig:
     batch_size: int = 32
-    seq_len: int = 128            # length of one training sequence, in the engine's units
+    seq_len: int = 128            # length of one training sequence, in the stage's units
     lr: float = 2e-3
     min_lr_ratio: float = 0.1     # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 100
@@ -116,6 +215,7 @@ class TrainConfig:
     log_interval: int = 10        # steps between progress events
     precision: str = "auto"       # "auto" (bf16 where the hardware does it fast) | "fp32" | "bf16"
     val_fraction: float = 0.1
+    val_units: int = 262_144      # a validation reads this many units (at most): its cost is the corpus's size
 
 
 def config_from_dict(cls, values: dict, where: str):
@@ -128,11 +228,16 @@ def config_from_dict(cls, values: dict, where: str):
 
 
 @dataclass
+class StageRecipe:
+    model: dict                   # the stage's model config, as plain values
+    train: TrainConfig
+
+
+@dataclass
 class Preset:
     name: str
     description: str
-    model: dict
-    train: TrainConfig
+    stages: dict[str, StageRecipe]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -142,14 +247,14 @@ class Preset:
 class Corpus:
     meta: dict          # JSON-able facts the model needs forever (e.g. the vocabulary); saved in checkpoints
     summary: dict       # facts about the corpus; "lines" (str) and "warnings" (str) are shown to the user
-    unit: str           # what one sequence element is called in throughput: "chars", "samples", ...
 
-    def batch(self, batch_size: int, seq_len: int, generator) -> tuple:
+    def batch(self, batch_size: int, seq_len: int, generator) -> Batch:
         """A random training batch (tensors on CPU) drawn with the given torch.Generator."""
         raise NotImplementedError
 
-    def validation_batches(self, batch_size: int, seq_len: int) -> Iterator[tuple]:
-        """The validation split, in a fixed order."""
+    def validation_batches(self, batch_size: int, seq_len: int) -> Iterator[Batch]:
+        """Held-out batches in a fixed order that samples the whole split early (the trainer reads only
+        TrainConfig.val_units of it, so a prefix must be representative)."""
         raise NotImplementedError
 
 
@@ -159,9 +264,9 @@ class Corpus:
 
 class Engine:
     name: str = ""
-    modality: str = ""              # "text" | "ink" | "audio" | "video": picks the GUI's view
+    modality: str = ""              # picks the GUI's sample view: "text" | "ink" | "audio" | "video" | yours
     title: str = ""                 # one line for people
-    model_config_class: type = object
+    stages: tuple[Stage, ...] = ()  # in training order; the last one samples
     default_preset: str = "small"
     export_formats: tuple[str, ...] = ()   # file suffixes, first is the default
     version: int = 1                # bump when a checkpoint from an older engine can no longer be loaded
@@ -170,16 +275,35 @@ class Engine:
     def controls(self) -> list[Control]:
         raise NotImplementedError
 
+    def stage(self, name: str | None = None) -> Stage:
+        """A stage by name; None is the last (sampling) stage."""
+        if name is None:
+            return self.stages[-1]
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise ConfigError(f"the {self.name} engine has no stage {name!r}; its stages: "
+                          f"{', '.join(s.name for s in self.stages)}")
+
     def presets(self) -> dict[str, Preset]:
-        """Presets from presets/<engine>/*.toml: `description`, a [model] table and a [train] table."""
+        """Presets from presets/<engine>/*.toml: `description`, then per stage a model table and a train
+        table: [model] and [train] for a single-stage engine, [<stage>.model] and [<stage>.train] otherwise."""
         presets = {}
         for path in sorted((PRESETS_DIR / self.name).glob("*.toml")):
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
             where = f"preset {path}"
-            config_from_dict(self.model_config_class, raw.get("model", {}), where)  # fail early on typos
-            train = config_from_dict(TrainConfig, raw.get("train", {}), where)
-            presets[path.stem] = Preset(path.stem, raw.get("description", ""), raw.get("model", {}), train)
+            single = len(self.stages) == 1
+            expected = {"description"} | ({"model", "train"} if single else {s.name for s in self.stages})
+            if set(raw) - expected:
+                raise ConfigError(f"{where}: unknown table(s) {', '.join(sorted(set(raw) - expected))}")
+            recipes = {}
+            for stage in self.stages:
+                tables = raw if single else raw.get(stage.name, {})
+                config_from_dict(stage.model_config_class, tables.get("model", {}), where)  # fail early on typos
+                recipes[stage.name] = StageRecipe(tables.get("model", {}),
+                                                  config_from_dict(TrainConfig, tables.get("train", {}), where))
+            presets[path.stem] = Preset(path.stem, raw.get("description", ""), recipes)
         return presets
 
     def preset(self, name: str | None) -> Preset:
@@ -197,36 +321,45 @@ class Engine:
     def read_corpus(self, path: str | Path, val_fraction: float = 0.1, meta: dict | None = None,
                     model_config=None) -> Corpus:
         """Read and check a corpus. With `meta` (a trained model's corpus meta), encode it the way that
-        model expects (e.g. its vocabulary), or raise CorpusError when it cannot be. `model_config` (default:
-        the default preset's) matters to engines whose model decides how data is read (e.g. a sample rate)."""
+        model expects (e.g. its vocabulary), or raise CorpusError when it cannot be. `model_config` (the first
+        stage's; default: the default preset's) matters to engines whose model decides how data is read (e.g.
+        a sample rate)."""
         raise NotImplementedError
 
-    def build_model(self, model_config, corpus_meta: dict):
+    def build_model(self, stage: Stage, config, corpus_meta: dict, previous=None):
+        """A new model for `stage`. For a stage that builds on another, `previous` is that stage's trained
+        model: keep it as a Frozen(previous) attribute, so it is saved with this stage's weights."""
         raise NotImplementedError
 
-    def loss(self, model, batch):
-        """Mean loss per sequence element in nats, as a scalar tensor."""
+    def loss(self, model, batch: Batch, stage: Stage) -> Loss:
         raise NotImplementedError
 
-    def evaluate(self, model, corpus: Corpus, batch_size: int, seq_len: int) -> float:
-        """Mean validation loss (nats per unit) over the whole validation split."""
-        total, count = 0.0, 0
+    def validate(self, model, corpus: Corpus, stage: Stage, batch_size: int, seq_len: int) -> Iterator[tuple[Loss, int]]:
+        """(loss, units) of successive validation batches, the model in eval mode under no_grad; the trainer
+        stops reading after TrainConfig.val_units. Override to carry state from batch to batch (an RNN)."""
         device = next(model.parameters()).device
         for batch in corpus.validation_batches(batch_size, seq_len):
-            batch = tuple(t.to(device) for t in batch)
-            n = batch[-1].numel()
-            total += self.loss(model, batch).item() * n
-            count += n
-        return total / max(count, 1)
+            yield self.loss(model, batch.to(device), stage), batch.units
 
     # sample -------------------------------------------------------------------------------------
-    def generate(self, model, meta: dict, settings: dict) -> Iterator[Any]:
-        """Stream the sample as chunks (and Notices). `settings` were resolved with resolve_settings."""
+    def generate(self, model, header: dict, settings: dict) -> Iterator[Any]:
+        """Stream the sample as chunks (and Notices). `header` is the checkpoint's (its "corpus" meta, its
+        config ...); `settings` were resolved with resolve_settings."""
         raise NotImplementedError
 
     def preview_settings(self) -> dict:
-        """Settings for the short samples shown while training."""
-        return {}
+        """Settings for the short samples shown while training: the defaults, with a fixed seed."""
+        return resolve_settings(self.controls(), {c.name: 0 for c in self.controls() if c.kind == "seed"})
 
     def export(self, chunks: list, settings: dict, path: Path) -> Path:
+        """Write chunks (as generate made them, or as load_sample read them) to `path`, whose suffix is one of
+        export_formats; the settings go into the file or a .json beside it."""
         raise NotImplementedError
+
+    def load_sample(self, path: Path) -> tuple[list, dict]:
+        """(chunks, settings) of a sample this engine exported, so History can show it and convert it."""
+        raise NotImplementedError
+
+    def as_text(self, chunks: list, variation: int = 0) -> str | None:
+        """The sample as text for a terminal, or None when it is not text (the CLI then needs --out)."""
+        return None

@@ -1,14 +1,18 @@
-"""The training loop every engine shares, as a generator of progress events.
+"""The training loop every engine shares, as a generator of events (engines/core/events.py).
 
-    for event in train(engine, corpus, "runs/x", ...):   # CLI prints them, the worker forwards them
-        ...                                              # stop iterating (or .close()) to cancel
+    for event in train(engine, corpus, "runs/x", recipes=...):   # CLI prints them, the worker forwards them
+        ...                                                       # stop iterating (or .close()) to cancel
 
-Closing the generator saves last.safetensors at the step reached, so Stop then Resume loses nothing.
+An engine trains its stages in order; each stage is a `Run` (below): a model, its optimizer and where it
+stands, made fresh or from the stage's last.safetensors, then stepped, validated and saved. A single-stage
+engine keeps its checkpoints in the run folder itself, a multi-stage one in one sub-folder per stage.
+Closing the generator saves the current stage's last.safetensors at the step reached, so Stop then Resume
+loses nothing.
 
 Resume is exact because nothing random is carried from step to step: the batch and the dropout masks of
 step s are drawn from seeds derived from (seed, rank, s). Resuming therefore needs only the weights, the
-optimizer state and the step number, which last.safetensors holds; the learning rate is a pure function
-of the step. The same derivation gives each DDP rank (torchrun) its own data, and only rank 0 evaluates,
+optimizer state and the step number, which last.safetensors holds; the learning rate is a pure function of
+the step. The same derivation gives each DDP rank (torchrun) its own data, and only rank 0 validates,
 writes checkpoints and reports.
 """
 from __future__ import annotations
@@ -17,75 +21,23 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, read_meta, save_checkpoint
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
-from .interface import Corpus, Engine, TrainConfig, config_from_dict
+from .events import (CheckpointSaved, Evaluation, Finished, History, Preview, Progress, StageStarted,
+                     Validating)
+from .frozen import Frozen, frozen_part, weights_digest
+from .interface import Corpus, Engine, Stage, StageRecipe, TrainConfig, config_from_dict
 
 
 # ----------------------------------------------------------------------------------------------------
-# events
-
-
-@dataclass
-class Progress:
-    step: int
-    max_steps: int
-    loss: float
-    lr: float
-    units_per_second: float
-    unit: str
-    elapsed: float          # seconds of training in this run, resumed runs included
-    eta: float              # seconds left at the current speed
-    logged: bool            # a point of the run's loss history (every log_interval steps)
-
-
-@dataclass
-class Evaluation:
-    step: int
-    val_loss: float
-    best_val_loss: float
-
-
-@dataclass
-class CheckpointSaved:
-    path: str
-    step: int
-    best: bool
-
-
-@dataclass
-class Preview:
-    step: int
-    chunks: list
-
-
-@dataclass
-class Finished:
-    step: int
-    reason: str             # "completed" | "time limit"
-    checkpoint: str
-    best_val_loss: float | None
-
-
-@dataclass
-class History:
-    """What the loss plot needs to redraw a run after a restart; saved in every checkpoint."""
-    steps: list = field(default_factory=list)
-    losses: list = field(default_factory=list)
-    val_steps: list = field(default_factory=list)
-    val_losses: list = field(default_factory=list)
-    val_times: list = field(default_factory=list)     # seconds of training when each validation ran
-
-
-# ----------------------------------------------------------------------------------------------------
-# helpers
+# small pure helpers
 
 
 def lr_at(step: int, cfg: TrainConfig, max_steps: int) -> float:
@@ -102,11 +54,12 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    # decay matrices only: biases, norms and embeddings (a lookup table, not a map) stay undecayed
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.dim() >= 2 and "emb" not in name else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW over the trainable parameters only (a frozen earlier stage is not among them). Matrices and
+    conv kernels are decayed; vectors (biases, norm gains) are not. Embedding tables are matrices too and
+    are decayed: with the small decay used here that keeps rarely seen rows from drifting."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2))
 
 
@@ -124,238 +77,420 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, groups: l
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def model_tensors(model: torch.nn.Module) -> dict:
-    return {f"model.{k}": v for k, v in model.state_dict().items()}
+def stage_folder(engine: Engine, stage: Stage, out_dir: str | Path) -> Path:
+    return Path(out_dir) if len(engine.stages) == 1 else Path(out_dir) / stage.name
 
 
-def build_from_meta(engine: Engine, meta: dict) -> torch.nn.Module:
-    """Rebuild an engine's model from a checkpoint header (config + corpus meta); weights not loaded."""
-    if meta.get("engine_version") != engine.version:
-        raise CheckpointError(f"this checkpoint was made by version {meta.get('engine_version')} of the "
+class Tally:
+    """Unit-weighted means of a loss and its metrics over several batches."""
+
+    def __init__(self):
+        self.units, self.loss_sum, self.metric_sums = 0, 0.0, {}
+
+    def add(self, loss, units: int) -> None:
+        self.units += units
+        self.loss_sum += float(loss.value) * units
+        for name, value in loss.metrics.items():
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + float(value) * units
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.units, 1)
+
+    def metrics(self, stage: Stage) -> dict:
+        units = {m.name: m.unit for m in stage.metrics}
+        return {name: [total / max(self.units, 1), units.get(name, "")] for name, total in self.metric_sums.items()}
+
+
+def validation(engine: Engine, model, corpus: Corpus, stage: Stage, batch_size: int, seq_len: int,
+               budget: int | None) -> Iterator[Tally]:
+    """The running tally after each validation batch, until `budget` units (None: the whole split)."""
+    tally = Tally()
+    batches = engine.validate(model, corpus, stage, batch_size, seq_len)
+    try:
+        with torch.no_grad():
+            for loss, units in batches:
+                tally.add(loss, units)
+                yield tally
+                if budget and tally.units >= budget:
+                    return
+    finally:
+        batches.close()
+    if tally.units == 0:
+        raise StudioError("the validation split is empty: there is nothing to measure the model on")
+
+
+# ----------------------------------------------------------------------------------------------------
+# models from checkpoint headers
+
+
+def build_from_header(engine: Engine, header: dict) -> torch.nn.Module:
+    """Rebuild a stage's model from a checkpoint header (config, corpus meta, and the config of the earlier
+    stage it holds); weights not loaded."""
+    if header.get("engine_version") != engine.version:
+        raise CheckpointError(f"this checkpoint was made by version {header.get('engine_version')} of the "
                               f"{engine.name} engine; this studio has version {engine.version}")
-    config = config_from_dict(engine.model_config_class, meta["model_config"], "checkpoint model_config")
-    return engine.build_model(config, meta["corpus"])
+    stage = engine.stage(header.get("stage", engine.stages[0].name if len(engine.stages) == 1 else None))
+    config = config_from_dict(stage.model_config_class, header["model_config"], "checkpoint model_config")
+    previous = None
+    if stage.builds_on:
+        earlier = engine.stage(stage.builds_on)
+        earlier_config = config_from_dict(earlier.model_config_class, header["builds_on"]["model_config"],
+                                          "checkpoint builds_on")
+        previous = Frozen(engine.build_model(earlier, earlier_config, header["corpus"]))
+    return engine.build_model(stage, config, header["corpus"], previous)
 
 
-def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """A trained model ready to sample, on `device`, and its checkpoint header."""
-    tensors, meta = load_checkpoint(path, engine=engine.name, prefix="model.")
-    model = build_from_meta(engine, meta)
+def load_weights(model: torch.nn.Module, tensors: dict, header: dict, path) -> None:
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model described in its header ({e})") from None
+    held = frozen_part(model)
+    if held is not None and weights_digest(held.module) != header["builds_on"]["sha256"]:
+        raise CheckpointError(f"{path}: the {header['builds_on']['stage']} weights inside it do not match "
+                              f"their recorded hash (the file is damaged)")
+
+
+def sampling_checkpoint(engine: Engine, path) -> Path:
+    """The checkpoint a path names for sampling: a file, or a run folder (its last stage's best, else last)."""
+    path = Path(path).expanduser()
+    if path.is_dir() and len(engine.stages) > 1 and (path / engine.stages[-1].name).is_dir():
+        path = path / engine.stages[-1].name
+    return find_checkpoint(path)
+
+
+def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """A trained model of the engine's last stage, ready to sample on `device`, and its checkpoint header."""
+    path = sampling_checkpoint(engine, path)
+    tensors, header = load_checkpoint(path, engine=engine.name, prefix="model.")
+    final = engine.stages[-1]
+    if header.get("stage", final.name) != final.name:
+        raise CheckpointError(f"{path} is the {header['stage']!r} stage of a {engine.name} run; only its last "
+                              f"stage ({final.name!r}) makes samples: train that stage first")
+    model = build_from_header(engine, header)
+    load_weights(model, tensors, header, path)
     device = pick_device(device) if isinstance(device, str) else device
-    return model.to(device).eval(), meta
+    return model.to(device).eval(), header
+
+
+# ----------------------------------------------------------------------------------------------------
+# getting a run ready: the CLI and the worker both do this before train()
 
 
 def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overrides: dict | None = None,
-                resume: bool = False, max_steps: int | None = None):
-    """What the CLI and the worker both need before train(): (corpus, model config, train config, preset name).
-    A resumed run reads its corpus the way it was first read (vocabulary and split), whatever the preset says."""
+                resume: bool = False, max_steps: int | None = None, corpus: Corpus | None = None):
+    """(corpus, {stage: StageRecipe}, preset name). `overrides` is {stage: {"model": {...}, "train": {...}}}.
+    A resumed run reads its corpus the way it was first read (vocabulary, split, sample rate) and keeps each
+    started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
+    with the same preset (the app reads it to show its summary)."""
     chosen = engine.preset(preset)
     overrides = overrides or {}
-    model_config = config_from_dict(engine.model_config_class, {**chosen.model, **overrides.get("model", {})}, "model")
-    train_values = {**dataclasses.asdict(chosen.train), **overrides.get("train", {})}
-    if max_steps:
-        train_values["max_steps"] = max_steps
-    train_config = config_from_dict(TrainConfig, train_values, "train")
-    corpus_meta, val_fraction = None, train_config.val_fraction
+    unknown = set(overrides) - {s.name for s in engine.stages}
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(sorted(unknown))} for {engine.name}")
+    recipes = {}
+    for stage in engine.stages:
+        recipe, extra = chosen.stages[stage.name], overrides.get(stage.name, {})
+        model = {**recipe.model, **extra.get("model", {})}
+        config_from_dict(stage.model_config_class, model, f"{stage.name} model")
+        train_values = {**dataclasses.asdict(recipe.train), **extra.get("train", {})}
+        if max_steps:
+            train_values["max_steps"] = max_steps
+        recipes[stage.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, f"{stage.name} train"))
+    corpus_meta, val_fraction, name = None, recipes[engine.stages[0].name].train.val_fraction, chosen.name
     if resume:
-        run = read_meta(Path(out_dir) / "last.safetensors", engine.name)
-        corpus_meta, val_fraction = run["corpus"], run["train_config"]["val_fraction"]
-        model_config = config_from_dict(engine.model_config_class, run["model_config"], "checkpoint model_config")
-    corpus = engine.read_corpus(data, val_fraction, corpus_meta, model_config)
-    return corpus, model_config, train_config, chosen.name
+        started = [s for s in engine.stages if (stage_folder(engine, s, out_dir) / "last.safetensors").exists()]
+        if not started:
+            raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
+        for stage in started:
+            header = read_meta(stage_folder(engine, stage, out_dir) / "last.safetensors", engine.name)
+            recipes[stage.name] = StageRecipe(header["model_config"], recipes[stage.name].train)
+        corpus_meta, val_fraction = header["corpus"], header["train_config"]["val_fraction"]
+        name = header.get("preset") or name
+    first = engine.stages[0]
+    first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
+    if corpus is None or resume:
+        corpus = engine.read_corpus(data, val_fraction, corpus_meta, first_config)
+    return corpus, recipes, name
+
+
+# ----------------------------------------------------------------------------------------------------
+# one stage of a run
+
+
+class Run:
+    """One stage being trained in this process: its model (DDP-wrapped as `net` when distributed), optimizer,
+    configuration and standing (step, history, best validation loss). Rank 0 alone validates and saves."""
+
+    def __init__(self, engine: Engine, stage: Stage, corpus: Corpus, folder: Path, device: torch.device,
+                 model, cfg: TrainConfig, model_config: dict, header: dict):
+        self.engine, self.stage, self.corpus, self.folder, self.device = engine, stage, corpus, folder, device
+        self.model, self.cfg, self.model_config = model.to(device), cfg, model_config
+        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        self.step, self.max_steps, self.seed = header.get("step", 0), header["max_steps"], header["seed"]
+        self.preset, self.builds_on = header.get("preset"), header.get("builds_on")
+        self.history = History(**header.get("history", {}))
+        self.best_val = header.get("metrics", {}).get("best_val_loss")
+        self.val_metrics: dict = {}
+        self.elapsed_before = header.get("elapsed_seconds", 0.0)
+        self.started = time.time()
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        amp = autocast_dtype(device, cfg.precision)
+        self.autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else nullcontext
+        self.data_gen = torch.Generator()
+
+    @classmethod
+    def fresh(cls, engine, stage, corpus, folder, device, recipe: StageRecipe, seed: int, preset: str | None) -> "Run":
+        cfg = recipe.train
+        if not 0 < cfg.val_fraction < 1:
+            raise ConfigError("val_fraction must be between 0 and 1: training needs held-out data to validate on")
+        previous, builds_on = None, None
+        if stage.builds_on:
+            earlier = engine.stage(stage.builds_on)
+            source = folder.parent / earlier.name / "best.safetensors"
+            if not source.exists():
+                raise ConfigError(f"the {stage.name} stage builds on the {earlier.name} stage: train that first "
+                                  f"({source} does not exist)")
+            tensors, header = load_checkpoint(source, engine=engine.name, prefix="model.")
+            if header["corpus"] != corpus.meta:
+                raise ConfigError(f"{source} was trained on a corpus read differently from this one")
+            trained = build_from_header(engine, header)
+            load_weights(trained, tensors, header, source)
+            previous = Frozen(trained)
+            builds_on = {"stage": earlier.name, "step": header["step"], "model_config": header["model_config"],
+                         "sha256": weights_digest(trained)}
+        torch.manual_seed(seed)
+        config = config_from_dict(stage.model_config_class, recipe.model, f"{stage.name} model")
+        model = engine.build_model(stage, config, corpus.meta, previous)
+        if previous is not None and frozen_part(model) is not previous:
+            raise ConfigError(f"the {engine.name} engine's {stage.name} model must keep the Frozen earlier stage "
+                              f"it is given as an attribute")
+        return cls(engine, stage, corpus, folder, device, model, cfg, dataclasses.asdict(config),
+                   {"max_steps": cfg.max_steps, "seed": seed, "preset": preset, "builds_on": builds_on})
+
+    @classmethod
+    def resume(cls, engine, stage, corpus, folder, device, extend_to: int | None) -> tuple["Run", dict]:
+        path = folder / "last.safetensors"
+        tensors, header = load_checkpoint(path, engine=engine.name)
+        if header["corpus"] != corpus.meta:
+            raise ConfigError("this corpus does not match the run being resumed (its vocabulary or format "
+                              "differs); resume with the corpus the run was started on")
+        model = build_from_header(engine, header)
+        load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, header, path)
+        cfg = config_from_dict(TrainConfig, header["train_config"], "checkpoint train_config")
+        header = {**header, "max_steps": extend_to or header["max_steps"]}
+        run = cls(engine, stage, corpus, folder, device, model, cfg, header["model_config"], header)
+        restore_optimizer(run.optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")},
+                          header["optimizer_groups"])
+        return run, header
+
+    # --- what a checkpoint records ---
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.started
+
+    def header(self, minutes_left: float | None = None) -> dict:
+        return {
+            "engine": self.engine.name, "engine_version": self.engine.version,
+            "stage": self.stage.name, "stages": [s.name for s in self.engine.stages], "preset": self.preset,
+            "model_config": self.model_config, "train_config": dataclasses.asdict(self.cfg),
+            "builds_on": self.builds_on, "corpus": self.corpus.meta,
+            "corpus_summary": {k: v for k, v in self.corpus.summary.items() if k != "warnings"},
+            "step": self.step, "max_steps": self.max_steps, "seed": self.seed,
+            "metrics": {"val_loss": self.history.val_losses[-1] if self.history.val_losses else None,
+                        "best_val_loss": self.best_val, "loss_unit": self.stage.loss_unit,
+                        "val_metrics": self.val_metrics},
+            "history": dataclasses.asdict(self.history), "elapsed_seconds": self.elapsed,
+            "minutes_left": minutes_left, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def save(self, name: str, with_optimizer: bool, minutes_left: float | None = None) -> Path:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        header = self.header(minutes_left)
+        if with_optimizer:
+            opt_tensors, header["optimizer_groups"] = optimizer_tensors(self.optimizer)
+            tensors.update(opt_tensors)
+        return save_checkpoint(self.folder / name, tensors, header)
+
+    # --- the three things a run does ---
+    def train_step(self) -> tuple[float, int]:
+        """One optimizer step on this step's batch: (loss, units in the batch)."""
+        self.lr = lr_at(self.step, self.cfg, self.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.data_gen.manual_seed(step_seed(self.seed, self.rank, self.step))
+        torch.manual_seed(step_seed(self.seed, self.rank, self.step) + 1)   # dropout masks of this step
+        batch = self.corpus.batch(self.cfg.batch_size, self.cfg.seq_len, self.data_gen).to(self.device)
+        with self.autocast():
+            loss = self.engine.loss(self.net, batch, self.stage).value
+        value = loss.item()
+        if not math.isfinite(value):
+            raise StudioError(f"training diverged at step {self.step} (the loss became {value}); the last "
+                              f"checkpoint is kept; start again with a lower learning rate (--set train.lr=...)")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                           self.cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return value, batch.units
+
+    def validate(self) -> Iterator[Validating | Evaluation]:
+        """Validation on the fixed budget of held-out units, a Validating event after every batch."""
+        self.model.eval()
+        with self.autocast():
+            for tally in validation(self.engine, self.model, self.corpus, self.stage, self.cfg.batch_size,
+                                    self.cfg.seq_len, self.cfg.val_units):
+                yield Validating(self.stage.name, self.step, tally.units, self.cfg.val_units)
+        self.model.train()
+        val = tally.loss
+        self.val_metrics = tally.metrics(self.stage)
+        self.history.val_steps.append(self.step)
+        self.history.val_losses.append(val)
+        self.history.val_times.append(self.elapsed)
+        self.improved = self.best_val is None or val < self.best_val
+        self.best_val = val if self.improved else self.best_val
+        yield Evaluation(self.stage.name, self.step, val, self.best_val, self.stage.loss_unit, self.val_metrics,
+                         tally.units)
+
+    def checkpoint(self, previews: bool, minutes_left: float | None) -> Iterator[object]:
+        """Validate, save last (and best when it improved), and show a preview sample of a sampling stage."""
+        yield from self.validate()
+        path = self.save("last.safetensors", True, minutes_left)
+        if self.improved:
+            self.save("best.safetensors", False)
+        yield CheckpointSaved(self.stage.name, str(path), self.step, self.improved)
+        if previews and self.stage is self.engine.stages[-1]:
+            self.model.eval()
+            chunks = list(self.engine.generate(self.model, self.header(), self.engine.preview_settings()))
+            self.model.train()
+            yield Preview(self.stage.name, self.step, chunks)
 
 
 # ----------------------------------------------------------------------------------------------------
 # the loop
 
 
-def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, model_config=None,
-          train_config: TrainConfig | None = None, preset: str | None = None, resume: bool = False,
-          device: str = "auto", seed: int = 0, minutes: float | None = None, previews: bool = True,
+def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[str, StageRecipe],
+          stage: str | None = None, preset: str | None = None, resume: bool = False, device: str = "auto",
+          seed: int = 0, minutes: float | None = None, previews: bool = True,
           extend_to: int | None = None) -> Iterator[object]:
-    """Train, yielding events; see the module docstring. `extend_to` gives a resumed run a new total number
-    of steps (the cosine schedule is recomputed for that total, so the learning rate rises again); without it
-    a resumed run ends where it was planned to."""
-    out_dir = Path(out_dir)
-    last_path, best_path = out_dir / "last.safetensors", out_dir / "best.safetensors"
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    main_rank = rank == 0
-    dev = pick_device(device)
-    if world > 1:
+    """Train one stage (`stage`) or all of them in order, yielding events; see the module docstring. A
+    finished stage is skipped on resume. `minutes` is shared out between the stages still to train.
+    `extend_to` gives resumed stages a new total number of steps (the cosine schedule is recomputed for it,
+    so the learning rate rises again); without it a resumed stage ends where it was planned to."""
+    dev = distributed_device(pick_device(device))
+    stages = [engine.stage(stage)] if stage else list(engine.stages)
+    deadline = time.time() + minutes * 60 if minutes else None
+    if resume and not any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in stages):
+        raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
+    run = None
+    for index, current in enumerate(stages):
+        folder = stage_folder(engine, current, out_dir)
+        last = folder / "last.safetensors"
+        budget = None
+        if resume and last.exists():
+            run, header = Run.resume(engine, current, corpus, folder, dev, extend_to)
+            budget = header.get("minutes_left") if not deadline else None
+            if run.step >= run.max_steps:
+                continue
+        elif last.exists():
+            raise ConfigError(f"{folder} already holds a training run; resume it, or choose another folder")
+        else:
+            run = Run.fresh(engine, current, corpus, folder, dev, recipes[current.name], seed, preset)
+        if deadline:
+            budget = (deadline - time.time()) / 60 / (len(stages) - index)
+        yield StageStarted(current.name, current.title, engine.stages.index(current) + 1, len(engine.stages),
+                           run.step, run.max_steps, current.loss_unit, run.history)
+        yield from run_stage(run, previews, budget)
+    if run is None:
+        raise ConfigError("nothing to train")
+    if run.world > 1:   # leave together: a rank exiting while another still saves can abort the group
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    if run.rank == 0:
+        yield Finished(run.stage.name, run.step, getattr(run, "reason", "completed"),
+                       str(run.folder / "best.safetensors"), run.best_val, run.stage.loss_unit)
+
+
+def distributed_device(dev: torch.device) -> torch.device:
+    """Under torchrun, join the process group (gloo on CPU, nccl on CUDA) and pick this rank's GPU."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         import torch.distributed as dist
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(dev)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dev
 
-    # --- start fresh or pick up exactly where last.safetensors left off ---
-    if resume:
-        if not last_path.exists():
-            raise CheckpointError(f"nothing to resume: {last_path} does not exist")
-        tensors, meta = load_checkpoint(last_path, engine=engine.name)
-        if meta["corpus"] != corpus.meta:
-            raise ConfigError("this corpus does not match the run being resumed (its vocabulary or format "
-                              "differs); resume with the corpus the run was started on")
-        cfg = config_from_dict(TrainConfig, meta["train_config"], "checkpoint train_config")
-        model = build_from_meta(engine, meta)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        step, max_steps, seed = meta["step"], extend_to or meta["max_steps"], meta["seed"]
-        history = History(**meta["history"])
-        best_val = meta["metrics"].get("best_val_loss")
-        elapsed_before = meta.get("elapsed_seconds", 0.0)
-        preset = meta.get("preset")
-        # a time budget was turned into max_steps early in the run, unless the run stopped before that
-        minutes = meta.get("minutes_left")
-    else:
-        if last_path.exists():
-            raise ConfigError(f"{out_dir} already holds a training run; resume it, or choose another folder")
-        cfg = train_config or TrainConfig()
-        if not 0 < cfg.val_fraction < 1:
-            raise ConfigError("val_fraction must be between 0 and 1: training needs held-out data to validate on")
-        if model_config is None:
-            raise ConfigError("model_config is required for a new run")
-        torch.manual_seed(seed)
-        model = engine.build_model(model_config, corpus.meta)
-        step, max_steps = 0, cfg.max_steps
-        history, best_val, elapsed_before, tensors = History(), None, 0.0, {}
 
-    model.to(dev)
-    optimizer = make_optimizer(model, cfg)
-    if resume:
-        restore_optimizer(optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")},
-                          meta["optimizer_groups"])
-    del tensors
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    amp_dtype = autocast_dtype(dev, cfg.precision)
-    model_config_dict = dataclasses.asdict(model_config) if not resume else meta["model_config"]
-    data_gen = torch.Generator()
+def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[object]:
+    """Steps, validations and checkpoints of one stage until its max_steps or its time budget. A time budget
+    becomes a step budget once the speed is known (after 20 steps), so the cosine schedule ends on time and
+    the number is saved with the run (resume stays exact)."""
+    main_rank = run.rank == 0
+    calibrate_at = run.step + 20 if minutes else None
+    started = time.time()
 
-    def evaluate() -> float:
-        model.eval()
-        with torch.no_grad(), torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            val = engine.evaluate(model, corpus, cfg.batch_size, cfg.seq_len)
-        model.train()
-        return val
+    def minutes_left():
+        return minutes - (time.time() - started) / 60 if calibrate_at and run.step < calibrate_at else None
 
-    def save(path: Path, with_trainer: bool) -> None:
-        tensors = model_tensors(model)
-        meta_out = {
-            "engine": engine.name, "engine_version": engine.version, "preset": preset,
-            "model_config": model_config_dict, "train_config": dataclasses.asdict(cfg), "corpus": corpus.meta,
-            "corpus_summary": {k: v for k, v in corpus.summary.items() if k != "warnings"},
-            "step": step, "max_steps": max_steps, "seed": seed,
-            "metrics": {"val_loss": history.val_losses[-1] if history.val_losses else None,
-                        "best_val_loss": best_val, "loss_unit": f"nats/{corpus.unit[:-1]}"},
-            "history": dataclasses.asdict(history), "elapsed_seconds": elapsed_before + (time.time() - t_start),
-            "minutes_left": minutes - (time.time() - t_start) / 60 if calibrate_at and step < calibrate_at else None,
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        if with_trainer:
-            opt_tensors, groups = optimizer_tensors(optimizer)
-            tensors.update(opt_tensors)
-            meta_out["optimizer_groups"] = groups
-        save_checkpoint(path, tensors, meta_out)
-
-    def checkpoint_and_report():
-        nonlocal best_val
-        val = evaluate()
-        history.val_steps.append(step)
-        history.val_losses.append(val)
-        history.val_times.append(elapsed_before + time.time() - t_start)
-        improved = best_val is None or val < best_val
-        best_val = val if improved else best_val
-        yield Evaluation(step, val, best_val)
-        save(last_path, with_trainer=True)
-        if improved:
-            save(best_path, with_trainer=False)
-        yield CheckpointSaved(str(last_path), step, improved)
-        if previews:
-            model.eval()
-            chunks = list(engine.generate(model, {"corpus": corpus.meta}, engine.preview_settings()))
-            model.train()
-            yield Preview(step, chunks)
-
-    t_start = time.time()
-    model.train()
-    reason = "completed"
-    step_time = None   # exponential average of seconds per step
-    eval_seconds = 0.0
-    calibrate_at = step + 20 if minutes else None
+    step_time, eval_seconds = None, 0.0   # step_time: exponential average of seconds per step
+    run.reason = "completed"
+    run.model.train()
     try:
-        if step == 0 and main_rank:
+        if run.step == 0 and main_rank:
             eval_started = time.time()
-            yield from checkpoint_and_report()
+            yield from run.checkpoint(previews, minutes_left())
             eval_seconds = time.time() - eval_started
-        while step < max_steps:
-            time_up = bool(minutes) and time.time() - t_start > minutes * 60
-            if world > 1 and minutes:   # every rank must leave the loop at the same step
-                flag = torch.tensor([float(time_up)], device=dev)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                time_up = bool(flag.item())
-            if time_up:
-                reason = "time limit"
+        while run.step < run.max_steps:
+            if minutes and time_is_up(run, started, minutes):
+                run.reason = "time limit"
                 break
-            lr = lr_at(step, cfg, max_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             t0 = time.time()
-            data_gen.manual_seed(step_seed(seed, rank, step))
-            torch.manual_seed(step_seed(seed, rank, step) + 1)   # dropout masks of this step
-            batch = tuple(t.to(dev, non_blocking=True) for t in corpus.batch(cfg.batch_size, cfg.seq_len, data_gen))
-            with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                loss = engine.loss(net, batch)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise StudioError(f"training diverged at step {step} (the loss became {loss_value}); the last "
-                                  f"checkpoint is kept; start again with a lower learning rate (--set train.lr=...)")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
+            loss, units = run.train_step()
             dt = time.time() - t0
             step_time = dt if step_time is None else 0.9 * step_time + 0.1 * dt
-            if step == calibrate_at:
-                # a time budget becomes a step budget once the speed is known, so the cosine schedule ends
-                # on time and the number is saved with the run (resume stays exact)
-                left = minutes * 60 - (time.time() - t_start)
-                per_step = step_time + eval_seconds / cfg.eval_interval
-                max_steps = min(max_steps, step + max(1, int(0.97 * left / per_step)))
-                if world > 1:
-                    budget = torch.tensor([max_steps], device=dev)
+            if run.step == calibrate_at:
+                left = minutes * 60 - (time.time() - started)
+                per_step = step_time + eval_seconds / run.cfg.eval_interval
+                run.max_steps = min(run.max_steps, run.step + max(1, int(0.97 * left / per_step)))
+                if run.world > 1:
+                    budget = torch.tensor([run.max_steps], device=run.device)
                     torch.distributed.broadcast(budget, 0)
-                    max_steps = int(budget.item())
+                    run.max_steps = int(budget.item())
             if not main_rank:
                 continue
             # an event every step, so whoever drives this loop can stop it within one step
-            logged = step % cfg.log_interval == 0 or step == max_steps
+            logged = run.step % run.cfg.log_interval == 0 or run.step == run.max_steps
             if logged:
-                history.steps.append(step)
-                history.losses.append(loss_value)
-            eta = (max_steps - step) * step_time
-            if calibrate_at and step < calibrate_at:     # the step budget is not known yet; the time budget is
-                eta = minutes * 60 - (time.time() - t_start)
-            yield Progress(step, max_steps, loss_value, lr, batch[-1].numel() * world / step_time, corpus.unit,
-                           elapsed_before + time.time() - t_start, eta, logged)
-            if step % cfg.eval_interval == 0 or step == max_steps:
-                yield from checkpoint_and_report()   # other ranks wait for this in their next all-reduce
-        if main_rank and history.val_steps[-1:] != [step]:
-            yield from checkpoint_and_report()
+                run.history.steps.append(run.step)
+                run.history.losses.append(loss)
+            eta = minutes_left() * 60 if minutes_left() is not None else (run.max_steps - run.step) * step_time
+            yield Progress(run.stage.name, run.step, run.max_steps, loss, run.lr,
+                           units * run.world / step_time, run.stage.unit, run.elapsed, eta, logged)
+            if run.step % run.cfg.eval_interval == 0 or run.step == run.max_steps:
+                yield from run.checkpoint(previews, minutes_left())   # other ranks wait in their next all-reduce
+        if main_rank and run.history.val_steps[-1:] != [run.step]:
+            yield from run.checkpoint(previews, minutes_left())
     except GeneratorExit:
         if main_rank:
-            save(last_path, with_trainer=True)
+            run.model.train()     # Stop may land mid-validation; the saved run trains on when resumed
+            run.save("last.safetensors", True, minutes_left())
         raise
-    if world > 1:   # leave together: a rank exiting while another still saves can abort the group
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    if main_rank:
-        yield Finished(step, reason, str(best_path), best_val)
+
+
+def time_is_up(run: Run, started: float, minutes: float) -> bool:
+    time_up = time.time() - started > minutes * 60
+    if run.world > 1:   # every rank must leave the loop at the same step
+        flag = torch.tensor([float(time_up)], device=run.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        time_up = bool(flag.item())
+    return time_up

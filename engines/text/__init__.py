@@ -6,11 +6,16 @@ model, data and sampling modules are imported when the worker first needs them.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from ..core.interface import (SEED, TEMPERATURE, TOP_K, TOP_P, VARIATIONS, Control, Engine, Notice,
+from ..core.errors import CorpusError
+from ..core.interface import (SEED, TEMPERATURE, TOP_K, TOP_P, VARIATIONS, Control, Engine, Loss, Metric, Stage,
                               resolve_settings)
+from .chunks import TextChunk
 from .config import TextModelConfig
+
+RULE = "\n\n" + "-" * 40 + "\n\n"      # between variations in an exported .txt
 
 
 class TextEngine(Engine):
@@ -19,7 +24,8 @@ class TextEngine(Engine):
     title = "Text — character-level LSTM/GRU (char-rnn)"
     default_preset = "small"
     export_formats = (".txt",)
-    model_config_class = TextModelConfig
+    stages = (Stage("model", "character model", TextModelConfig, unit="char",
+                    metrics=(Metric("bits", "bits/char"),)),)
 
     def controls(self) -> list[Control]:
         return [
@@ -36,37 +42,42 @@ class TextEngine(Engine):
         from .data import read_text_corpus
         return read_text_corpus(path, val_fraction, vocab=meta["vocab"] if meta else None)
 
-    def build_model(self, model_config, corpus_meta: dict):
+    def build_model(self, stage, config, corpus_meta: dict, previous=None):
         from .model import CharRNN
-        return CharRNN(model_config, len(corpus_meta["vocab"]))
+        return CharRNN(config, len(corpus_meta["vocab"]))
 
-    def loss(self, model, batch):
-        x, y = batch
-        return model(x, y)[1]
+    def loss(self, model, batch, stage):
+        nats = model(batch.tensors["x"], batch.tensors["y"])[1]
+        return Loss(nats, {"bits": nats.detach() / math.log(2)})
 
-    def evaluate(self, model, corpus, batch_size: int, seq_len: int) -> float:
+    def validate(self, model, corpus, stage, batch_size: int, seq_len: int):
         # carry the RNN state along each validation stream: the loss of reading the held-out text in order
-        total, count, state = 0.0, 0, None
-        device = next(model.parameters()).device
-        for x, y in corpus.validation_batches(batch_size, seq_len):
-            _, loss, state = model(x.to(device), y.to(device), state)
-            total += loss.item() * y.numel()
-            count += y.numel()
-        return total / max(count, 1)
+        device, state = next(model.parameters()).device, None
+        for batch in corpus.validation_batches(batch_size, seq_len):
+            _, nats, state = model(batch.tensors["x"].to(device), batch.tensors["y"].to(device), state)
+            yield Loss(nats, {"bits": nats / math.log(2)}), batch.units
 
-    def generate(self, model, meta: dict, settings: dict):
+    def generate(self, model, header: dict, settings: dict):
         from .sample import generate
-        return generate(model, meta["corpus"]["vocab"], settings)
+        return generate(model, header["corpus"]["vocab"], settings)
+
+    def as_text(self, chunks: list, variation: int = 0) -> str:
+        return "".join(c.text[variation] for c in chunks if isinstance(c, TextChunk))
 
     def export(self, chunks: list, settings: dict, path: Path) -> Path:
         """The text of each variation (a rule between them), and settings in a .json beside the file."""
-        pieces: list[list[str]] = [[] for _ in range(settings.get("variations", 1))]
-        for chunk in chunks:
-            if not isinstance(chunk, Notice):
-                for variation, piece in zip(pieces, chunk.text):
-                    variation.append(piece)
         path = Path(path)
-        rule = "\n\n" + "-" * 40 + "\n\n"
-        path.write_text(rule.join("".join(p) for p in pieces), encoding="utf-8")
+        text = RULE.join(self.as_text(chunks, v) for v in range(settings.get("variations", 1)))
+        path.write_text(text, encoding="utf-8")
         path.with_name(path.name + ".json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         return path
+
+    def load_sample(self, path: Path) -> tuple[list, dict]:
+        path = Path(path)
+        try:
+            variations = path.read_text(encoding="utf-8").split(RULE)
+        except (OSError, UnicodeDecodeError) as e:
+            raise CorpusError(f"cannot read {path} as a text sample: {e}") from None
+        settings_file = path.with_name(path.name + ".json")
+        settings = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.exists() else {}
+        return [TextChunk(variations, [1.0] * len(variations))], settings

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..core.errors import CorpusError
-from ..core.interface import Corpus
+from ..core.interface import Batch, Corpus
 
 BLOCK = 1 << 24
 SMALL_CORPUS = 100_000          # characters; below this a model mostly memorises
@@ -93,8 +93,6 @@ def read_blocks(path: Path) -> Iterator[str]:
 
 
 class TextCorpus(Corpus):
-    unit = "chars"
-
     def __init__(self, ids: np.ndarray, vocab: str, val_fraction: float, summary: dict):
         self.meta = {"vocab": vocab}
         data = torch.from_numpy(ids)
@@ -111,17 +109,19 @@ class TextCorpus(Corpus):
         starts = torch.randint(0, len(self.train) - seq_len, (batch_size, 1), generator=generator)
         window = starts + torch.arange(seq_len + 1)
         chunk = self.train[window].long()                               # (B, T+1)
-        return chunk[:, :-1], chunk[:, 1:]
+        return Batch({"x": chunk[:, :-1], "y": chunk[:, 1:]}, chunk[:, 1:].numel())
 
     def validation_batches(self, batch_size: int, seq_len: int):
         """The validation text cut into `batch_size` contiguous streams, walked seq_len at a time: row i of
-        one batch continues row i of the one before, so an RNN can carry its state across them."""
+        one batch continues row i of the one before, so an RNN can carry its state across them. The streams
+        start evenly spread over the split, so the first batches already sample all of it."""
         streams = max(1, min(batch_size, (len(self.val) - 1) // seq_len))
         length = (len(self.val) - 1) // streams
-        x = self.val[: streams * length].long().view(streams, length)
-        y = self.val[1: streams * length + 1].long().view(streams, length)
+        x = self.val[: streams * length].view(streams, length)
+        y = self.val[1: streams * length + 1].view(streams, length)
         for start in range(0, length, seq_len):
-            yield x[:, start:start + seq_len], y[:, start:start + seq_len]
+            target = y[:, start:start + seq_len].long()
+            yield Batch({"x": x[:, start:start + seq_len].long(), "y": target}, target.numel())
 
 
 def read_text_corpus(path: str | Path, val_fraction: float = 0.1, vocab: str | None = None) -> TextCorpus:

@@ -1,20 +1,14 @@
 """Streaming text generation: one TextChunk per character step, for every variation at once."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
 from ..core.interface import Notice
 from ..core.sampling import draw, filtered_probs
+from .chunks import TextChunk
 from .model import CharRNN, Stepper
-
-
-@dataclass
-class TextChunk:
-    text: list[str]      # the next character of each variation ("" once a variation has stopped)
-    prob: list[float]    # the model's probability of that character (temperature 1, before top-k/p)
 
 
 def generate(model: CharRNN, vocab: str, settings: dict) -> Iterator[TextChunk | Notice]:

@@ -1,0 +1,86 @@
+"""What the trainer reports, as plain dataclasses (no torch), so the CLI prints them and the worker forwards
+them to the window as dicts. Every event names the stage it belongs to."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class History:
+    """What the loss plot needs to redraw a stage after a restart; saved in every checkpoint."""
+    steps: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+    val_steps: list = field(default_factory=list)
+    val_losses: list = field(default_factory=list)
+    val_times: list = field(default_factory=list)     # seconds of training when each validation ran
+
+
+@dataclass
+class StageStarted:
+    stage: str
+    title: str
+    index: int              # 1-based, of `count` stages the engine trains
+    count: int
+    step: int               # > 0 when resumed
+    max_steps: int
+    loss_unit: str
+    history: History        # of this stage so far (empty for a fresh one)
+
+
+@dataclass
+class Progress:
+    stage: str
+    step: int
+    max_steps: int
+    loss: float
+    lr: float
+    units_per_second: float
+    unit: str
+    elapsed: float          # seconds of training in this stage, resumed runs included
+    eta: float              # seconds left in this stage at the current speed
+    logged: bool            # a point of the stage's loss history (every log_interval steps)
+
+
+@dataclass
+class Validating:
+    """Sent after each validation batch, so whoever drives the loop can stop it mid-validation."""
+    stage: str
+    step: int
+    units: int
+    budget: int
+
+
+@dataclass
+class Evaluation:
+    stage: str
+    step: int
+    val_loss: float
+    best_val_loss: float
+    loss_unit: str
+    metrics: dict           # name -> [value, unit]
+    units: int              # held-out units the numbers were measured on
+
+
+@dataclass
+class CheckpointSaved:
+    stage: str
+    path: str
+    step: int
+    best: bool
+
+
+@dataclass
+class Preview:
+    stage: str
+    step: int
+    chunks: list
+
+
+@dataclass
+class Finished:
+    stage: str              # the last stage trained
+    step: int
+    reason: str             # "completed" | "time limit"
+    checkpoint: str
+    best_val_loss: float | None
+    loss_unit: str

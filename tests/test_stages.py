@@ -1,0 +1,131 @@
+"""Staged training through a tiny two-stage engine (tests/two_stage_engine.py): a tokenizer, then a prior
+over its frozen codes, each resumed exactly, the later one standing alone."""
+import dataclasses
+import shutil
+
+import pytest
+import torch
+
+from engines.core.checkpoint import load_checkpoint, read_meta
+from engines.core.errors import CheckpointError, ConfigError
+from engines.core.events import Evaluation, Finished, Progress, StageStarted
+from engines.core.interface import StageRecipe, TrainConfig, resolve_settings
+from engines.core.trainer import load_model, train
+from two_stage_engine import PointsCorpus, PriorConfig, TokenizerConfig, TwoStageEngine
+
+ENGINE = TwoStageEngine()
+STEPS = 40
+
+
+def recipes(steps=STEPS):
+    cfg = TrainConfig(batch_size=8, seq_len=16, lr=1e-2, warmup_steps=5, max_steps=steps, eval_interval=20,
+                      log_interval=1, val_units=200, precision="fp32")
+    return {"tokenizer": StageRecipe(dataclasses.asdict(TokenizerConfig()), cfg),
+            "prior": StageRecipe(dataclasses.asdict(PriorConfig()), cfg)}
+
+
+def run(out, stage=None, resume=False, stop=None, seed=0):
+    """Train; stop=(stage, step) stops like the Stop button (closes the generator) after that step."""
+    events = train(ENGINE, PointsCorpus(), out, recipes=recipes(), stage=stage, resume=resume, device="cpu",
+                   seed=seed)
+    seen = []
+    for event in events:
+        seen.append(event)
+        if stop and isinstance(event, Progress) and (event.stage, event.step) == stop:
+            events.close()
+    return seen
+
+
+def weights(path):
+    return load_checkpoint(path, prefix="model.")[0]
+
+
+def assert_same_weights(a, b):
+    a, b = weights(a), weights(b)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_stages_train_in_order_and_each_learns(tmp_path):
+    events = run(tmp_path / "run")
+    assert [(e.stage, e.index, e.count) for e in events if isinstance(e, StageStarted)] == [
+        ("tokenizer", 1, 2), ("prior", 2, 2)]
+    for stage in ("tokenizer", "prior"):
+        vals = [e for e in events if isinstance(e, Evaluation) and e.stage == stage]
+        assert vals[-1].val_loss < 0.5 * vals[0].val_loss, stage
+    evals = [e for e in events if isinstance(e, Evaluation)]
+    assert {e.loss_unit for e in evals} == {"MSE", "nats/code"}
+    assert evals[-1].metrics["bits"][1] == "bits/code" and evals[0].metrics["perplexity"][1] == "codes"
+    assert all(200 <= e.units < 200 + 8 * 16 for e in evals)          # the validation budget, not the split
+    assert isinstance(events[-1], Finished) and events[-1].stage == "prior"
+    header = read_meta(tmp_path / "run" / "prior" / "best.safetensors")
+    assert header["stage"] == "prior" and header["builds_on"]["stage"] == "tokenizer"
+    assert header["metrics"]["loss_unit"] == "nats/code"
+
+
+def test_the_frozen_stage_does_not_move_while_the_next_trains(tmp_path):
+    run(tmp_path / "run")
+    tokenizer = weights(tmp_path / "run" / "tokenizer" / "best.safetensors")
+    inside = {k.removeprefix("tokenizer.module."): v
+              for k, v in weights(tmp_path / "run" / "prior" / "last.safetensors").items() if k.startswith("tokenizer.")}
+    assert inside.keys() == tokenizer.keys() and "codebook" in inside   # the EMA codebook stayed put too
+    for name in inside:
+        assert torch.equal(inside[name], tokenizer[name]), name
+
+
+@pytest.mark.parametrize("stop", [("tokenizer", 15), ("prior", 25)])
+def test_resume_is_exact_in_each_stage(tmp_path, stop):
+    run(tmp_path / "straight")
+    run(tmp_path / "stopped", stop=stop)
+    assert read_meta(tmp_path / "stopped" / stop[0] / "last.safetensors")["step"] == stop[1]
+    run(tmp_path / "stopped", resume=True)
+    for stage in ("tokenizer", "prior"):
+        assert_same_weights(tmp_path / "straight" / stage / "last.safetensors",
+                            tmp_path / "stopped" / stage / "last.safetensors")
+
+
+def test_stages_can_be_trained_one_at_a_time(tmp_path):
+    with pytest.raises(ConfigError, match="train that first"):
+        run(tmp_path / "run", stage="prior")
+    run(tmp_path / "run", stage="tokenizer")
+    assert not (tmp_path / "run" / "prior").exists()
+    run(tmp_path / "run", stage="prior")
+    run(tmp_path / "straight")
+    assert_same_weights(tmp_path / "straight" / "prior" / "last.safetensors",
+                        tmp_path / "run" / "prior" / "last.safetensors")
+
+
+def sample(path):
+    model, header = load_model(ENGINE, path)
+    return [c.points for c in ENGINE.generate(model, header, resolve_settings(ENGINE.controls(), {"seed": 1}))]
+
+
+def test_only_the_last_stage_samples(tmp_path):
+    run(tmp_path / "run", stage="tokenizer")
+    with pytest.raises(CheckpointError, match="only its last stage"):
+        load_model(ENGINE, tmp_path / "run" / "tokenizer" / "best.safetensors")
+    run(tmp_path / "run", stage="prior")
+    assert len(sample(tmp_path / "run")) == 8          # a run folder opens its last stage
+
+
+def test_renaming_or_retraining_the_first_stage_leaves_the_second_working(tmp_path):
+    run(tmp_path / "run")
+    before = sample(tmp_path / "run")
+    shutil.move(tmp_path / "run", tmp_path / "renamed")
+    assert sample(tmp_path / "renamed") == before
+    shutil.rmtree(tmp_path / "renamed" / "tokenizer")
+    run(tmp_path / "renamed", stage="tokenizer", seed=7)      # a different tokenizer now sits beside it
+    assert sample(tmp_path / "renamed") == before
+
+
+def test_a_damaged_copy_of_the_first_stage_is_caught(tmp_path):
+    run(tmp_path / "run")
+    path = tmp_path / "run" / "prior" / "best.safetensors"
+    tensors, header = load_checkpoint(path)
+    tensors["model.tokenizer.module.codebook"] += 1.0
+    from engines.core.checkpoint import save_checkpoint
+    header = {k: v for k, v in header.items() if k not in ("format", "format_version")}
+    save_checkpoint(path, tensors, header)
+    with pytest.raises(CheckpointError, match="do not match their recorded hash"):
+        load_model(ENGINE, path)
