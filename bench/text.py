@@ -3,7 +3,7 @@ its memory-bandwidth bound, first-character latency and peak memory. Prints a ta
 
     python bench/text.py                      # everything; trains the default preset for 30 and 5 minutes
     python bench/text.py --run DIR            # reuse a finished 30-minute run for the quality numbers
-    python bench/text.py --skip-quality       # speed and memory only (~5 minutes)
+    python bench/text.py --skip-quality       # speed, memory and validation cost only (~8 minutes)
 
 Corpus: ../shared/data/text/tinyshakespeare/input.txt, last 10% held out (as nanoGPT does).
 Every measurement runs in its own subprocess so thread counts and peak memory are its own.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
 RESULTS = ROOT / "bench" / "results"
+CORPUS_SIZES_MB = (1, 20, 200)      # validation cost against corpus size
 
 
 def child(function: str, *args) -> dict:
@@ -42,14 +42,15 @@ def peak_rss_mb() -> float:
 def measure_training(preset: str, threads: int, steps: int = 7) -> dict:
     import torch
     from engines.core.device import autocast_dtype
-    from engines.core.interface import config_from_dict
     from engines.core.trainer import make_optimizer
     from engines.text import TextEngine
+    from engines.text.config import TextModelConfig
     torch.set_num_threads(threads)
     engine = TextEngine()
-    p = engine.preset(preset)
+    stage = engine.stage()
+    p = engine.preset(preset).stages[stage.name]
     corpus = engine.read_corpus(SHAKESPEARE)
-    model = engine.build_model(config_from_dict(engine.model_config_class, p.model, "preset"), corpus.meta)
+    model = engine.build_model(stage, TextModelConfig(**p.model), corpus.meta)
     optimizer = make_optimizer(model, p.train)
     amp = autocast_dtype(torch.device("cpu"), p.train.precision)
     gen = torch.Generator().manual_seed(0)
@@ -58,7 +59,7 @@ def measure_training(preset: str, threads: int, steps: int = 7) -> dict:
         t0 = time.perf_counter()
         batch = corpus.batch(p.train.batch_size, p.train.seq_len, gen)
         with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
-            loss = engine.loss(model, batch)
+            loss = engine.loss(model, batch, stage).value
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -114,15 +115,60 @@ def measure_sampling(checkpoint: str, threads: int, variations: int, length: int
 
 
 def measure_heldout(checkpoint: str) -> dict:
-    import torch
-    from engines.core.trainer import load_model
+    from engines.core.trainer import load_model, validation
     from engines.text import TextEngine
     engine = TextEngine()
     model, meta = load_model(engine, checkpoint, "cpu")
     corpus = engine.read_corpus(SHAKESPEARE, 0.1, meta["corpus"])
-    with torch.no_grad():
-        loss = engine.evaluate(model, corpus, 64, 512)
-    return {"heldout_nats_per_char": loss, "step": meta["step"], "checkpoint": checkpoint}
+    for tally in validation(engine, model, corpus, engine.stage(), 64, 512, None):   # the whole held-out 10%
+        pass
+    return {"heldout_nats_per_char": tally.loss, "step": meta["step"], "checkpoint": checkpoint}
+
+
+def corpus_of_size(mb: int) -> Path:
+    """Tiny Shakespeare repeated to `mb` MB (made once, outside the repo)."""
+    path = RESULTS / "corpora" / f"shakespeare-{mb}mb.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = SHAKESPEARE.read_text(encoding="utf-8")
+        path.write_text((text * (mb * 10**6 // len(text) + 1))[: mb * 10**6], encoding="utf-8")
+    return path
+
+
+def measure_validation(mb: int) -> dict:
+    """Reading a corpus, then one validation of the tiny preset as the trainer runs it (on its budget)."""
+    import torch
+    from engines.core.trainer import validation
+    from engines.text import TextEngine
+    from engines.text.config import TextModelConfig
+    torch.set_num_threads(1)
+    engine, path = TextEngine(), corpus_of_size(mb)
+    stage, recipe = engine.stage(), engine.preset("tiny").stages["model"]
+    t0 = time.perf_counter()
+    corpus = engine.read_corpus(path)
+    read = time.perf_counter() - t0
+    model = engine.build_model(stage, TextModelConfig(**recipe.model), corpus.meta).eval()
+    t0 = time.perf_counter()
+    for tally in validation(engine, model, corpus, stage, recipe.train.batch_size, recipe.train.seq_len,
+                            recipe.train.val_units):
+        pass
+    return {"corpus_mb": mb, "read_seconds": read, "validation_seconds": time.perf_counter() - t0,
+            "validation_chars": tally.units, "held_out_chars": len(corpus.val), "peak_rss_mb": peak_rss_mb()}
+
+
+def cli_training(mb: int) -> dict:
+    """The user's command on a big corpus: `studio train text --preset tiny --steps 3`, wall time and peak
+    memory of the whole process."""
+    import shutil
+    import tempfile
+    out = Path(tempfile.mkdtemp())
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "studio", "train", "text", "--data", corpus_of_size(mb), "--preset",
+                    "tiny", "--steps", "3", "--out", out / "run"], check=True, cwd=ROOT, capture_output=True)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out)
+    return {"corpus_mb": mb, "seconds": seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -166,7 +212,9 @@ def main() -> None:
         function, *rest = args.child
         result = {"training": lambda: measure_training(rest[0], int(rest[1])),
                   "sampling": lambda: measure_sampling(rest[0], int(rest[1]), int(rest[2])),
-                  "heldout": lambda: measure_heldout(rest[0])}[function]()
+                  "heldout": lambda: measure_heldout(rest[0]),
+                  "validation": lambda: measure_validation(int(rest[0])),
+                  "cli": lambda: cli_training(int(rest[0]))}[function]()
         print(json.dumps(result))
         return
     if not SHAKESPEARE.exists():
@@ -174,13 +222,16 @@ def main() -> None:
 
     from engines.text import TextEngine
     checkpoint = args.checkpoint or str(TextEngine().bundled_models()[0])
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-              "date": time.strftime("%Y-%m-%d %H:%M")}
+    from machine import describe, machine
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(describe(report["machine"]))
     if not args.skip_quality:
         report["quality"] = quality(args.run, args.minutes)
     report["training"] = [child("training", preset, threads) for preset in ("tiny", "small", "large") for threads in (1, 2)]
     report["sampling"] = [child("sampling", checkpoint, threads, variations)
                           for threads, variations in ((1, 1), (2, 1), (2, 8))]
+    report["validation_cost"] = [child("validation", mb) for mb in CORPUS_SIZES_MB]
+    report["cli_tiny_3_steps"] = [child("cli", mb) for mb in CORPUS_SIZES_MB]
 
     print("\n== quality (default preset 'small', Tiny Shakespeare, last 10% held out) ==")
     if "quality" in report:
@@ -210,6 +261,12 @@ def main() -> None:
               f"{steps / r['bound_chars_per_second']:8.0%} {r['bound_of_bytes_read_chars_per_second']:7,.0f} "
               f"{steps / r['bound_of_bytes_read_chars_per_second']:9.0%} {r['bandwidth_gb_s']:6.1f} "
               f"{r['first_char_ms']:8.1f} {r['peak_rss_mb']:8.0f}")
+    print("\n== validation cost against corpus size (preset tiny, 1 thread; a validation reads val_units chars) ==")
+    print(f"{'corpus MB':>9} {'read s':>7} {'held out':>12} {'validated':>10} {'validation s':>12} {'peak MB':>8} "
+          f"{'CLI 3 steps s':>13} {'CLI peak MB':>11}")
+    for v, c in zip(report["validation_cost"], report["cli_tiny_3_steps"]):
+        print(f"{v['corpus_mb']:9d} {v['read_seconds']:7.1f} {v['held_out_chars']:12,} {v['validation_chars']:10,} "
+              f"{v['validation_seconds']:12.2f} {v['peak_rss_mb']:8.0f} {c['seconds']:13.1f} {c['peak_rss_mb']:11.0f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "text.json").write_text(json.dumps(report, indent=2))
     print(f"\nwrote {RESULTS / 'text.json'}")

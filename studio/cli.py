@@ -139,10 +139,10 @@ def cmd_engines(_args) -> int:
 
 
 def format_evaluation(event) -> str:
-    """"loss 1.2345 nats/char (best 1.2000), bits 1.78 bits/char, on 262,144 chars" """
+    """"loss 1.2345 nats/char (best 1.2000), bits 1.781 bits/char, on 262,144 held-out chars" """
     metrics = "".join(f", {name} {value:.4g} {unit}" for name, (value, unit) in event.metrics.items())
     return (f"loss {event.val_loss:.4f} {event.loss_unit} (best {event.best_val_loss:.4f}){metrics}, "
-            f"on {event.units:,} held-out units")
+            f"on {event.units:,} held-out {event.unit}s")
 
 
 def cmd_train(args) -> int:
@@ -241,7 +241,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from engines.core.events import Evaluation
     from engines.core.trainer import load_model, validation
 
     engine = get_engine(args.engine)
@@ -254,9 +253,7 @@ def cmd_eval(args) -> int:
     stage = engine.stages[-1]
     for tally in validation(engine, model, corpus, stage, 64, 512, None):
         pass
-    evaluation = Evaluation(stage.name, meta["step"], tally.loss, tally.loss, stage.loss_unit,
-                            tally.metrics(stage), tally.units)
-    metrics = "".join(f"  {value:.4f} {unit}" for value, unit in evaluation.metrics.values())
+    metrics = "".join(f"  {value:.4f} {unit}" for value, unit in tally.metrics(stage).values())
     print(f"{tally.loss:.4f} {stage.loss_unit}{metrics}  on {tally.units:,} {stage.unit}s of {args.data}")
     return 0
 

@@ -59,6 +59,7 @@ class Evaluation:
     loss_unit: str
     metrics: dict           # name -> [value, unit]
     units: int              # held-out units the numbers were measured on
+    unit: str               # what a unit is: "char", "sample" ...
 
 
 @dataclass

@@ -357,7 +357,7 @@ class Run:
         self.improved = self.best_val is None or val < self.best_val
         self.best_val = val if self.improved else self.best_val
         yield Evaluation(self.stage.name, self.step, val, self.best_val, self.stage.loss_unit, self.val_metrics,
-                         tally.units)
+                         tally.units, self.stage.unit)
 
     def checkpoint(self, previews: bool, minutes_left: float | None) -> Iterator[object]:
         """Validate, save last (and best when it improved), and show a preview sample of a sampling stage."""
