@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,13 +36,13 @@ def preset_model(preset: str):
     """A model of the preset's shape with random weights (speed does not depend on what it learnt)."""
     import torch
     from engines.audio import AudioEngine
-    from engines.core.interface import config_from_dict
+    from engines.audio.config import AudioModelConfig
     engine = AudioEngine()
-    config = config_from_dict(engine.model_config_class, engine.preset(preset).model, preset)
+    config = AudioModelConfig(**engine.preset(preset).stages["model"].model)
     torch.manual_seed(0)
     labels = {"digit": [str(d) for d in range(10)], "speaker": list("abcdef")}
-    return engine, engine.build_model(config, {"labels": labels}).eval(), {"sample_rate": config.sample_rate,
-                                                                          "labels": labels}
+    return engine, engine.build_model(engine.stage(), config, {"labels": labels}).eval(), {
+        "sample_rate": config.sample_rate, "labels": labels}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -109,11 +108,12 @@ def measure_stream(preset: str) -> dict:
 def measure_training(preset: str, threads: int, steps: int = 6) -> dict:
     import torch
     from engines.core.device import autocast_dtype
+    from engines.core.interface import Batch
     from engines.core.trainer import make_optimizer
     torch.set_num_threads(threads)
     engine, model, meta = preset_model(preset)
     model.train()
-    p = engine.preset(preset)
+    p = engine.preset(preset).stages["model"]
     optimizer = make_optimizer(model, p.train)
     amp = autocast_dtype(torch.device("cpu"), p.train.precision)
     rf, batch, length = model.receptive_field, p.train.batch_size, p.train.seq_len
@@ -125,7 +125,8 @@ def measure_training(preset: str, threads: int, steps: int = 6) -> dict:
         positions = torch.zeros(batch, rf - 1 + length, dtype=torch.long)
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
-            loss = engine.loss(model, (codes, labels, positions, codes[:, rf - 1:]))
+            loss = engine.loss(model, Batch({"codes": codes, "labels": labels, "positions": positions,
+                                             "targets": codes[:, rf - 1:]}, batch * length), engine.stage()).value
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -138,15 +139,16 @@ def measure_heldout(checkpoint: str) -> dict:
     """Bits per sample of a checkpoint on the FSDD test split (recordings 0-4), fp32."""
     import torch
     from engines.audio import AudioEngine
-    from engines.core.interface import config_from_dict
-    from engines.core.trainer import load_model
+    from engines.audio.config import AudioModelConfig
+    from engines.core.trainer import load_model, validation
     torch.set_num_threads(2)
     engine = AudioEngine()
     model, meta = load_model(engine, checkpoint)
-    config = config_from_dict(engine.model_config_class, meta["model_config"], "checkpoint")
+    config = AudioModelConfig(**meta["model_config"])
     corpus = engine.read_corpus(FSDD, meta["train_config"]["val_fraction"], meta["corpus"], config)
-    nats = engine.evaluate(model, corpus, 16, 4000)
-    return {"checkpoint": checkpoint, "heldout_bits_per_sample": nats / 0.6931471805599453,
+    for tally in validation(engine, model, corpus, engine.stage(), 16, 4000, None):   # every held-out sample
+        pass
+    return {"checkpoint": checkpoint, "heldout_bits_per_sample": tally.metrics(engine.stage())["bits"][0],
             "heldout_samples": corpus.summary["validation_samples"], "step": meta["step"],
             "training_minutes": meta.get("elapsed_seconds", 0) / 60}
 
@@ -245,8 +247,9 @@ def main() -> None:
         return
 
     from engines.audio import AudioEngine
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-              "date": time.strftime("%Y-%m-%d %H:%M")}
+    from machine import describe, machine
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(describe(report["machine"]))
     report["generation"] = [child("generation", p, v) for p in PRESETS for v in (1, 8)]
     report["stream"] = [child("stream", p) for p in PRESETS]
     report["training"] = [child("training", p, t) for p in ("small", "wide16k") for t in (1, 2)]
