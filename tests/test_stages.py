@@ -1,7 +1,9 @@
 """Staged training through a tiny two-stage engine (tests/two_stage_engine.py): a tokenizer, then a prior
 over its frozen codes, each resumed exactly, the later one standing alone."""
-import dataclasses
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,25 +11,17 @@ import torch
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
 from engines.core.events import Evaluation, Finished, Progress, StageStarted
-from engines.core.interface import StageRecipe, TrainConfig, resolve_settings
+from engines.core.interface import resolve_settings
 from engines.core.trainer import load_model, train
-from two_stage_engine import PointsCorpus, PriorConfig, TokenizerConfig, TwoStageEngine
+from two_stage_engine import PointsCorpus, TwoStageEngine
 
 ENGINE = TwoStageEngine()
-STEPS = 40
-
-
-def recipes(steps=STEPS):
-    cfg = TrainConfig(batch_size=8, seq_len=16, lr=1e-2, warmup_steps=5, max_steps=steps, eval_interval=20,
-                      log_interval=1, val_units=200, precision="fp32")
-    return {"tokenizer": StageRecipe(dataclasses.asdict(TokenizerConfig()), cfg),
-            "prior": StageRecipe(dataclasses.asdict(PriorConfig()), cfg)}
 
 
 def run(out, stage=None, resume=False, stop=None, seed=0):
     """Train; stop=(stage, step) stops like the Stop button (closes the generator) after that step."""
-    events = train(ENGINE, PointsCorpus(), out, recipes=recipes(), stage=stage, resume=resume, device="cpu",
-                   seed=seed)
+    events = train(ENGINE, PointsCorpus(), out, recipes=ENGINE.preset("tiny").stages, stage=stage, resume=resume,
+                   device="cpu", seed=seed)
     seen = []
     for event in events:
         seen.append(event)
@@ -129,3 +123,32 @@ def test_a_damaged_copy_of_the_first_stage_is_caught(tmp_path):
     save_checkpoint(path, tensors, header)
     with pytest.raises(CheckpointError, match="do not match their recorded hash"):
         load_model(ENGINE, path)
+
+
+def test_the_cli_trains_one_stage_at_a_time(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "two_stage_engine-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: two-stage-engine\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[sequence_studio.engines]\ntwostage = two_stage_engine:TwoStageEngine\n")
+    tests = Path(__file__).resolve().parent
+    env = {"PYTHONPATH": f"{site}:{tests}", "PATH": ""}
+
+    def studio(*args):
+        done = subprocess.run([sys.executable, "-m", "studio", *map(str, args)], capture_output=True, text=True,
+                              env=env, cwd=tests.parent, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    listed = studio("engines").stdout
+    assert "stages: tokenizer (tokenizer) -> prior (prior)" in listed
+    out = tmp_path / "run"
+    first = studio("train", "twostage", "--data", ".", "--out", out, "--stage", "tokenizer", "--device", "cpu")
+    assert "stage 1/2: tokenizer" in first.stderr and "MSE" in first.stderr and "perplexity" in first.stderr
+    assert not (out / "prior").exists()
+    second = studio("train", "twostage", "--data", ".", "--out", out, "--stage", "prior",
+                    "--set", "prior.train.max_steps=30", "--device", "cpu")
+    assert "stage 2/2: prior, 30 steps" in second.stderr.replace(" (prior)", "")
+    assert "bits/code" in second.stderr and "on 256 held-out codes" in second.stderr   # 2 batches of 8 x 16: the budget of 200, rounded up to a batch
+    evaluated = studio("eval", "twostage", "--checkpoint", out, "--data", ".")
+    assert "nats/code" in evaluated.stdout and "bits/code" in evaluated.stdout

@@ -3,6 +3,7 @@ EMA codebook (stage 1), then a GRU prior over its frozen codes (stage 2). It tra
 that hop around a few cluster centres in a fixed cycle."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.core.interface import Batch, Corpus, Engine, Loss, Metric, Stage
+from engines.core.interface import Batch, Corpus, Engine, Loss, Metric, Preset, Stage, StageRecipe, TrainConfig
 
 CENTRES = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
 
@@ -48,6 +49,7 @@ class PointsCorpus(Corpus):
         return Batch({"points": points}, batch_size * seq_len)
 
     def validation_batches(self, batch_size, seq_len):
+        seq_len = min(seq_len, len(self.val))
         rows = len(self.val) // seq_len
         points = self.val[: rows * seq_len].view(rows, seq_len, 2)
         for i in range(0, rows, batch_size):
@@ -107,6 +109,14 @@ class TwoStageEngine(Engine):
                     metrics=(Metric("perplexity", "codes", True),)),
               Stage("prior", "prior", PriorConfig, unit="code", metrics=(Metric("bits", "bits/code"),),
                     builds_on="tokenizer"))
+
+    def presets(self):
+        """Presets may come from the engine's own package rather than presets/<engine>/*.toml."""
+        train = TrainConfig(batch_size=8, seq_len=16, lr=1e-2, warmup_steps=5, max_steps=40, eval_interval=20,
+                            log_interval=1, val_units=200, precision="fp32")
+        return {"tiny": Preset("tiny", "trains in seconds", {
+            "tokenizer": StageRecipe(dataclasses.asdict(TokenizerConfig()), train),
+            "prior": StageRecipe(dataclasses.asdict(PriorConfig()), train)})}
 
     def controls(self):
         from engines.core.interface import SEED, Control
