@@ -31,14 +31,17 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # argument parsing
 
 
+def flag(control) -> str:
+    return "--" + control.name.replace("_", "-")
+
+
 def add_control_flags(parser: argparse.ArgumentParser, engine) -> None:
     group = parser.add_argument_group(f"{engine.name} sampling controls")
     for c in engine.controls():
-        flag = "--" + c.name.replace("_", "-")
         bounds = f" [{c.minimum:g}..{c.maximum:g}]" if c.minimum is not None and c.kind != "seed" else ""
         default = "random" if c.kind == "seed" else repr(c.default)
         choices = f" ({', '.join(c.choices)})" if c.choices else ""
-        group.add_argument(flag, dest=c.name, default=None, metavar=c.kind.upper(),
+        group.add_argument(flag(c), dest=c.name, default=None, metavar=c.kind.upper(),
                            help=f"{c.help}{choices}{bounds} (default {default})")
 
 
@@ -63,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped "
                        "(with the run's own preset, settings and seed)")
+    train.add_argument("--new-data", action="store_true", help="with --resume: continue on a corpus that changed "
+                       "since the run began (its best model starts again)")
     train.add_argument("--device", choices=DEVICES, default="auto",
                        help="where to train; auto picks CUDA, then MPS, then the CPU")
     train.add_argument("--seed", type=int, default=0, help="seeds the weights, batches and dropout (default 0)")
@@ -71,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "for an engine with stages, STAGE.train.lr=... sets one stage (without STAGE: every stage)")
     train.add_argument("--no-preview", action="store_true", help="skip the short samples shown at each validation")
 
-    sample = sub.add_parser("sample", help="generate from a trained or bundled model (streams to the terminal)")
+    sample = sub.add_parser("sample", help="generate from a trained or bundled model (streams text to the terminal)")
     sample_engines = sample.add_subparsers(dest="engine", metavar="ENGINE", required=True)
     for engine in engines.values():
         p = sample_engines.add_parser(engine.name, help=engine.title)
@@ -148,8 +153,17 @@ def format_evaluation(event) -> str:
 def cmd_train(args) -> int:
     from engines.core import events as events_
     from engines.core import trainer
+    from engines.core.device import pick_device
 
     engine = get_engine(args.engine)
+    # everything that can be checked is checked before the corpus is read or anything is written
+    if not args.data.strip():
+        raise StudioError("--data is empty: name a corpus file, folder or glob")
+    if args.steps is not None and args.steps < 1:
+        raise StudioError(f"--steps must be at least 1, not {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise StudioError(f"--minutes must be above 0, not {args.minutes}")
+    pick_device(args.device)
     if args.stage:
         engine.stage(args.stage)     # a clear error for a stage the engine does not have
     corpus, recipes, preset = trainer.prepare_run(
@@ -164,7 +178,8 @@ def cmd_train(args) -> int:
             print(f"warning: {w}", file=sys.stderr)
     events = trainer.train(engine, corpus, args.out, recipes=recipes, stage=args.stage, preset=preset,
                            resume=args.resume, device=args.device, seed=args.seed, minutes=args.minutes,
-                           previews=not args.no_preview, extend_to=args.steps if args.resume else None)
+                           previews=not args.no_preview, extend_to=args.steps if args.resume else None,
+                           new_data=args.new_data)
     tty = sys.stderr.isatty()
     # Ctrl-C asks the loop to stop after the current step (which saves a resumable checkpoint); a second
     # Ctrl-C interrupts at once
@@ -184,9 +199,9 @@ def cmd_train(args) -> int:
                       f"{args.engine} --data {args.data} --out {args.out} --resume", file=sys.stderr)
                 return 130
             if isinstance(event, events_.StageStarted):
-                resumed = f", resumed at step {event.step}" if event.step else ""
-                print(f"stage {event.index}/{event.count}: {event.stage} ({event.title}), {event.max_steps} steps, "
-                      f"loss in {event.loss_unit}{resumed}", file=sys.stderr)
+                steps = f"resuming from step {event.step} of {event.max_steps}" if event.step else f"{event.max_steps} steps"
+                print(f"stage {event.index}/{event.count}: {event.stage} ({event.title}), {steps}, "
+                      f"loss in {event.loss_unit}", file=sys.stderr)
             elif isinstance(event, events_.Progress) and (tty or event.logged):
                 line = (f"step {event.step}/{event.max_steps}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
                         f"{event.units_per_second:,.0f} {event.unit}s/s  ETA {format_seconds(event.eta)}")
@@ -205,7 +220,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from engines.core.trainer import load_model
+    from engines.core.trainer import load_model, sampling_checkpoint
 
     engine = get_engine(args.engine)
     if engine.as_text([]) is None and not args.out:
@@ -214,9 +229,10 @@ def cmd_sample(args) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     controls = engine.controls()
     settings = resolve_settings(controls, {c.name: getattr(args, c.name) for c in controls
-                                           if getattr(args, c.name) is not None})
+                                           if getattr(args, c.name) is not None}, called=flag)
     model, meta = load_model(engine, checkpoint, args.device)
-    print(f"seed {settings['seed']}", file=sys.stderr)
+    print(f"model: {sampling_checkpoint(engine, checkpoint)} (step {meta['step']}); seed {settings['seed']}",
+          file=sys.stderr)
     chunks = []
     printable = engine.as_text([]) is not None and not args.quiet
     stream = printable and settings.get("variations", 1) == 1
@@ -259,8 +275,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from engines.core.checkpoint import read_meta
-    meta = read_meta(args.checkpoint)
+    from engines.core.checkpoint import find_checkpoint, read_meta
+    path = find_checkpoint(args.checkpoint)
+    meta = {"file": str(path), **read_meta(path)}
     meta.pop("optimizer_groups", None)
     history = meta.pop("history", {})
     meta["history_points"] = len(history.get("steps", []))
@@ -280,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:         # Ctrl-C before training began, or a second one: no traceback
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:           # `studio info ... | head` closed the pipe: nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

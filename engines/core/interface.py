@@ -51,48 +51,50 @@ class Control:
     help: str = ""
     media: tuple[str, ...] = ()  # "media" (a file: primer audio, a video clip): the suffixes it accepts
 
-    def validate(self, value: Any) -> Any:
+    def validate(self, value: Any, called: str | None = None) -> Any:
         """Check a value from a form, a saved setting or a command line against this control, converting
-        only what is unambiguous (numbers written as text); anything else is a ConfigError."""
+        only what is unambiguous (numbers written as text); anything else is a ConfigError naming the control
+        as the user knows it (`called`: its label in the app, its flag on the command line)."""
+        called = called or self.label
         if value is None:
             return self.default
         if self.kind in ("float", "int", "seed"):
-            value = self._number(value)
+            value = self._number(value, called)
             if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-                raise ConfigError(f"{self.label}: {value} is outside {self.minimum:g}..{self.maximum:g}")
+                raise ConfigError(f"{called}: {value} is outside {self.minimum:g}..{self.maximum:g}")
         elif self.kind == "bool":
             if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 value = value.lower() in ("1", "true", "yes", "on")
             if not isinstance(value, bool):
-                raise ConfigError(f"{self.label}: {value!r} is not true or false")
+                raise ConfigError(f"{called}: {value!r} is not true or false")
         elif self.kind in ("text", "choice", "media"):
             if not isinstance(value, str):
-                raise ConfigError(f"{self.label}: expected text, got {type(value).__name__}")
+                raise ConfigError(f"{called}: expected text, got {type(value).__name__}")
             if self.kind == "choice" and self.choices and value not in self.choices:
-                raise ConfigError(f"{self.label}: {value!r} is not one of {', '.join(self.choices)}")
+                raise ConfigError(f"{called}: {value!r} is not one of {', '.join(self.choices)}")
             if self.kind == "media" and value and self.media and Path(value).suffix.lower() not in self.media:
-                raise ConfigError(f"{self.label}: {Path(value).name} is not one of {', '.join(self.media)}")
+                raise ConfigError(f"{called}: {Path(value).name} is not one of {', '.join(self.media)}")
         elif self.kind == "strokes":
-            value = _strokes(value, self.label)
+            value = _strokes(value, called)
         else:
-            raise ConfigError(f"{self.label}: unknown control kind {self.kind!r}")
+            raise ConfigError(f"{called}: unknown control kind {self.kind!r}")
         return value
 
-    def _number(self, value: Any) -> float | int:
+    def _number(self, value: Any, called: str) -> float | int:
         """A finite float, or for "int" and "seed" a whole number; numbers may arrive as text (a CLI flag)."""
         if isinstance(value, str):
             try:
                 value = float(value) if self.kind == "float" else int(value)
             except ValueError:
-                raise ConfigError(f"{self.label}: {value!r} is not a valid {self.kind}") from None
+                raise ConfigError(f"{called}: {value!r} is not a valid {self.kind}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{self.label}: {value!r} is not a number")
+            raise ConfigError(f"{called}: {value!r} is not a number")
         if not math.isfinite(value):
-            raise ConfigError(f"{self.label}: {value} is not a finite number")
+            raise ConfigError(f"{called}: {value} is not a finite number")
         if self.kind == "float":
             return float(value)
         if value != int(value):
-            raise ConfigError(f"{self.label}: {value} is not a whole number")
+            raise ConfigError(f"{called}: {value} is not a whole number")
         return int(value)
 
 
@@ -115,13 +117,14 @@ def _strokes(value: Any, label: str) -> list[list[list[float]]]:
     return strokes
 
 
-def resolve_settings(controls: list[Control], settings: dict[str, Any]) -> dict[str, Any]:
-    """Fill defaults, check types and ranges, and pin the seed so a sample can be reproduced exactly."""
+def resolve_settings(controls: list[Control], settings: dict[str, Any], called=None) -> dict[str, Any]:
+    """Fill defaults, check types and ranges, and pin the seed so a sample can be reproduced exactly.
+    `called(control)` names a control in error messages (default: its label)."""
     known = {c.name: c for c in controls}
     unknown = set(settings) - set(known)
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    resolved = {c.name: c.validate(settings.get(c.name)) for c in controls}
+    resolved = {c.name: c.validate(settings.get(c.name), called(c) if called else None) for c in controls}
     for c in controls:
         if c.kind == "seed" and resolved[c.name] is None:
             import secrets
@@ -218,13 +221,47 @@ class TrainConfig:
     val_units: int = 262_144      # a validation reads this many units (at most): its cost is the corpus's size
 
 
+    def check(self) -> None:
+        positive = ("batch_size", "seq_len", "max_steps", "eval_interval", "log_interval", "val_units")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, not {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be above 0, not {self.lr}")
+        for name, low, high in (("min_lr_ratio", 0, 1), ("beta2", 0, 0.99999), ("val_fraction", 0, 1)):
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(f"train.{name} must be between {low} and {high}, not {getattr(self, name)}")
+        for name in ("warmup_steps", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} cannot be negative ({getattr(self, name)})")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"train.precision must be auto, fp32 or bf16, not {self.precision!r}")
+
+
+FIELD_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
 def config_from_dict(cls, values: dict, where: str):
-    """Build a config dataclass; unknown keys are an error, not silently ignored."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
+    """Build a config dataclass, checking every value before anything is read or written: unknown keys,
+    values of the wrong type (or not finite) and, through the class's own `check()`, values out of range
+    are errors, not silently ignored."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-    return cls(**values)
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(fields))}")
+    for name, value in values.items():
+        declared = fields[name].type if isinstance(fields[name].type, str) else fields[name].type.__name__
+        expected = FIELD_TYPES.get(declared)
+        wrong = expected and (not isinstance(value, expected) or (bool not in expected and isinstance(value, bool)))
+        if wrong or (isinstance(value, float) and not math.isfinite(value)):
+            raise ConfigError(f"{where}: {name} = {value!r} is not a valid {declared}")
+    config = cls(**values)
+    if hasattr(config, "check"):
+        try:
+            config.check()
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return config
 
 
 @dataclass
@@ -247,6 +284,7 @@ class Preset:
 class Corpus:
     meta: dict          # JSON-able facts the model needs forever (e.g. the vocabulary); saved in checkpoints
     summary: dict       # facts about the corpus; "lines" (str) and "warnings" (str) are shown to the user
+    fingerprint: dict | None = None   # the files' identity, set by trainer.prepare_run (engines need not)
 
     def batch(self, batch_size: int, seq_len: int, generator) -> Batch:
         """A random training batch (tensors on CPU) drawn with the given torch.Generator."""

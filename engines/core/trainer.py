@@ -32,7 +32,9 @@ from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
 from .events import (CheckpointSaved, Evaluation, Finished, History, Preview, Progress, StageStarted,
                      Validating)
+from .fingerprint import corpus_fingerprint
 from .frozen import Frozen, frozen_part, weights_digest
+from .lock import run_folder_lock
 from .interface import Corpus, Engine, Stage, StageRecipe, TrainConfig, config_from_dict
 
 
@@ -40,12 +42,20 @@ from .interface import Corpus, Engine, Stage, StageRecipe, TrainConfig, config_f
 # small pure helpers
 
 
-def lr_at(step: int, cfg: TrainConfig, max_steps: int) -> float:
-    """Linear warm-up, then cosine decay to lr * min_lr_ratio at max_steps."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, max_steps - cfg.warmup_steps))
+def lr_at(step: int, cfg: TrainConfig, max_steps: int, extended: list | None = None) -> float:
+    """Linear warm-up (at most a tenth of the run, so a short run leaves it), then cosine decay to
+    lr * min_lr_ratio at max_steps. A run extended at step s0 where the rate was lr0 (`extended` = [s0, lr0])
+    decays on from lr0 instead of jumping back up."""
     floor = cfg.lr * cfg.min_lr_ratio
+    if extended:
+        start, lr = extended
+        if step >= start:
+            progress = min(1.0, (step - start) / max(1, max_steps - start))
+            return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    warmup = min(cfg.warmup_steps, max_steps // 10)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -192,12 +202,13 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     recipes = {}
     for stage in engine.stages:
         recipe, extra = chosen.stages[stage.name], overrides.get(stage.name, {})
+        where = f"preset {chosen.name!r}" + (f", stage {stage.name}" if len(engine.stages) > 1 else "")
         model = {**recipe.model, **extra.get("model", {})}
-        config_from_dict(stage.model_config_class, model, f"{stage.name} model")
+        config_from_dict(stage.model_config_class, model, where)
         train_values = {**dataclasses.asdict(recipe.train), **extra.get("train", {})}
         if max_steps:
             train_values["max_steps"] = max_steps
-        recipes[stage.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, f"{stage.name} train"))
+        recipes[stage.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, where))
     corpus_meta, val_fraction, name = None, recipes[engine.stages[0].name].train.val_fraction, chosen.name
     if resume:
         started = [s for s in engine.stages if (stage_folder(engine, s, out_dir) / "last.safetensors").exists()]
@@ -212,6 +223,7 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
     if corpus is None or resume:
         corpus = engine.read_corpus(data, val_fraction, corpus_meta, first_config)
+    corpus.fingerprint = corpus_fingerprint(data)
     return corpus, recipes, name
 
 
@@ -229,6 +241,7 @@ class Run:
         self.model, self.cfg, self.model_config = model.to(device), cfg, model_config
         self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         self.step, self.max_steps, self.seed = header.get("step", 0), header["max_steps"], header["seed"]
+        self.extended = header.get("extended")      # [step, lr] where a finished schedule was extended
         self.preset, self.builds_on = header.get("preset"), header.get("builds_on")
         self.history = History(**header.get("history", {}))
         self.best_val = header.get("metrics", {}).get("best_val_loss")
@@ -274,16 +287,29 @@ class Run:
                    {"max_steps": cfg.max_steps, "seed": seed, "preset": preset, "builds_on": builds_on})
 
     @classmethod
-    def resume(cls, engine, stage, corpus, folder, device, extend_to: int | None) -> tuple["Run", dict]:
+    def resume(cls, engine, stage, corpus, folder, device, extend_to: int | None,
+               new_data: bool = False) -> tuple["Run", dict]:
         path = folder / "last.safetensors"
         tensors, header = load_checkpoint(path, engine=engine.name)
         if header["corpus"] != corpus.meta:
             raise ConfigError("this corpus does not match the run being resumed (its vocabulary or format "
                               "differs); resume with the corpus the run was started on")
+        recorded = header.get("corpus_fingerprint")
+        if recorded and corpus.fingerprint and recorded != corpus.fingerprint and not new_data:
+            raise ConfigError("the corpus changed since this run was trained on it (files, sizes or contents "
+                              "differ), so its validation split is not the one the run measured; resume with "
+                              "the same corpus, or say --new-data to train on the new one (its best model then "
+                              "starts again)")
+        if new_data:
+            header["metrics"] = {**header.get("metrics", {}), "best_val_loss": None}
+        if extend_to and extend_to < header["step"]:
+            raise ConfigError(f"this run is already at step {header['step']}; --steps must be more than that")
         model = build_from_header(engine, header)
         load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, header, path)
         cfg = config_from_dict(TrainConfig, header["train_config"], "checkpoint train_config")
-        header = {**header, "max_steps": extend_to or header["max_steps"]}
+        if extend_to and extend_to != header["max_steps"]:
+            cfg_lr = lr_at(header["step"], cfg, header["max_steps"], header.get("extended"))
+            header = {**header, "max_steps": extend_to, "extended": [header["step"], cfg_lr]}
         run = cls(engine, stage, corpus, folder, device, model, cfg, header["model_config"], header)
         restore_optimizer(run.optimizer, {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")},
                           header["optimizer_groups"])
@@ -301,7 +327,8 @@ class Run:
             "model_config": self.model_config, "train_config": dataclasses.asdict(self.cfg),
             "builds_on": self.builds_on, "corpus": self.corpus.meta,
             "corpus_summary": {k: v for k, v in self.corpus.summary.items() if k != "warnings"},
-            "step": self.step, "max_steps": self.max_steps, "seed": self.seed,
+            "corpus_fingerprint": self.corpus.fingerprint,
+            "step": self.step, "max_steps": self.max_steps, "extended": self.extended, "seed": self.seed,
             "metrics": {"val_loss": self.history.val_losses[-1] if self.history.val_losses else None,
                         "best_val_loss": self.best_val, "loss_unit": self.stage.loss_unit,
                         "val_metrics": self.val_metrics},
@@ -320,7 +347,7 @@ class Run:
     # --- the three things a run does ---
     def train_step(self) -> tuple[float, int]:
         """One optimizer step on this step's batch: (loss, units in the batch)."""
-        self.lr = lr_at(self.step, self.cfg, self.max_steps)
+        self.lr = lr_at(self.step, self.cfg, self.max_steps, self.extended)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         self.data_gen.manual_seed(step_seed(self.seed, self.rank, self.step))
@@ -356,6 +383,9 @@ class Run:
         self.history.val_times.append(self.elapsed)
         self.improved = self.best_val is None or val < self.best_val
         self.best_val = val if self.improved else self.best_val
+        # the untrained model of step 0 is measured, but never saved as "best": a run stopped before its
+        # next validation then samples its last checkpoint, not random weights
+        self.improved = self.improved and self.step > 0
         yield Evaluation(self.stage.name, self.step, val, self.best_val, self.stage.loss_unit, self.val_metrics,
                          tally.units, self.stage.unit)
 
@@ -380,25 +410,42 @@ class Run:
 def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[str, StageRecipe],
           stage: str | None = None, preset: str | None = None, resume: bool = False, device: str = "auto",
           seed: int = 0, minutes: float | None = None, previews: bool = True,
-          extend_to: int | None = None) -> Iterator[object]:
+          extend_to: int | None = None, new_data: bool = False) -> Iterator[object]:
     """Train one stage (`stage`) or all of them in order, yielding events; see the module docstring. A
     finished stage is skipped on resume. `minutes` is shared out between the stages still to train.
-    `extend_to` gives resumed stages a new total number of steps (the cosine schedule is recomputed for it,
-    so the learning rate rises again); without it a resumed stage ends where it was planned to."""
+    `extend_to` gives resumed stages a new total number of steps (the learning rate decays on from where it
+    was over the added steps); without it a resumed stage ends where it was planned to. `new_data` lets a
+    resumed run continue on a corpus that changed since (its best model starts again)."""
     dev = distributed_device(pick_device(device))
     stages = [engine.stage(stage)] if stage else list(engine.stages)
-    deadline = time.time() + minutes * 60 if minutes else None
     if resume and not any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in stages):
         raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
+    main_rank = int(os.environ.get("RANK", 0)) == 0
+    with run_folder_lock(out_dir) if main_rank else nullcontext():
+        run = yield from train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, seed,
+                                      minutes, previews, extend_to, new_data)
+    if run.world > 1:   # leave together: a rank exiting while another still saves can abort the group
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    if main_rank:
+        yield Finished(run.stage.name, run.step, run.reason, str(run.folder / "best.safetensors"), run.best_val,
+                       run.stage.loss_unit)
+
+
+def train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, seed, minutes, previews,
+                 extend_to, new_data) -> Iterator[object]:
+    """Each stage in turn: resumed, skipped when finished, or started fresh. Returns the last stage's Run."""
+    deadline = time.time() + minutes * 60 if minutes else None
     run = None
     for index, current in enumerate(stages):
         folder = stage_folder(engine, current, out_dir)
         last = folder / "last.safetensors"
         budget = None
         if resume and last.exists():
-            run, header = Run.resume(engine, current, corpus, folder, dev, extend_to)
+            run, header = Run.resume(engine, current, corpus, folder, dev, extend_to, new_data)
             budget = header.get("minutes_left") if not deadline else None
             if run.step >= run.max_steps:
+                run.reason = "completed"
                 continue
         elif last.exists():
             raise ConfigError(f"{folder} already holds a training run; resume it, or choose another folder")
@@ -409,14 +456,7 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
         yield StageStarted(current.name, current.title, engine.stages.index(current) + 1, len(engine.stages),
                            run.step, run.max_steps, current.loss_unit, run.history)
         yield from run_stage(run, previews, budget)
-    if run is None:
-        raise ConfigError("nothing to train")
-    if run.world > 1:   # leave together: a rank exiting while another still saves can abort the group
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    if run.rank == 0:
-        yield Finished(run.stage.name, run.step, getattr(run, "reason", "completed"),
-                       str(run.folder / "best.safetensors"), run.best_val, run.stage.loss_unit)
+    return run
 
 
 def distributed_device(dev: torch.device) -> torch.device:

@@ -1,0 +1,43 @@
+"""One training at a time per run folder: a second one (a resume beside a running run, two started
+together) is refused with the process that holds it, instead of both overwriting each other's checkpoints.
+
+An advisory lock (flock) on `<run>/.lock`: the operating system releases it when the process ends however it
+ends, so a killed run never leaves a stale lock behind.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:         # Windows: no flock; runs are not locked there
+    fcntl = None
+
+
+@contextmanager
+def run_folder_lock(folder: str | Path):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    handle = open(folder / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(f"{folder} is being trained by {holder}; wait for it to finish or stop it, "
+                              f"or train into another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
