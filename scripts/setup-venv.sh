@@ -12,6 +12,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" -e ".[test]" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
   .venv/bin/python -c "import torch, PySide6, safetensors" || { echo "setup failed" >&2; exit 1; }
+  # numba compiles the audio engine's generation loop into its on-disk cache now (~15 s), not at the first sample
+  .venv/bin/python -c "from engines.audio.fast import warm_up; warm_up()"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -168,7 +168,8 @@ def cmd_train(args) -> int:
         engine.stage(args.stage)     # a clear error for a stage the engine does not have
     corpus, recipes, preset = trainer.prepare_run(
         engine, args.data, args.out, args.preset, parse_overrides(engine, args.set), args.resume,
-        max_steps=10**9 if args.minutes else args.steps)   # with a time budget, the budget decides
+        max_steps=10**9 if args.minutes else args.steps,   # with a time budget, the budget decides
+        device=args.device)
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
         s = corpus.summary

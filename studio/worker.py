@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import threading
 import time
 import traceback
 from collections import deque
@@ -92,6 +93,7 @@ class Worker:
     def run(self) -> None:
         from engines.core.device import available_devices
         self.send("ready", None, {"devices": available_devices()})
+        threading.Thread(target=warm_up_engines, daemon=True).start()
         while not self.orphaned:
             try:
                 command = self.pending.popleft() if self.pending else self.commands.get(timeout=1.0)
@@ -212,7 +214,8 @@ class Worker:
         from engines.core.events import Finished, Progress
         eng = get_engine(engine)
         corpus = None if resume else self.read_corpus(engine, data, preset)
-        corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus)
+        corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
+                                                      device=device)
         events = trainer.train(eng, corpus, out, recipes=recipes, stage=stage, preset=preset, resume=resume,
                                device=device)
         last_progress, step = 0.0, 0
@@ -229,6 +232,17 @@ class Worker:
                 events.close()      # saves last.safetensors
                 return {"out": out, "reason": "stopped", "step": step}
         return {"out": out, "reason": "completed", "step": step}
+
+
+def warm_up_engines() -> None:
+    """Let engines compile what they need (the audio engine's numba kernel) while the user looks around,
+    so the first sample starts at once; a failure here only makes the first sample slower."""
+    from engines import available_engines
+    for engine in available_engines().values():
+        try:
+            engine.warm_up()
+        except Exception:  # noqa: BLE001 - the job that needs it will report the real error
+            pass
 
 
 def worker_main(commands, events) -> None:

@@ -41,6 +41,10 @@ class AudioEngine(Engine):
     def preview_settings(self) -> dict:
         return resolve_settings(self.controls(), {"seconds": 0.5, "seed": 0})
 
+    def warm_up(self) -> None:
+        from .fast import warm_up
+        warm_up()
+
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None):
         from .data import read_audio_corpus
         config = model_config or AudioModelConfig(**self.preset(None).stages["model"].model)

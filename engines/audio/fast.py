@@ -5,6 +5,9 @@ A sample is a few dozen small matrix-vector products. In PyTorch each would be a
 in overhead than in arithmetic, so the whole step - every layer, the output head and the draw - is one loop
 compiled by numba, over float32 copies of the model's weights. It runs in the calling thread: one core per
 generation, which leaves the others to the GUI and the audio callback.
+
+Compiling the loop takes ~10 s, so numba keeps it on disk (cache=True): in __pycache__ beside this file, or
+in the user's cache folder when the install is read-only. warm_up() fills that cache ahead of time.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numba
 import numpy as np
 import torch
 
+from .config import AudioModelConfig
 from .model import POSITION_STEP_SECONDS, WaveNet
 
 
@@ -133,7 +137,19 @@ class FastGenerator:
         steps = forced.shape[1]
         codes = np.empty((self.batch, steps), np.int64)
         probs = np.empty((self.batch, steps if want_probs else 0, 256), np.float32)
-        _generate(steps, self.time, self.start, self.position_step, self.previous, forced.astype(np.int64), uniforms.astype(np.float64),
-                  1.0 / temperature, *self.weights, self.dilations, self.offsets, self.queues, codes, probs)
+        # writable C-ordered copies and a Python float, whatever the caller passes (astype turns a broadcast primer
+        # Fortran-ordered, a view can be read-only): any other type is another signature of the loop, compiled
+        # at the first sample because warm_up() did not compile it
+        forced, uniforms = np.array(forced, np.int64, order="C"), np.array(uniforms, np.float64, order="C")
+        _generate(steps, self.time, self.start, self.position_step, self.previous, forced, uniforms,
+                  1.0 / float(temperature), *self.weights, self.dilations, self.offsets, self.queues, codes, probs)
         self.time += steps
         return codes, probs
+
+
+def warm_up() -> None:
+    """Compile the generation loop, or load it from the cache, by running it once on a tiny model: called at
+    setup so that the first real sample does not wait for the compiler. Every model shares the loop's one
+    compiled version (same argument types), so any model will do."""
+    config = AudioModelConfig(stacks=1, layers_per_stack=1, residual_channels=1, gate_channels=1, skip_channels=1)
+    FastGenerator(WaveNet(config, []), None, 1).run(np.full((1, 1), -1), np.zeros((1, 1)))

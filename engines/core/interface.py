@@ -351,6 +351,10 @@ class Engine:
             raise ConfigError(f"no preset {name!r} for {self.name}; choose from {', '.join(presets)}")
         return presets[name]
 
+    def warm_up(self) -> None:
+        """Prepare anything slow to start (e.g. compile kernels), so the first sample starts at once. The
+        worker calls it in the background when it starts."""
+
     def bundled_models(self) -> list[Path]:
         """Pretrained checkpoints shipped in assets/<engine>/, usable from the first launch."""
         return sorted((ASSETS_DIR / self.name).glob("*.safetensors"))

@@ -189,7 +189,8 @@ def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tupl
 
 
 def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overrides: dict | None = None,
-                resume: bool = False, max_steps: int | None = None, corpus: Corpus | None = None):
+                resume: bool = False, max_steps: int | None = None, corpus: Corpus | None = None,
+                device: str = "auto"):
     """(corpus, {stage: StageRecipe}, preset name). `overrides` is {stage: {"model": {...}, "train": {...}}}.
     A resumed run reads its corpus the way it was first read (vocabulary, split, sample rate) and keeps each
     started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
@@ -209,6 +210,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         if max_steps:
             train_values["max_steps"] = max_steps
         recipes[stage.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, where))
+    for recipe in recipes.values():      # e.g. bf16 asked of a CPU without it: say so before reading anything
+        autocast_dtype(pick_device(device), recipe.train.precision)
     corpus_meta, val_fraction, name = None, recipes[engine.stages[0].name].train.val_fraction, chosen.name
     if resume:
         started = [s for s in engine.stages if (stage_folder(engine, s, out_dir) / "last.safetensors").exists()]
