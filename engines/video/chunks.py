@@ -1,0 +1,12 @@
+"""What video generation streams to the window (torch-free: the GUI imports it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class VideoChunk:
+    frames: np.ndarray    # (variations, T, H, W, C) uint8: the frames decoded since the previous chunk
+    fps: float

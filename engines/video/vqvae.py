@@ -1,0 +1,210 @@
+"""The first stage of VideoGPT (Yan et al. 2021): a VQ-VAE that turns a clip into a small grid of codes and back.
+
+    frames (B, C, T, H, W) in [-1, 1]
+      -> 3D conv encoder: stride-2 convolutions, then residual blocks      -> (B, D, t, h, w)
+      -> each of the t*h*w vectors replaced by its nearest codebook entry -> codes (B, t, h, w)
+      -> 3D conv decoder: residual blocks, then stride-2 transposed convs  -> frames (B, C, T, H, W)
+
+The codebook is learned by exponential moving averages rather than by gradients (van den Oord et al. 2017,
+appendix A.1): each entry drifts to the mean of the encoder outputs it wins. Two details decide whether that
+works at all (VideoGPT; lucidrains/vector-quantize-pytorch):
+- the codebook starts as encoder outputs of the first training batch, not random vectors: random ones sit far
+  from everything the encoder produces and one or two codes win every position;
+- a code whose moving-average use falls below `dead_code_threshold` is restarted at an encoder output of the
+  current batch, where the data is.
+Every codebook statistic is a buffer, so it is saved with the weights and a resumed run continues exactly.
+Only training updates them: in eval mode, and in `encode` always, the codebook is a frozen lookup table.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TokenizerConfig
+
+
+# ----------------------------------------------------------------------------------------------------------
+# encoder and decoder
+
+def strides(config: TokenizerConfig) -> list[tuple[int, int, int]]:
+    """One (t, h, w) stride per downsampling layer: each halves time and space until it has been halved
+    log2(factor) times (VideoGPT's schedule), so 4x8x8 is (2,2,2), (2,2,2), (1,2,2)."""
+    n_t, n_s = int(math.log2(config.time_downsample)), int(math.log2(config.space_downsample))
+    return [(2 if i < n_t else 1, 2 if i < n_s else 1, 2 if i < n_s else 1) for i in range(max(n_t, n_s))]
+
+
+def kernel(stride: tuple[int, int, int]) -> tuple[int, int, int]:
+    """With padding 1, kernel 4 at stride 2 halves a length exactly and kernel 3 at stride 1 keeps it; the
+    transposed convolution with the same numbers undoes either."""
+    return tuple(4 if s == 2 else 3 for s in stride)
+
+
+class ResBlock(nn.Module):
+    """x + conv1x1(relu(conv3x3x3(relu(x)))): the VQ-VAE paper's residual block in 3D. No normalisation
+    layer, so a model computes the same thing in train and eval mode."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.ReLU(), nn.Conv3d(channels, channels, 3, padding=1),
+                                 nn.ReLU(), nn.Conv3d(channels, channels, 1))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, c: TokenizerConfig):
+        super().__init__()
+        layers, width = [], c.channels
+        for stride in strides(c):
+            layers += [nn.Conv3d(width, c.hidden, kernel(stride), stride, padding=1), nn.ReLU()]
+            width = c.hidden
+        layers += [nn.Conv3d(c.hidden, c.hidden, 3, padding=1)]
+        layers += [ResBlock(c.hidden) for _ in range(c.res_blocks)]
+        layers += [nn.ReLU(), nn.Conv3d(c.hidden, c.code_dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, video):
+        return self.net(video)                          # (B, C, T, H, W) -> (B, D, t, h, w)
+
+
+class Decoder(nn.Module):
+    def __init__(self, c: TokenizerConfig):
+        super().__init__()
+        layers = [nn.Conv3d(c.code_dim, c.hidden, 3, padding=1)]
+        layers += [ResBlock(c.hidden) for _ in range(c.res_blocks)]
+        layers += [nn.ReLU()]
+        upsampling = list(reversed(strides(c)))
+        for i, stride in enumerate(upsampling):
+            last = i == len(upsampling) - 1
+            layers += [nn.ConvTranspose3d(c.hidden, c.channels if last else c.hidden, kernel(stride), stride,
+                                          padding=1)]
+            if not last:
+                layers += [nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)                              # (B, D, t, h, w) -> (B, C, T, H, W)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# codebook
+
+class Codebook(nn.Module):
+    """K code vectors of dimension D, updated by EMA while training (see the module docstring)."""
+
+    def __init__(self, size: int, dim: int, decay: float, dead_code_threshold: float, eps: float = 1e-5):
+        super().__init__()
+        self.size, self.decay, self.threshold, self.eps = size, decay, dead_code_threshold, eps
+        embed = torch.randn(size, dim)
+        self.register_buffer("embed", embed)                        # (K, D) the codes
+        self.register_buffer("embed_avg", embed.clone())            # (K, D) EMA of the sum of vectors each won
+        self.register_buffer("cluster_size", torch.zeros(size))     # (K,) EMA of how many vectors each won
+        self.register_buffer("initialised", torch.tensor(False))
+        self.register_buffer("restarts", torch.tensor(0))           # codes restarted so far
+
+    def nearest(self, flat):
+        """Index of the closest code to each row of flat (N, D), by squared Euclidean distance."""
+        distance = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
+                    + self.embed.pow(2).sum(1))                     # (N, K)
+        return distance.argmin(1)
+
+    @torch.no_grad()
+    def initialise_(self, flat):
+        """Codes from distinct encoder outputs of this batch (repeats only when it holds fewer than K)."""
+        n = flat.size(0)
+        pick = torch.randperm(n, device=flat.device)[:self.size] if n >= self.size \
+            else torch.randint(n, (self.size,), device=flat.device)
+        self.embed.copy_(flat[pick])
+        self.embed_avg.copy_(flat[pick])
+        self.cluster_size.fill_(1.0)
+        self.initialised.fill_(True)
+
+    @torch.no_grad()
+    def update_(self, flat, codes):
+        """One EMA step towards the mean of the vectors each code won in this batch."""
+        counts = torch.bincount(codes, minlength=self.size).to(flat.dtype)           # (K,)
+        sums = torch.zeros_like(self.embed).index_add_(0, codes, flat)               # (K, D)
+        self.cluster_size.lerp_(counts, 1 - self.decay)
+        self.embed_avg.lerp_(sums, 1 - self.decay)
+        # Laplace smoothing: a code nobody chose lately divides by a small number, never by zero
+        n = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (n + self.size * self.eps) * n
+        self.embed.copy_(self.embed_avg / smoothed[:, None])
+
+    @torch.no_grad()
+    def expire_codes_(self, flat) -> int:
+        """Restart every code used less than the threshold at a random vector of this batch; how many."""
+        dead = self.cluster_size < self.threshold
+        n_dead = int(dead.sum())
+        if n_dead:
+            picks = flat[torch.randint(flat.size(0), (n_dead,), device=flat.device)]
+            self.embed[dead] = picks
+            self.embed_avg[dead] = picks * self.threshold       # so embed_avg / cluster_size == picks
+            self.cluster_size[dead] = self.threshold
+            self.restarts += n_dead
+        return n_dead
+
+    def forward(self, z):
+        """z (B, D, t, h, w) -> quantised z (gradients pass straight through to z), codes (B, t, h, w), and
+        the commitment loss, perplexity and number of codes restarted (tensors)."""
+        B, D, t, h, w = z.shape
+        flat = z.movedim(1, -1).reshape(-1, D)                  # (N, D), N = B*t*h*w
+        if self.training and not self.initialised:
+            self.initialise_(flat.detach())
+        codes = self.nearest(flat.detach())                     # (N,)
+        quantised = F.embedding(codes, self.embed)              # (N, D), the codes before this step's update
+        restarted = 0
+        if self.training:
+            self.update_(flat.detach(), codes)
+            restarted = self.expire_codes_(flat.detach())
+        # the codebook is no parameter, so this pulls only the encoder towards the codes it chose
+        commitment = F.mse_loss(flat, quantised)
+        # straight-through estimator: the forward pass sees the code, the backward pass the encoder output
+        quantised = flat + (quantised - flat).detach()
+        usage = torch.bincount(codes, minlength=self.size).float() / codes.numel()
+        perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())      # codes in effective use
+        stats = {"commitment": commitment, "perplexity": perplexity, "restarted": torch.tensor(restarted)}
+        return (quantised.view(B, t, h, w, D).movedim(-1, 1), codes.view(B, t, h, w), stats)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the VQ-VAE
+
+class VQVAE(nn.Module):
+    def __init__(self, config: TokenizerConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.codebook = Codebook(config.codebook_size, config.code_dim, config.ema_decay, config.dead_code_threshold)
+        self.decoder = Decoder(config)
+
+    def forward(self, video):
+        """video (B, C, T, H, W) in [-1, 1] -> (reconstruction, metrics). metrics["loss"] is what to minimise
+        (reconstruction MSE + beta * commitment); the rest are for watching: mse, commitment, psnr (dB, mean
+        over clips), perplexity (codes in effective use in this batch), restarted (dead codes restarted)."""
+        quantised, _, stats = self.codebook(self.encoder(video))
+        recon = self.decoder(quantised)
+        mse = F.mse_loss(recon, video)
+        # frames span [-1, 1], a peak-to-peak range of 2: PSNR = 10 log10(2^2 / MSE), per clip then averaged
+        clip_mse = (recon.detach() - video).pow(2).flatten(1).mean(1)
+        psnr = (10 * torch.log10(4.0 / clip_mse.clamp_min(1e-10))).mean()
+        loss = mse + self.config.commitment * stats["commitment"]
+        return recon, {"loss": loss, "mse": mse.detach(), "commitment": stats["commitment"].detach(), "psnr": psnr,
+                       "perplexity": stats["perplexity"], "restarted": stats["restarted"]}
+
+    @torch.no_grad()
+    def encode(self, video):
+        """video (B, C, T, H, W) -> codes (B, t, h, w) long. A pure lookup: never moves the codebook."""
+        z = self.encoder(video)
+        B, D, t, h, w = z.shape
+        return self.codebook.nearest(z.movedim(1, -1).reshape(-1, D)).view(B, t, h, w)
+
+    @torch.no_grad()
+    def decode(self, codes):
+        """codes (B, t, h, w) long -> frames (B, C, T, H, W) clamped to [-1, 1]."""
+        z = F.embedding(codes, self.codebook.embed).movedim(-1, 1)     # (B, D, t, h, w)
+        return self.decoder(z).clamp(-1, 1)
