@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("app", help="open the desktop app (the default)")
     sub.add_parser("engines", help="list installed engines, their presets and bundled models")
 
-    train = sub.add_parser("train", help="train a model on your own corpus")
+    train = sub.add_parser("train", help="train a model on your own corpus",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                               "audio labels: from sub-folder names (the default), or from a file-name pattern:\n"
+                               "  --set model.conditioning=\"{digit}_{speaker}_{}\" reads 7_jackson_0.wav as digit 7,\n"
+                               "  speaker jackson ({} matches anything); --set model.conditioning=none for no labels"))
     train.add_argument("engine", choices=list(engines), help="which engine (see `studio engines`)")
     train.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
     train.add_argument("--out", required=True, help="run folder: last.safetensors (resumable) and best.safetensors "
@@ -266,7 +270,10 @@ def cmd_eval(args) -> int:
     first = engine.stages[0]
     first_config = (meta["builds_on"] or {}).get("model_config") if len(engine.stages) > 1 else meta["model_config"]
     config = config_from_dict(first.model_config_class, first_config, "checkpoint model_config")
-    corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"], config)
+    corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"], config,
+                                skip_unseen=True)
+    for warning in corpus.summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     stage = engine.stages[-1]
     for tally in validation(engine, model, corpus, stage, 64, 512, None):
         pass

@@ -212,3 +212,34 @@ def test_the_digits_preset_reads_fsdd_with_the_official_split():
     assert corpus.meta["labels"]["digit"] == [str(d) for d in range(10)]
     assert len(corpus.meta["labels"]["speaker"]) == 6
     assert len(corpus.val) == 300 and all(int(r.path.stem.split("_")[2]) < 5 for r in corpus.val)
+
+
+def test_a_long_primer_is_read_in_blocks_with_progress_and_can_be_left_out(tmp_path, monkeypatch):
+    from engines.audio import sample
+    from engines.audio.fast import FastGenerator
+    monkeypatch.setattr(sample, "PRIMER_PROGRESS_SECONDS", 1.0)     # a 2.5 s primer counts as long here
+    model = random_model(tiny_audio_model(), [])
+    primer = tmp_path / "primer.wav"
+    sf.write(primer, 0.4 * np.sin(np.arange(20000) / 7), 8000)
+    settings = resolve_settings(ENGINE.controls(), {"seconds": 0.2, "seed": 3, "primer": str(primer)})
+
+    def run(keep):
+        chunks = list(generate(model, {"sample_rate": 8000, "labels": {}}, {**settings, "keep_primer": keep}))
+        return [c.message for c in chunks if isinstance(c, Notice)], [c.audio for c in chunks if not isinstance(c, Notice)]
+
+    notices, kept = run(True)
+    assert notices == ["primer: 1 of 2 s read", "primer: 2 of 2 s read", "primer: 2 of 2 s read"]   # 8000, 16000, 20000
+    assert [a.shape[1] for a in kept[:3]] == [8000, 8000, 4000]       # the primer streams out as it is read
+    _, left_out = run(False)
+    assert sum(a.shape[1] for a in left_out) == 1600                  # only the 0.2 s generated
+    assert np.array_equal(np.concatenate(left_out, axis=1), np.concatenate(kept[3:], axis=1))
+
+    # fed in blocks, the primer leaves the generator exactly where feeding it in one go does
+    fast = FastGenerator(model, None, 1)
+    fast.previous[:] = SILENCE
+    codes = mu_law_encode(sf.read(primer, dtype="float32")[0]).astype(np.int64)
+    warm = warm_up_codes(model, codes)[None]
+    fast.run(warm, np.zeros(warm.shape))
+    rng = np.random.default_rng(3)
+    drawn = [fast.run(np.full((1, 400), -1), rng.random((1, 400)))[0] for _ in range(4)]
+    assert np.array_equal(np.concatenate(left_out, axis=1), mu_law_decode(np.concatenate(drawn, axis=1)))

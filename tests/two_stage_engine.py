@@ -122,7 +122,7 @@ class TwoStageEngine(Engine):
         from engines.core.interface import SEED, Control
         return [Control("length", "Length", "int", 8, 1, 1000), SEED]
 
-    def read_corpus(self, path, val_fraction=0.1, meta=None, model_config=None):
+    def read_corpus(self, path, val_fraction=0.1, meta=None, model_config=None, skip_unseen=False):
         return PointsCorpus()
 
     def build_model(self, stage, config, corpus_meta, previous=None):

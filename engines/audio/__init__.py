@@ -34,6 +34,8 @@ class AudioEngine(Engine):
             Control("label", "Label", "text", "", help="e.g. '7 jackson' or 'digit=7'; fields left out are drawn "
                                                         "at random"),
             Control("primer", "Primer audio", "media", "", help="an audio file the model continues", media=AUDIO_FILES),
+            Control("keep_primer", "Keep primer", "bool", True,
+                    help="begin the output with the primer audio (off: only what the model adds)"),
             dataclasses.replace(TEMPERATURE, default=1.0),
             SEED, VARIATIONS,
         ]
@@ -45,7 +47,9 @@ class AudioEngine(Engine):
         from .fast import warm_up
         warm_up()
 
-    def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None):
+    def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
+                    skip_unseen: bool = False):
+        # files the model cannot read (labels it never saw) are always left out with a warning naming them
         from .data import read_audio_corpus
         config = model_config or AudioModelConfig(**self.preset(None).stages["model"].model)
         return read_audio_corpus(path, config, val_fraction, meta)

@@ -15,7 +15,8 @@ class AudioModelConfig:
     # so a conditioned word comes out in order rather than as a babble of its sounds
     position_seconds: float = 0.0
     # where labels come from: "auto" (sub-folder names when files sit in sub-folders), "none", or a file name
-    # pattern such as "{digit}_{speaker}_{}" whose named fields become label fields
+    # pattern: "{digit}_{speaker}_{}" reads 7_jackson_0.wav as digit 7, speaker jackson ({name} is a label
+    # field, {} matches anything; a file whose name does not fit is skipped with a warning naming it)
     conditioning: str = "auto"
     silence_db: float = 40.0         # leading/trailing audio this far below the file's peak is trimmed
     # file names (glob) held out for validation; empty: every n-th file, n from val_fraction

@@ -2,7 +2,9 @@
 µ-law codes at the model's rate with leading and trailing silence trimmed, plus each file's labels.
 
 Files that cannot be used are skipped with a warning naming them; when nothing usable is left the corpus is
-refused with the reasons. The split into training and validation is by file, so no recording is in both.
+refused with the reasons. The split into training and validation is by file, so no recording is in both; with
+fewer files than that needs (one long recording, the most common case for a musician) it is by time instead:
+the end of every recording is held out.
 """
 from __future__ import annotations
 
@@ -25,11 +27,17 @@ TAIL_SECONDS = 0.05         # silence after each recording, so the model learns 
 MAX_FILE_SECONDS = 3600
 
 
-@dataclass
+@dataclass(eq=False)      # compared by identity: one Recording is one recording (or one part of it)
 class Recording:
     path: Path
     codes: np.ndarray       # uint8 µ-law, trimmed
     labels: dict[str, str]
+    first: int = 0          # validation scores codes[first:]; codes before it (the training part of a recording
+                            # split by time) are only the context it starts from
+
+    @property
+    def scored(self) -> int:
+        return len(self.codes) - self.first
 
 
 def list_files(path: str | Path) -> tuple[Path, list[Path]]:
@@ -52,8 +60,9 @@ def list_files(path: str | Path) -> tuple[Path, list[Path]]:
     return path, files
 
 
-def decode(path: Path, rate: int) -> tuple[np.ndarray, float]:
-    """Mono float32 audio at `rate`, and the file's length in seconds; CorpusError when it is not audio."""
+def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
+    """Mono float32 audio at `rate`, the file's length in seconds, and a warning when the file is cut short
+    (what is there is read); CorpusError when it is not audio."""
     import soundfile as sf
     try:
         info = sf.info(str(path))
@@ -73,7 +82,18 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float]:
     if source_rate != rate:
         import librosa
         audio = librosa.resample(audio, orig_sr=source_rate, target_sr=rate, res_type="soxr_hq")
-    return audio.astype(np.float32), seconds
+    return audio.astype(np.float32), seconds, truncation(path, info.extra_info, seconds)
+
+
+def truncation(path: Path, log: str, seconds: float) -> str | None:
+    """A warning when libsndfile's log says the audio chunk of a WAV or AIFF file is shorter than its header
+    promises (a copy or download that did not finish): libsndfile reads what is there without complaint."""
+    cut = re.search(r"^\s*(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", log, re.MULTILINE)
+    if not cut or int(cut[2]) >= int(cut[1]):
+        return None
+    promised = seconds * int(cut[1]) / max(int(cut[2]), 1)
+    return (f"{path.name} is cut short: its header promises {promised:.2f} s of audio but the file ends after "
+            f"{seconds:.2f} s (a copy or download that did not finish?); the {seconds:.2f} s there were read")
 
 
 def trim(audio: np.ndarray, silence_db: float) -> np.ndarray:
@@ -82,13 +102,15 @@ def trim(audio: np.ndarray, silence_db: float) -> np.ndarray:
     return trimmed
 
 
-def label_reader(conditioning: str, root: Path, files: list[Path]):
-    """A function file -> {field: value} (None when the file does not fit), and the field names."""
+def label_reader(conditioning: str, root: Path, files: list[Path], known: dict[str, list[str]] | None = None):
+    """A function file -> {field: value} (None when the file does not fit), and the field names. With `known`
+    (a trained model's label values), a field of a pattern matches only one of the model's values, so a name
+    the pattern does not describe is not misread (147793__take.ogg is not digit 147793)."""
     if conditioning == "none":
         return (lambda p: {}), []
     if conditioning == "auto":
         folders = {p.parent for p in files}
-        if len(folders) < 2:
+        if len(folders) < 2 and "folder" not in (known or {}):
             return (lambda p: {}), []
         return (lambda p: {"folder": p.parent.relative_to(root).as_posix() if p.parent != root else "."}), ["folder"]
     fields = re.findall(r"\{(\w*)\}", conditioning)
@@ -97,7 +119,10 @@ def label_reader(conditioning: str, root: Path, files: list[Path]):
         regex += re.escape(literal)
         if field:
             name = field[1:-1]
-            regex += f"(?P<{name}>.+?)" if name else ".+?"
+            if known and name in known:     # where a name reads two ways, the longer value wins
+                regex += f"(?P<{name}>{'|'.join(map(re.escape, sorted(known[name], key=len, reverse=True)))})"
+            else:
+                regex += f"(?P<{name}>.+?)" if name else ".+?"
     pattern = re.compile(regex)
     named = [f for f in fields if f]
     if not named:
@@ -107,6 +132,18 @@ def label_reader(conditioning: str, root: Path, files: list[Path]):
         match = pattern.fullmatch(p.stem)
         return {name: match.group(name) for name in named} if match else None
     return read, named
+
+
+def listed(values: dict[str, list[str]], most: int = 6) -> str:
+    """'digit: 0, 1, 2; speaker: ann, bob' with at most `most` values a field."""
+    return "; ".join(f"{f}: {', '.join(v[:most])}{' …' if len(v) > most else ''}" for f, v in values.items())
+
+
+def with_reasons(message: str, warnings: list[str]) -> str:
+    """A refusal followed by the first warnings about skipped files, which usually say why."""
+    if not warnings:
+        return message
+    return f"{message} ({'; '.join(warnings[:3])}{f'; and {len(warnings) - 3} more' if len(warnings) > 3 else ''})"
 
 
 class AudioCorpus(Corpus):
@@ -154,8 +191,9 @@ class AudioCorpus(Corpus):
                       "targets": targets}, targets.numel())
 
     def validation_batches(self, batch_size: int, seq_len: int):
-        """Every held-out recording from its first sample to its last, in windows of seq_len predictions;
-        targets past a recording's end are -100 (ignored by the loss)."""
+        """Every held-out recording from its first scored sample (`first`: 0, or where the held-out end of a
+        recording split by time begins, read on from the audio before it) to its last, in windows of seq_len
+        predictions; targets past a recording's end are -100 (ignored by the loss)."""
         rows, labels, starts, targets = [], [], [], []
 
         def stacked():
@@ -173,7 +211,7 @@ class AudioCorpus(Corpus):
             codes = torch.from_numpy(recording.codes).long()
             context = torch.full((self.receptive_field,), SILENCE, dtype=torch.long)
             stream = torch.cat([context, codes])
-            for start in range(0, len(codes), seq_len):
+            for start in range(recording.first, len(codes), seq_len):
                 window = stream[start:start + self.receptive_field + seq_len]
                 row = torch.full((self.receptive_field + seq_len,), SILENCE, dtype=torch.long)
                 row[:len(window)] = window
@@ -193,27 +231,33 @@ class AudioCorpus(Corpus):
 
 def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
                       meta: dict | None = None) -> AudioCorpus:
+    """Read a corpus. With `meta` (a trained model's), it is read at the model's rate, and files whose labels
+    are not among the model's are skipped, each with a warning saying why."""
     root, files = list_files(path)
     rate = meta["sample_rate"] if meta else config.sample_rate
-    read_labels, fields = label_reader(config.conditioning, root, files)
+    read_labels, fields = label_reader(config.conditioning, root, files, meta["labels"] if meta else None)
     if meta is not None:
         fields = list(meta["labels"])
     recordings, warnings, seconds_read = [], [], 0.0
     for p in files:
         labels = read_labels(p)
         if labels is None:
-            warnings.append(f"skipped {p.name}: its name does not fit the pattern {config.conditioning!r}")
+            warnings.append(f"skipped {p.name}: its name does not fit the pattern {config.conditioning!r}"
+                            + (f" with one of the model's labels ({listed(meta['labels'])})" if meta else ""))
             continue
         if meta is not None:
             unknown = [f"{f}={labels.get(f)}" for f in fields if labels.get(f) not in meta["labels"][f]]
             if unknown:
-                warnings.append(f"skipped {p.name}: the model was not trained on {', '.join(unknown)}")
+                warnings.append(f"skipped {p.name}: the model was not trained on {', '.join(unknown)} "
+                                f"(it knows {listed(meta['labels'])})")
                 continue
         try:
-            audio, seconds = decode(p, rate)
+            audio, seconds, cut_short = decode(p, rate)
         except CorpusError as e:
             warnings.append(f"skipped {e}")
             continue
+        if cut_short:
+            warnings.append(cut_short)
         seconds_read += seconds
         if np.abs(audio).max() < SILENT_PEAK:
             warnings.append(f"skipped {p.name}: it is silent")
@@ -224,35 +268,32 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
             continue
         recordings.append(Recording(p, codes, labels))
     if not recordings:
-        reasons = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
-        raise CorpusError(f"{path} holds no usable audio ({reasons})")
+        raise CorpusError(with_reasons(f"{path} holds no usable audio", warnings))
 
     if meta is not None:
         label_values = meta["labels"]
     else:
         label_values = {f: sorted({r.labels[f] for r in recordings}) for f in fields}
 
-    if config.validation_files:
-        val = [r for r in recordings if fnmatch.fnmatch(r.path.name, config.validation_files)]
-    else:
-        every = max(2, round(1 / val_fraction)) if val_fraction > 0 else 0
-        val = recordings[every - 1::every] if every else []
-    held_out = {id(r) for r in val}
-    train = [r for r in recordings if id(r) not in held_out]
-    if val_fraction >= 1.0:
-        train, val = recordings, recordings
-    if not train or not val:
-        raise CorpusError(f"{path}: {len(recordings)} usable recording(s) cannot be split into training and "
-                          f"validation" + (f" with the pattern {config.validation_files!r}" if config.validation_files else
-                                           "; add more files"))
+    train, val, how = split(recordings, config.validation_files, val_fraction)
+    if config.validation_files and not (train and val):
+        raise CorpusError(with_reasons(
+            f"{path}: the validation_files pattern {config.validation_files!r} matches {len(val)} of the "
+            f"{len(recordings)} usable recordings; it must leave some for training and some for validation",
+            warnings))
 
     seconds_kept = sum(len(r.codes) for r in recordings) / rate
-    train_samples, val_samples = sum(len(r.codes) for r in train), sum(len(r.codes) for r in val)
+    train_samples, val_samples = sum(r.scored for r in train), sum(r.scored for r in val)
     lines = [f"{len(recordings)} recording(s) of {len(files)} file(s), resampled to {rate} Hz mono",
              f"kept {seconds_kept:.1f} s of {seconds_read:.1f} s read ({100 * seconds_kept / max(seconds_read, 1e-9):.0f}%): "
              f"silence more than {config.silence_db:g} dB below each file's peak trimmed from its ends",
-             f"split by file: {len(train)} train ({train_samples / rate:.1f} s) / {len(val)} validation ({val_samples / rate:.1f} s)"]
+             f"{how}: {len(train)} train ({train_samples / rate:.1f} s) / {len(val)} validation ({val_samples / rate:.1f} s)"]
     lines += [f"labels {f}: {', '.join(v[:12])}{' …' if len(v) > 12 else ''}" for f, v in label_values.items()]
+    if not label_values and config.conditioning == "auto" and meta is None and len(recordings) > 1:
+        lines.append('labels: none found (all files sit in one folder). To label them, put them in one sub-folder '
+                     'per label, or name the labels in a file-name pattern with the model setting "conditioning": '
+                     '"{digit}_{speaker}_{}" reads 7_jackson_0.wav as digit 7, speaker jackson ({} matches '
+                     'anything; on the command line: --set model.conditioning="{digit}_{speaker}_{}")')
     field = receptive_field(config)
     lines.append(f"receptive field: each sample is predicted from the {field:,} before it "
                  f"({1000 * field / rate:.0f} ms)")
@@ -261,3 +302,36 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
                "silence_db": config.silence_db, "train_samples": train_samples, "validation_samples": val_samples,
                "labels": {f: len(v) for f, v in label_values.items()}, "lines": lines, "warnings": warnings}
     return AudioCorpus(train, val, label_values, config, summary)
+
+
+def split(recordings: list[Recording], validation_files: str, val_fraction: float):
+    """(train, validation, how it was split). By file: the recordings matching `validation_files`, else every
+    n-th (n from val_fraction); with fewer recordings than n, by time: the last val_fraction of every
+    recording, which keeps the part before it as its context. A val_fraction of 1 validates on everything
+    (measuring a trained model)."""
+    if val_fraction >= 1.0:
+        return recordings, recordings, "all of it validated"
+    if validation_files:
+        val = [r for r in recordings if fnmatch.fnmatch(r.path.name, validation_files)]
+        return without(recordings, val), val, f"split by file ({validation_files!r} held out)"
+    if val_fraction <= 0:
+        return recordings, [], "nothing held out"
+    every = max(2, round(1 / val_fraction))
+    if len(recordings) >= every:
+        val = recordings[every - 1::every]
+        return without(recordings, val), val, "split by file"
+    train, val = [], []
+    for r in recordings:
+        first = len(r.codes) - max(1, round(len(r.codes) * val_fraction))
+        if first < 1:           # a single sample: nothing to split
+            train.append(r)
+            continue
+        train.append(Recording(r.path, r.codes[:first], r.labels))
+        val.append(Recording(r.path, r.codes, r.labels, first))
+    return train, val, (f"split by time (the last {val_fraction:.0%} of each recording held out, as a split by "
+                        f"file needs at least {every} usable files)")
+
+
+def without(recordings: list[Recording], held_out: list[Recording]) -> list[Recording]:
+    held = set(held_out)
+    return [r for r in recordings if r not in held]

@@ -1,7 +1,9 @@
 """Streaming audio generation: labels chosen, an optional primer fed in, then AudioChunks of ~50 ms.
 
 Every variation starts from a receptive field of silence (what each training recording starts from), then the
-primer if there is one. Draws use one uniform number per sample from a seeded numpy generator, so the fast
+primer if there is one, fed a second at a time: the primer's audio streams out as it is read (unless the
+setting keep_primer is off) and a long one reports its progress, so a two-minute primer neither looks like a
+hang nor holds up Stop. Draws use one uniform number per sample from a seeded numpy generator, so the fast
 path (fast.py) and the reference path here (a full forward pass per sample) can be checked sample for sample.
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .fast import FastGenerator
 from .model import SILENCE, WaveNet, mu_law_decode, mu_law_encode, position_index, position_steps
 
 CHUNK_SECONDS = 0.05
+PRIMER_BLOCK_SECONDS = 1.0        # the primer is fed a block at a time; Stop is heard between blocks
+PRIMER_PROGRESS_SECONDS = 10.0    # a primer longer than this reports each tenth of it read
 
 
 def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
@@ -55,19 +59,40 @@ def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
     return torch.tensor(rows, dtype=torch.long), described
 
 
-def primer_codes(path: str, rate: int) -> np.ndarray:
+def primer_codes(path: str, rate: int) -> tuple[np.ndarray, str | None]:
+    """The primer's µ-law codes at `rate`, and a warning when the file is cut short."""
     from .data import decode
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"the primer {path} does not exist")
-    audio, _ = decode(path, rate)
-    return mu_law_encode(audio).astype(np.int64)
+    audio, _, cut_short = decode(path, rate)
+    return mu_law_encode(audio).astype(np.int64), cut_short
 
 
 def warm_up_codes(model: WaveNet, primer: np.ndarray | None) -> np.ndarray:
     """Codes fed before sampling starts: silence across the receptive field, then the primer."""
     silence = np.full(model.receptive_field - 1, SILENCE, np.int64)
     return silence if primer is None else np.concatenate([silence, primer])
+
+
+def feed(fast: FastGenerator, codes: np.ndarray) -> None:
+    """The same codes fed to every variation (nothing drawn)."""
+    fast.run(np.broadcast_to(codes, (fast.batch, len(codes))), np.zeros((fast.batch, len(codes))))
+
+
+def read_primer(fast: FastGenerator, primer: np.ndarray, rate: int, keep: bool) -> Iterator[AudioChunk | Notice]:
+    """Feed the primer a block at a time: each block's audio follows when the primer is kept in the output,
+    and a long primer reports every tenth of it read."""
+    block, seconds, tenths = max(1, int(PRIMER_BLOCK_SECONDS * rate)), len(primer) / rate, 0
+    for start in range(0, len(primer), block):
+        piece = primer[start:start + block]
+        feed(fast, piece)
+        if keep:
+            yield AudioChunk(np.repeat(mu_law_decode(piece)[None], fast.batch, axis=0), rate)
+        done = start + len(piece)
+        if seconds > PRIMER_PROGRESS_SECONDS and 10 * done // len(primer) > tenths:
+            tenths = 10 * done // len(primer)
+            yield Notice(f"primer: {done / rate:.0f} of {seconds:.0f} s read")
 
 
 def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk | Notice]:
@@ -77,13 +102,15 @@ def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk 
     labels, described = parse_labels(settings.get("label") or "", meta["labels"], variations, rng)
     if described:
         yield Notice("labels: " + " | ".join(described))
-    primer = primer_codes(settings["primer"], rate) if settings.get("primer") else None
+    primer, cut_short = primer_codes(settings["primer"], rate) if settings.get("primer") else (None, None)
+    if cut_short:
+        yield Notice(cut_short)
     fast = FastGenerator(model, labels, variations)
     fast.previous[:] = SILENCE
-    warm_up = warm_up_codes(model, primer)
-    fast.run(np.broadcast_to(warm_up, (variations, len(warm_up))), np.zeros((variations, len(warm_up))))
+    feed(fast, warm_up_codes(model, None))
     if primer is not None:
-        yield AudioChunk(np.repeat(mu_law_decode(primer)[None], variations, axis=0), rate)
+        # keep_primer: whether the output begins with the primer (it does unless the setting says otherwise)
+        yield from read_primer(fast, primer, rate, settings.get("keep_primer", True))
     total, chunk = int(settings["seconds"] * rate), max(1, int(CHUNK_SECONDS * rate))
     done = 0
     while done < total:

@@ -7,26 +7,38 @@
 
 safetensors never unpickles, so a checkpoint from anywhere is safe to open; tensors are read onto the CPU and
 moved to whatever device is in use, so a checkpoint trained on CUDA opens on a laptop and vice versa.
-A file is written to a temporary name in the same folder, fsync'ed and renamed over the old one, so a
-crash or kill mid-write leaves the previous checkpoint intact.
+A file is serialised in memory, written to one temporary file of ours in the same folder (.<name>.<random>.tmp),
+fsync'ed and renamed over the old one, so a crash, a kill or a full disk mid-write leaves the previous checkpoint
+intact; a kill leaves the temporary, which remove_stale_temporaries deletes when the run next starts.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
-from .errors import CheckpointError
+from .errors import CheckpointError, CheckpointWriteError
 
 FORMAT = "sequence-studio-checkpoint"
 FORMAT_VERSION = 1
 HEADER_KEY = "studio"
+# how torch.save's files begin: a zip archive (PyTorch >= 1.6) or a bare pickle, protocol 2 to 5; told apart
+# from a safetensors file only when the first 8 bytes are not a plausible header length
+TORCH_FILE_STARTS = (b"PK\x03\x04", *(bytes([0x80, protocol]) for protocol in range(2, 6)))
 
 
 def save_file(tensors, filename, metadata):
-    from safetensors.torch import save_file as save_safetensors
-    save_safetensors(tensors, filename, metadata=metadata)
+    """Write a safetensors file as a new file `filename`. It is serialised in memory and written here because
+    safetensors' own save_file writes through a temporary of its own (left behind by a kill) and renames it
+    over the target, which makes every checkpoint mode 0600 whatever the umask."""
+    from safetensors.torch import save
+    data = save(tensors, metadata=metadata)
+    with open(filename, "xb") as f:       # a new file: mode 0666 less the umask, like any file the user makes
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(path: Path, tensors: dict, meta: dict) -> Path:
@@ -34,20 +46,36 @@ def save_checkpoint(path: Path, tensors: dict, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes files private; a checkpoint is an ordinary file
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         save_file(tensors, tmp, metadata={HEADER_KEY: json.dumps(header)})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            size = sum(t.nbytes for t in tensors.values()) / 1e6
+            why = (f"the disk is full (no room for its {size:.1f} MB); free some space there, or use a folder on "
+                   f"another disk, and try again: a training run resumes from its last saved checkpoint")
+        else:
+            why = e.strerror or str(e)
+        raise CheckpointWriteError(f"could not save {path}: {why}. The checkpoint saved there before, if any, "
+                                   f"is intact") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries that saves killed mid-write left in a run folder, and return them: ours
+    (.<name>.<random>.tmp) and those of safetensors' own save_file (.tmpXXXXXX), which earlier versions of the
+    studio used. Call it only while holding the folder's run lock (lock.run_folder_lock): then no save can be
+    in progress there."""
+    folder = Path(folder)
+    stale = sorted([*folder.glob(".*.safetensors.*.tmp"), *folder.glob(".tmp??????")])
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
@@ -70,8 +98,14 @@ def read_safetensors_header(path: Path) -> dict:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            length = int.from_bytes(f.read(8), "little")
+            start = f.read(8)
+            length = int.from_bytes(start, "little")
             if size < 8 or length > size - 8:
+                if start.startswith(TORCH_FILE_STARTS):
+                    raise CheckpointError(f"{path} is a PyTorch file (.pt/.pth, made by torch.save), not a "
+                                          f"checkpoint of this studio: only the safetensors checkpoints Sequence "
+                                          f"Studio writes are accepted, because opening a PyTorch file unpickles "
+                                          f"it, which can run any code hidden in it (this one was not opened)")
                 raise ValueError("header length beyond the end of the file")
             header = json.loads(f.read(length))
         ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]

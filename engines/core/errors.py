@@ -19,3 +19,8 @@ class CheckpointError(StudioError):
 
 class ConfigError(StudioError):
     """A preset or setting is unknown or out of range."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (a full disk, no permission); the one saved before it is intact. Also
+    an OSError, because what failed is the operating system's write."""

@@ -361,9 +361,11 @@ class Engine:
 
     # data + model (torch lives behind these) -------------------------------------------------------
     def read_corpus(self, path: str | Path, val_fraction: float = 0.1, meta: dict | None = None,
-                    model_config=None) -> Corpus:
+                    model_config=None, skip_unseen: bool = False) -> Corpus:
         """Read and check a corpus. With `meta` (a trained model's corpus meta), encode it the way that
-        model expects (e.g. its vocabulary), or raise CorpusError when it cannot be. `model_config` (the first
+        model expects (e.g. its vocabulary), or raise CorpusError when it cannot be; with `skip_unseen` too
+        (`studio eval` on outside data; never a resumed training), leave out what the model cannot read
+        and count it in summary["warnings"] instead. `model_config` (the first
         stage's; default: the default preset's) matters to engines whose model decides how data is read (e.g.
         a sample rate)."""
         raise NotImplementedError

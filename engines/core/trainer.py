@@ -27,7 +27,7 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import find_checkpoint, load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, read_meta, remove_stale_temporaries, save_checkpoint
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
 from .events import (CheckpointSaved, Evaluation, Finished, History, Preview, Progress, StageStarted,
@@ -195,6 +195,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     A resumed run reads its corpus the way it was first read (vocabulary, split, sample rate) and keeps each
     started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
     with the same preset (the app reads it to show its summary)."""
+    if not str(data).strip():
+        raise ConfigError("no corpus given: name a corpus file, folder or glob")
     chosen = engine.preset(preset)
     overrides = overrides or {}
     unknown = set(overrides) - {s.name for s in engine.stages}
@@ -425,6 +427,9 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
         raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
     main_rank = int(os.environ.get("RANK", 0)) == 0
     with run_folder_lock(out_dir) if main_rank else nullcontext():
+        if main_rank:   # under the lock no save is in progress: a temporary file here was left by a kill
+            for s in stages:
+                remove_stale_temporaries(stage_folder(engine, s, out_dir))
         run = yield from train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, seed,
                                       minutes, previews, extend_to, new_data)
     if run.world > 1:   # leave together: a rank exiting while another still saves can abort the group

@@ -38,9 +38,10 @@ class TextEngine(Engine):
     def preview_settings(self) -> dict:
         return resolve_settings(self.controls(), {"length": 200, "seed": 0})
 
-    def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None):
+    def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
+                    skip_unseen: bool = False):
         from .data import read_text_corpus
-        return read_text_corpus(path, val_fraction, vocab=meta["vocab"] if meta else None)
+        return read_text_corpus(path, val_fraction, vocab=meta["vocab"] if meta else None, skip_unseen=skip_unseen)
 
     def build_model(self, stage, config, corpus_meta: dict, previous=None):
         from .model import CharRNN
