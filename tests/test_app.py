@@ -12,93 +12,70 @@ from PySide6.QtCore import Qt
 
 from conftest import write_corpus
 from engines import available_engines
+from window_driver import click, close_window, open_window, start_training, wait_for
 
 pytest.importorskip("pytestqt")
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEQUENCE_STUDIO_HOME", str(tmp_path / "home"))
-    from studio.app.main_window import MainWindow
-    win = MainWindow(available_engines())
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.worker.ready, timeout=60_000):
-        pass
+    win = open_window(qtbot, tmp_path / "home", monkeypatch)
     yield win
-    win.close()
-    assert not win.worker.process.is_alive()
-
-
-def collect(win):
-    """Record what the worker sends, for assertions about streaming."""
-    seen = []
-    win.worker.yielded.connect(lambda job, items: seen.extend(items))
-    return seen
-
-
-def click(qtbot, button):
-    assert button.isVisible() and button.isEnabled(), button.text()   # as a person sees it
-    qtbot.mouseClick(button, Qt.LeftButton)
+    close_window(win)
 
 
 def test_generate_streams_text_from_the_bundled_model_and_exports(window, qtbot, tmp_path):
     page = window.create_page
     page.engine_box.select("text")
     assert page.model_box.count() >= 1 and "bundled" in page.model_box.currentText()
-    page.controls.fields["length"].setValue(400)
+    page.controls.fields["length"].set_value(400)
     page.controls.fields["seed"].set_value(42)
-    items = collect(window)
-    batches = []
-    window.worker.yielded.connect(lambda job, chunk_list: batches.append(len(page.view.texts()[0])))
     click(qtbot, page.generate_button)
-    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
-        pass
+    items, batches = [], []
+    page.job.yielded.connect(items.extend)
+    page.job.yielded.connect(lambda _: batches.append(len(page.view.texts()[0])))
+    wait_for(qtbot, page.job)
     text = page.view.texts()[0]
     assert len(text) == 400
     assert len([n for n in batches if 0 < n < 400]) >= 1      # text appeared before generation finished
     assert sum(1 for i in items if i["type"] == "TextChunk") == 400
 
-    exported = page.export_to(tmp_path / "sample.txt")
-    assert exported.read_text(encoding="utf-8") == text
+    exported = wait_for(qtbot, page.export_to(tmp_path / "sample.txt"))["saved"]
+    assert (tmp_path / "sample.txt").read_text(encoding="utf-8") == text and "sample.txt" in exported
     settings = json.loads((tmp_path / "sample.txt.json").read_text())
     assert settings["seed"] == 42 and settings["length"] == 400 and settings["engine"] == "text"
+    assert "Saved" in window.messages.label.text()
 
-    # the sample is in History; replaying it gives the same text
+    # the sample is in History, shown in the text view; replaying it gives the same text
     history = window.history_page
     window.tabs.setCurrentWidget(history)
     assert history.list.count() == 1
+    wait_for(qtbot, history.load_job)
+    assert history.views.currentWidget().texts() == [text]
     click(qtbot, history.replay_button)
-    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
-        pass
+    assert window.tabs.currentWidget() is page
+    wait_for(qtbot, page.job)
     assert page.view.texts()[0] == text
 
 
 def test_stop_ends_generation_within_a_second(window, qtbot):
     page = window.create_page
     page.engine_box.select("text")
-    page.controls.fields["length"].setValue(1_000_000)
+    page.controls.fields["length"].set_value(1_000_000)
     click(qtbot, page.generate_button)
+    job = page.job
     qtbot.waitUntil(lambda: len(page.view.texts()[0]) > 50, timeout=60_000)
-    with qtbot.waitSignal(window.worker.finished, timeout=1_000) as finished:
+    with qtbot.waitSignal(job.finished, timeout=1_000) as finished:
         click(qtbot, page.stop_button)
-    assert finished.args[1]["cancelled"] is True
+    assert finished.args[0]["cancelled"] is True
     assert page.generate_button.isEnabled()
 
 
 def start_tiny_training(window, qtbot, corpus, engine="text", expected_summary=("20,000 characters",
                                                                                   "very small corpus")):
-    """On the Train page: choose the engine and corpus, check its summary, start the tiny preset on the CPU."""
-    page = window.train_page
-    window.tabs.setCurrentWidget(page)
-    page.engine_box.select(engine)
-    page.set_corpus(str(corpus))
-    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
+    page = start_training(window, qtbot, corpus, engine, "tiny")
     for words in expected_summary:
         assert words in page.summary.text()
-    page.preset_box.setCurrentText("tiny")
-    page.device_box.setCurrentText("cpu")
-    click(qtbot, page.start_button)
     return page
 
 
@@ -106,23 +83,26 @@ def test_train_pause_resume_with_live_plot(window, qtbot, tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt")
     page = start_tiny_training(window, qtbot, corpus)
     qtbot.waitUntil(lambda: len(page.train_points[0]) >= 3 and len(page.val_points[0]) >= 1, timeout=60_000)
-    assert page.progress.value() > 0 and "chars/s" in page.progress_label.text()
-    with qtbot.waitSignal(window.worker.finished, timeout=5_000):
+    assert page.progress.value() > 0 and "char/s" in page.progress_label.text()
+    assert page.stage_label.text() == "stage 1/1: character model"
+    assert page.plot.getAxis("left").labelText == "loss (nats/char)"
+    with qtbot.waitSignal(page.job.finished, timeout=5_000):
         click(qtbot, page.pause_button)
     stopped_at = page.progress.value()
     assert page.resume_button.isEnabled() and "paused" in page.progress_label.text()
     assert page.run_dir is not None and (page.run_dir / "last.safetensors").exists()
 
     click(qtbot, page.resume_button)
-    with qtbot.waitSignal(window.worker.finished, timeout=120_000):
-        pass
+    wait_for(qtbot, page.job, 120_000)
     assert page.progress.value() == page.progress.maximum() > stopped_at
     assert page.val_points[1][-1] < page.val_points[1][0]          # the model learnt
     assert page.preview_title.text() == "Sample at step 300:" and len(page.preview.texts()[0]) == 200
     x, y = page.val_curve.getData()
     assert len(x) >= 3
 
-    assert "corpus" in [e.name for e in window.library_page.entries]      # the library lists it at once
+    library = window.library_page
+    row = [e.name for e in library.entries].index("corpus")                 # the library lists it at once
+    assert library.table.item(row, library.COLUMNS.index("Validation loss")).text().endswith(" nats/char")
     window.create_page.engine_box.select("text")
     assert window.create_page.model_box.findText("corpus") >= 0               # and Create can sample it
 
@@ -143,7 +123,7 @@ def test_killing_the_worker_mid_training_is_survived_and_the_run_resumes(window,
     corpus = write_corpus(tmp_path / "corpus.txt")
     page = start_tiny_training(window, qtbot, corpus)
     qtbot.waitUntil(lambda: len(page.train_points[0]) >= 2, timeout=60_000)
-    old_pid = window.worker.pid
+    old_pid, killed_at = window.worker.pid, page.progress.value()
     with qtbot.waitSignal(window.worker.crashed, timeout=10_000):
         os.kill(old_pid, signal.SIGKILL)
     assert window.messages.isVisible() and "stopped unexpectedly" in window.messages.label.text()
@@ -152,9 +132,12 @@ def test_killing_the_worker_mid_training_is_survived_and_the_run_resumes(window,
     assert window.worker.pid != old_pid
     assert (page.run_dir / "last.safetensors").exists() and page.resume_button.isEnabled()
     click(qtbot, page.resume_button)
-    with qtbot.waitSignal(window.worker.finished, timeout=120_000) as done:
-        pass
-    assert done.args[1]["reason"] == "completed"
+    steps = []
+    page.job.yielded.connect(lambda items: steps.extend(i["step"] for i in items if i["type"] == "Progress"))
+    qtbot.waitUntil(lambda: bool(steps) and steps[-1] > killed_at, timeout=120_000)    # it trains on
+    with qtbot.waitSignal(page.job.finished, timeout=10_000) as stopped:
+        click(qtbot, page.stop_button)
+    assert stopped.args[0]["reason"] == "stopped" and "stopped at step" in page.progress_label.text()
 
 
 def test_library_rename_and_delete(window, qtbot, tmp_path):
@@ -162,10 +145,15 @@ def test_library_rename_and_delete(window, qtbot, tmp_path):
     import torch
     run = window.library.root / "my-model"
     save_checkpoint(run / "best.safetensors", {"model.w": torch.zeros(1)},
-                    {"engine": "text", "engine_version": 1, "step": 7, "metrics": {"best_val_loss": 1.5}})
+                    {"engine": "text", "engine_version": 1, "step": 7,
+                     "metrics": {"best_val_loss": 1.5, "loss_unit": "nats/char"}})
     page = window.library_page
     page.refresh()
     row = [e.name for e in page.entries].index("my-model")
+    loss_column = page.COLUMNS.index("Validation loss")
+    assert page.table.item(row, loss_column).text() == "1.500 nats/char"
+    audio = [i for i, e in enumerate(page.entries) if e.engine == "audio"][0]
+    assert page.table.item(audio, loss_column).text().endswith(" nats/sample")     # each loss in its own unit
     page.select_row(row)
     assert page.actions["Rename…"].isEnabled() and not page.actions["Resume training"].isEnabled()
     page.rename(new_name="renamed")
@@ -173,9 +161,16 @@ def test_library_rename_and_delete(window, qtbot, tmp_path):
     page.select_row([e.name for e in page.entries].index("renamed"))
     page.delete(confirmed=True)
     assert "renamed" not in [e.name for e in page.entries]
-    bundled = [i for i, e in enumerate(page.entries) if e.bundled]
-    page.select_row(bundled[0])
+    text_model = next(i for i, e in enumerate(page.entries) if e.bundled and e.engine == "text")
+    page.select_row(text_model)
     assert not page.actions["Delete…"].isEnabled()
+
+    # a short sample of the chosen model, in its engine's view
+    window.tabs.setCurrentWidget(page)
+    click(qtbot, page.actions["Preview"])
+    assert not page.actions["Preview"].isEnabled()
+    wait_for(qtbot, page.preview_job)
+    assert len(page.previews.currentWidget().texts()[0]) == 200 and page.actions["Preview"].isEnabled()
 
 
 def test_without_a_display_the_app_explains_instead_of_aborting():
@@ -241,23 +236,33 @@ def test_controls_and_layout_persist_between_launches(qtbot, tmp_path, monkeypat
     from studio.app.main_window import MainWindow
     first = MainWindow(available_engines())
     qtbot.addWidget(first)
+    primer = tmp_path / "primer, take 1.wav"
     first.create_page.engine_box.select("audio")
-    first.create_page.controls.fields["label"].setText("7 jackson")
+    first.create_page.controls.fields["label"].set_value("7 jackson")
+    first.create_page.controls.fields["primer"].set_value(str(primer))
     first.create_page.engine_box.select("text")
-    first.create_page.controls.fields["temperature"].setValue(1.3)
-    first.create_page.controls.fields["primer"].setText("Once upon")
+    first.create_page.controls.fields["temperature"].set_value(1.3)
+    first.create_page.controls.fields["primer"].set_value("Once upon, 3")
+    first.create_page.controls.fields["length"].set_value(123)
     first.tabs.setCurrentIndex(2)
     first.close()
+    settings = tmp_path / "home" / "settings.ini"
+    assert settings.exists()
+    with open(settings, "a") as f:     # a value no control accepts, as a damaged or older file might hold
+        f.write("\n[controls]\ntext\\top_p=\"7.5\"\ntext\\top_k=not json\n")
     second = MainWindow(available_engines())
     qtbot.addWidget(second)
+    fields = second.create_page.controls.fields
     assert second.create_page.engine.name == "text"                  # the engine last used
-    assert second.create_page.controls.fields["temperature"].value() == pytest.approx(1.3)
-    assert second.create_page.controls.fields["primer"].text() == "Once upon"
+    assert fields["temperature"].value() == pytest.approx(1.3) and fields["length"].value() == 123
+    assert fields["primer"].value() == "Once upon, 3"
+    assert fields["top_p"].value() == 1.0 and fields["top_k"].value() == 0       # bad values: the defaults
     second.create_page.engine_box.select("audio")                  # each engine keeps its own settings
-    assert second.create_page.controls.fields["label"].text() == "7 jackson"
-    assert second.create_page.controls.fields["temperature"].value() == pytest.approx(1.0)
+    assert fields is not second.create_page.controls.fields
+    fields = second.create_page.controls.fields
+    assert fields["label"].value() == "7 jackson" and fields["primer"].value() == str(primer)
+    assert fields["temperature"].value() == pytest.approx(1.0)
     assert second.tabs.currentIndex() == 2
-    assert (tmp_path / "home" / "settings.ini").exists()
     second.close()
 
 
@@ -271,6 +276,15 @@ def test_a_corpus_dropped_on_the_train_page_is_read(window, qtbot, tmp_path):
     page.engine_box.select("text")
     page.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
     assert page.corpus_edit.text() == str(corpus) and page.name_edit.text() == "dropped"
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
+    assert "20,000 characters" in page.summary.text()
+
+    # another engine reads the corpus its own way: the summary is read again, and Start waits for it
+    page.engine_box.select("audio")
+    assert page.summary.text() == "reading…" and not page.start_button.isEnabled()
+    qtbot.waitUntil(lambda: page.summary.text().startswith("✖"), timeout=30_000)
+    assert "audio" in window.messages.label.text() and not page.start_button.isEnabled()
+    page.engine_box.select("text")
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=30_000)
     assert "20,000 characters" in page.summary.text()
 
@@ -290,16 +304,15 @@ def generate_audio(window, qtbot, seconds=1.0, label="7", seed=7):
     page = window.create_page
     page.engine_box.select("audio")
     assert "bundled" in page.model_box.currentText()
-    page.controls.fields["seconds"].setValue(seconds)
-    page.controls.fields["label"].setText(label)
+    page.controls.fields["seconds"].set_value(seconds)
+    page.controls.fields["label"].set_value(label)
     page.controls.fields["seed"].set_value(seed)
     click(qtbot, page.generate_button)
-    with qtbot.waitSignal(window.worker.finished, timeout=60_000):
-        pass
+    wait_for(qtbot, page.job)
     return page, page.view
 
 
-def test_audio_is_drawn_and_played_live_then_replayed_and_exported(window, qtbot, tmp_path):
+def test_audio_is_drawn_and_played_live_replayed_exported_and_kept_in_history(window, qtbot, tmp_path):
     import numpy as np
     import soundfile as sf
     from studio.app.audio_view import AudioView
@@ -320,11 +333,29 @@ def test_audio_is_drawn_and_played_live_then_replayed_and_exported(window, qtbot
     click(qtbot, view.stop_button)
     assert view.player is None and not view.stop_button.isEnabled()
 
-    exported = page.export_to(tmp_path / "seven.flac")
+    # what the engine said of the sample stays on the Create page
+    assert "labels:" in page.notices.text() and "digit=7" in page.notices.text()
+    assert "labels:" not in window.messages.label.text()
+    window.tabs.setCurrentWidget(window.train_page)
+    assert not page.notices.isVisible()
+
+    exported = tmp_path / "seven.flac"
+    wait_for(qtbot, page.export_to(exported))
     audio, rate = sf.read(exported, dtype="float32")
     assert rate == 8000 and np.abs(audio - view.audio()).max() <= 1 / 32768
     with sf.SoundFile(exported) as f:
         assert json.loads(f.comment)["label"] == "7"
+
+    # History loads the saved sample into an audio view that plays it only when asked, and exports it
+    history = window.history_page
+    window.tabs.setCurrentWidget(history)
+    wait_for(qtbot, history.load_job)
+    shown = history.views.currentWidget()
+    assert isinstance(shown, AudioView) and shown is not view and not shown.live_box.isVisible()
+    assert shown.samples == 8000 and shown.player is None and shown.play_button.isEnabled()
+    assert np.abs(shown.audio() - view.audio()).max() <= 1 / 32768
+    wait_for(qtbot, history.export_to(history.current(), tmp_path / "again.wav"))
+    assert sf.info(str(tmp_path / "again.wav")).frames == 8000 and "Saved" in window.messages.label.text()
 
 
 def test_without_a_sound_device_the_audio_view_says_so_once_and_still_works(window, qtbot, monkeypatch):
@@ -347,8 +378,72 @@ def test_without_a_sound_device_the_audio_view_says_so_once_and_still_works(wind
 
 def test_training_on_sounds_shows_what_was_kept_and_previews_audio(window, qtbot, audio_corpus):
     page = start_tiny_training(window, qtbot, audio_corpus, "audio", ("12 recording(s)", "40 dB below"))
-    with qtbot.waitSignal(window.worker.finished, timeout=120_000):
-        pass
+    wait_for(qtbot, page.job, 120_000)
     assert page.preview_title.text() == "Sample at step 300:"
     assert page.preview.samples == 4000 and page.preview.player is None     # shown, not played by itself
     assert page.val_points[1][-1] < page.val_points[1][0] - 0.5
+
+
+def test_every_control_kind_has_a_field_that_gives_back_what_it_shows(qtbot):
+    from engines.core.interface import CONTROL_KINDS, SEED, Control
+    from studio.app.controls import FIELDS, ControlsForm
+    assert set(FIELDS) == set(CONTROL_KINDS)
+    controls = [Control("t", "Temperature", "float", 0.8, 0.05, 2.0, 0.05), Control("n", "Length", "int", 5, 1, 9),
+                SEED, Control("b", "Bold", "bool", False), Control("s", "Style", "choice", "a", choices=("a", "b")),
+                Control("p", "Primer", "text", ""), Control("clip", "Clip", "media", "", media=(".mp4", ".webm")),
+                Control("ink", "Ink", "strokes", [])]
+    form = ControlsForm()
+    qtbot.addWidget(form)
+    form.set_controls(controls)
+    values = {"t": 1.25, "n": 7, "seed": 99, "b": True, "s": "b", "p": "Once", "clip": "/tmp/me.webm",
+              "ink": [[[1.0, 2.0, 0.0], [3.0, 4.0, 0.1]], [[5.0, 6.0, 0.5]]]}
+    form.set_values(values)
+    assert form.values() == values
+    assert form.fields["clip"].file_filter() == "Clip (*.mp4 *.webm)"
+    form.set_values({"t": "hot", "n": 50, "clip": "/tmp/me.txt", "ink": [[[1, "x"]]]})   # rejected: defaults
+    assert form.values() == {**values, "t": 0.8, "n": 5, "clip": "", "ink": []}
+
+
+def test_the_pen_pad_records_strokes_with_their_timing(qtbot):
+    from PySide6.QtCore import QPoint
+    from engines.core.interface import Control
+    from studio.app.controls import StrokesField
+    field = StrokesField(Control("ink", "Ink", "strokes", []))
+    qtbot.addWidget(field)
+    field.show()
+    qtbot.waitExposed(field)
+    pad = field.pad
+    for stroke in ([(10, 10), (20, 15), (30, 30)], [(50, 20), (60, 25)]):
+        qtbot.mousePress(pad, Qt.LeftButton, pos=QPoint(*stroke[0]))
+        for point in stroke[1:]:
+            qtbot.mouseMove(pad, QPoint(*point))
+        qtbot.mouseRelease(pad, Qt.LeftButton, pos=QPoint(*stroke[-1]))
+    strokes = field.value()
+    assert [[(x, y) for x, y, t in stroke] for stroke in strokes] == [[(10, 10), (20, 15), (30, 30)],
+                                                                     [(50, 20), (60, 25)]]
+    times = [t for stroke in strokes for x, y, t in stroke]
+    assert times[0] == 0 and times == sorted(times)
+    assert Control("ink", "Ink", "strokes", []).validate(strokes) == strokes       # plain data the engine takes
+    click(qtbot, field.clear_button)
+    assert field.value() == []
+
+
+def test_the_train_form_forgets_a_stale_summary_and_waits_for_the_new_one():
+    from studio.app.train_form import TrainForm
+    asked = []
+    form = TrainForm(available_engines(), lambda *request: asked.append(request))
+    form.set_engine("text")
+    assert not asked and form.summary_text.startswith("Choose a corpus")
+    form.set_corpus("/data/plays.txt")
+    assert asked[-1] == (1, "text", "/data/plays.txt", "small") and not form.can_start
+    form.summary_read(1, {"lines": ["20,000 characters"], "warnings": ["odd"]})
+    assert form.can_start and form.summary_text == "20,000 characters\n⚠ odd"
+    form.set_preset("tiny")                         # another preset may read the corpus differently
+    assert asked[-1] == (2, "text", "/data/plays.txt", "tiny") and not form.can_start
+    form.set_engine("audio")
+    assert asked[-1] == (3, "audio", "/data/plays.txt", "small") and form.summary_text == "reading…"
+    form.summary_read(2, {"lines": ["stale"]})      # the answer to an older question
+    form.summary_failed(3, "no audio files in /data/plays.txt")
+    assert not form.can_start and form.summary_text == "✖ no audio files in /data/plays.txt"
+    form.set_training(True)
+    assert not form.can_start

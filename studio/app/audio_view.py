@@ -3,6 +3,7 @@
 Chunks arrive as {"type": "AudioChunk", "audio": (variations, samples) float32, "rate": Hz}. The view keeps
 every sample (for Play again and Loop), draws the last few seconds of the chosen variation, and feeds it to a
 Player (studio/playback.py), whose PortAudio callback runs on its own thread: nothing here waits on audio.
+Only a view in the "create" role plays while the sample arrives; previews and saved samples play on Play.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ HOP_SECONDS = 0.008
 class AudioView(QWidget):
     playback_problem: str | None = None      # said once per app: no PortAudio or no output device
 
-    def __init__(self, parent=None):
+    def __init__(self, role: str = "create", parent=None):
         super().__init__(parent)
+        self.role = role
         self.wave_plot = pg.PlotWidget(objectName="waveform")
         self.wave_plot.setYRange(-1, 1)
         self.wave_plot.setLabel("bottom", "seconds")
@@ -42,7 +44,9 @@ class AudioView(QWidget):
         self.play_button = QPushButton("Play", objectName="play_audio", enabled=False)
         self.stop_button = QPushButton("Stop", objectName="stop_audio", enabled=False)
         self.loop_box = QCheckBox("Loop", objectName="loop_audio")
-        self.live_box = QCheckBox("Play while generating", objectName="live_audio", checked=True)
+        self.live_box = QCheckBox("Play while generating", objectName="live_audio", checked=role == "create")
+        if role != "create":
+            self.live_box.hide()
         self.status = QLabel(objectName="audio_status", wordWrap=True)
         bar = QHBoxLayout()
         for w in (self.variation_box, self.play_button, self.stop_button, self.loop_box, self.live_box):

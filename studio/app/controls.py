@@ -1,12 +1,25 @@
-"""A form drawn from an engine's sampling controls: the window knows no engine's settings by name."""
+"""A form drawn from an engine's sampling controls: the window knows no engine's settings by name.
+
+Each control kind (engines.core.interface.CONTROL_KINDS) has a field class in FIELDS. A field is a QWidget made
+as `FieldClass(control)`, showing the control's default, with
+
+    value()            the current value, as plain data the control's `validate` accepts (a number, a bool,
+                       a str, a list of strokes ...): it goes to the worker and, as JSON, into the settings file
+    set_value(value)   show a value that `control.validate` has already checked
+"""
 from __future__ import annotations
 
 import random
+import time
 
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
-                               QPushButton, QSpinBox, QWidget)
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engines.core.errors import ConfigError
+
+INT_LIMIT = 2**31 - 1       # what a QSpinBox holds
 
 
 class EngineBox(QComboBox):
@@ -26,34 +39,104 @@ class EngineBox(QComboBox):
         self.setCurrentIndex(self.findData(name))
 
 
+def bounds(control) -> tuple[float, float]:
+    return (control.minimum if control.minimum is not None else -1e9,
+            control.maximum if control.maximum is not None else 1e9)
+
+
+# --- one field per control kind ---
+
+class FloatField(QDoubleSpinBox):
+    def __init__(self, control):
+        super().__init__()
+        self.setDecimals(2 if (control.step or 0.01) >= 0.01 else 4)
+        self.setRange(*bounds(control))
+        self.setSingleStep(control.step or 0.1)
+        self.setValue(control.default)
+
+    def set_value(self, value) -> None:
+        self.setValue(value)
+
+
+class IntField(QSpinBox):
+    def __init__(self, control):
+        super().__init__()
+        low, high = bounds(control)
+        self.setRange(int(max(low, -INT_LIMIT)), int(min(high, INT_LIMIT)))
+        self.setSingleStep(int(control.step or 1))
+        self.setValue(control.default)
+
+    def set_value(self, value) -> None:
+        self.setValue(value)
+
+
 class SeedField(QWidget):
-    def __init__(self, parent=None):
-        super().__init__(parent)
+    """A seed, random at first (the control's default is None: "pick one"), with a button to pick another."""
+
+    def __init__(self, control):
+        super().__init__()
         self.spin = QSpinBox()
-        self.spin.setRange(0, 2**31 - 1)
-        self.spin.setValue(random.randrange(2**31))
+        self.spin.setRange(0, INT_LIMIT)
         self.reroll = QPushButton("Re-roll")
         self.reroll.setToolTip("pick a new random seed")
-        self.reroll.clicked.connect(lambda: self.spin.setValue(random.randrange(2**31)))
+        self.reroll.clicked.connect(lambda: self.set_value(None))
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.spin, 1)
         row.addWidget(self.reroll)
+        self.set_value(control.default)
 
-    def value(self):
+    def value(self) -> int:
         return self.spin.value()
 
-    def set_value(self, value):
-        self.spin.setValue(int(value))
+    def set_value(self, value) -> None:
+        self.spin.setValue(random.randrange(INT_LIMIT) if value is None else value)
 
 
-class FileField(QWidget):
-    """A path typed in, or picked with a file dialog."""
+class BoolField(QCheckBox):
+    def __init__(self, control):
+        super().__init__()
+        self.setChecked(bool(control.default))
 
-    def __init__(self, text: str, parent=None):
-        super().__init__(parent)
-        self.edit = QLineEdit(text)
-        self.edit.setPlaceholderText("none")
+    def value(self) -> bool:
+        return self.isChecked()
+
+    def set_value(self, value) -> None:
+        self.setChecked(value)
+
+
+class TextField(QLineEdit):
+    def __init__(self, control):
+        super().__init__(control.default or "")
+
+    def value(self) -> str:
+        return self.text()
+
+    def set_value(self, value) -> None:
+        self.setText(value)
+
+
+class ChoiceField(QComboBox):
+    def __init__(self, control):
+        super().__init__()
+        self.addItems(control.choices)
+        self.setCurrentText(control.default)
+
+    def value(self) -> str:
+        return self.currentText()
+
+    def set_value(self, value) -> None:
+        self.setCurrentText(value)
+
+
+class MediaField(QWidget):
+    """A media file (primer audio, a video clip): typed in, or picked with a dialog showing the files the
+    control accepts (Control.media)."""
+
+    def __init__(self, control):
+        super().__init__()
+        self.control = control
+        self.edit = QLineEdit(control.default or "", placeholderText="none")
         self.browse = QPushButton("…")
         self.browse.setToolTip("choose a file")
         self.browse.clicked.connect(self.choose)
@@ -62,71 +145,95 @@ class FileField(QWidget):
         row.addWidget(self.edit, 1)
         row.addWidget(self.browse)
 
+    def file_filter(self) -> str:
+        suffixes = " ".join(f"*{s}" for s in self.control.media) or "*"
+        return f"{self.control.label} ({suffixes})"
+
     def choose(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.edit.text())
+        path, _ = QFileDialog.getOpenFileName(self, f"Choose {self.control.label.lower()}", self.edit.text(),
+                                              self.file_filter())
         if path:
             self.edit.setText(path)
 
-    def text(self) -> str:
+    def value(self) -> str:
         return self.edit.text()
 
-    def setText(self, text: str) -> None:
-        self.edit.setText(text)
+    def set_value(self, value) -> None:
+        self.edit.setText(value)
 
 
-def make_field(control) -> QWidget:
-    if control.kind == "seed":
-        return SeedField()
-    if control.kind == "file":
-        return FileField(str(control.default or ""))
-    low = control.minimum if control.minimum is not None else -1e9
-    high = control.maximum if control.maximum is not None else 1e9
-    if control.kind == "float":
-        field = QDoubleSpinBox()
-        field.setDecimals(2 if (control.step or 0.01) >= 0.01 else 4)
-        field.setRange(low, high)
-        field.setSingleStep(control.step or 0.1)
-        field.setValue(control.default)
-    elif control.kind == "int":
-        field = QSpinBox()
-        field.setRange(int(max(low, -2**31)), int(min(high, 2**31 - 1)))
-        field.setSingleStep(int(control.step or 1))
-        field.setValue(control.default)
-    elif control.kind == "choice":
-        field = QComboBox()
-        field.addItems(control.choices)
-        field.setCurrentText(str(control.default))
-    elif control.kind == "bool":
-        field = QCheckBox()
-        field.setChecked(bool(control.default))
-    else:
-        field = QLineEdit(str(control.default or ""))
-    return field
+class PenPad(QWidget):
+    """Draw with the mouse, a pen or a finger. Strokes are lists of [x, y, t]: x and y in the pad's pixels
+    (y downward), t in seconds since the first point drawn."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent, objectName="pen_pad")
+        self.setMinimumSize(240, 100)
+        self.setCursor(Qt.CrossCursor)
+        self.setAttribute(Qt.WA_StyledBackground, True)
+        self.setStyleSheet("#pen_pad { background: white; border: 1px solid #bbb; }")
+        self.strokes: list[list[list[float]]] = []
+        self.began_at: float | None = None
+
+    def clear(self) -> None:
+        self.strokes, self.began_at = [], None
+        self.update()
+
+    def set_strokes(self, strokes: list) -> None:
+        self.strokes = [[list(point) for point in stroke] for stroke in strokes]
+        self.began_at = None
+        self.update()
+
+    def point(self, position: QPointF) -> list[float]:
+        now = time.monotonic()
+        if self.began_at is None:       # go on from the time of the strokes already there
+            last = [p[2] for s in self.strokes for p in s if len(p) == 3]
+            self.began_at = now - (max(last) if last else 0.0)
+        return [position.x(), position.y(), round(now - self.began_at, 3)]
+
+    def mousePressEvent(self, event) -> None:
+        self.strokes.append([self.point(event.position())])
+        self.update()
+
+    def mouseMoveEvent(self, event) -> None:
+        if self.strokes and event.buttons() & Qt.LeftButton:
+            self.strokes[-1].append(self.point(event.position()))
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setPen(QPen(Qt.black, 2, Qt.SolidLine, Qt.RoundCap, Qt.RoundJoin))
+        for stroke in self.strokes:
+            line = QPolygonF([QPointF(p[0], p[1]) for p in stroke])
+            if len(stroke) == 1:
+                painter.drawPoint(line[0])
+            else:
+                painter.drawPolyline(line)
 
 
-def field_value(field):
-    if isinstance(field, SeedField):
-        return field.value()
-    if isinstance(field, (QSpinBox, QDoubleSpinBox)):
-        return field.value()
-    if isinstance(field, QComboBox):
-        return field.currentText()
-    if isinstance(field, QCheckBox):
-        return field.isChecked()
-    return field.text()
+class StrokesField(QWidget):
+    def __init__(self, control):
+        super().__init__()
+        self.pad = PenPad()
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.pad.clear)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.pad, 1)
+        layout.addWidget(self.clear_button, 0, Qt.AlignRight)
+        self.set_value(control.default or [])
+
+    def value(self) -> list:
+        return [[list(point) for point in stroke] for stroke in self.pad.strokes]
+
+    def set_value(self, value) -> None:
+        self.pad.set_strokes(value)
 
 
-def set_field_value(field, value) -> None:
-    if isinstance(field, SeedField):
-        field.set_value(value)
-    elif isinstance(field, (QSpinBox, QDoubleSpinBox)):
-        field.setValue(value)
-    elif isinstance(field, QComboBox):
-        field.setCurrentText(str(value))
-    elif isinstance(field, QCheckBox):
-        field.setChecked(bool(value))
-    else:
-        field.setText(str(value))
+FIELDS = {"float": FloatField, "int": IntField, "seed": SeedField, "bool": BoolField, "text": TextField,
+          "choice": ChoiceField, "media": MediaField, "strokes": StrokesField}
 
 
 class ControlsForm(QWidget):
@@ -139,24 +246,26 @@ class ControlsForm(QWidget):
     def set_controls(self, controls) -> None:
         while self.layout_.rowCount():
             self.layout_.removeRow(0)
-        self.fields = {}
         self.controls = {c.name: c for c in controls}
+        self.fields = {}
         for control in controls:
-            field = make_field(control)
+            field = FIELDS[control.kind](control)
             field.setObjectName(f"control_{control.name}")
             field.setToolTip(control.help)
             self.fields[control.name] = field
             self.layout_.addRow(control.label, field)
 
     def values(self) -> dict:
-        return {name: field_value(field) for name, field in self.fields.items()}
+        return {name: field.value() for name, field in self.fields.items()}
 
     def set_values(self, values: dict) -> None:
-        """Fill fields from saved or recorded settings (strings from QSettings are coerced; bad ones skipped)."""
+        """Fill fields from saved or recorded settings; a value its control rejects shows the default."""
         for name, value in values.items():
-            if name not in self.fields or value is None:
+            if name not in self.fields:
                 continue
+            control = self.controls[name]
             try:
-                set_field_value(self.fields[name], self.controls[name].validate(value))
+                value = control.validate(value)
             except ConfigError:
-                continue
+                value = control.default
+            self.fields[name].set_value(value)

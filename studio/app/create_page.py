@@ -1,27 +1,27 @@
 """Create: pick an engine and a model, set the controls, Generate, watch it stream, Stop, Export."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from .controls import ControlsForm, EngineBox
-from .views import view_for
+from .views import export_sample, export_target, make_view, show_job
 
 
 class CreatePage(QWidget):
     message = Signal(str, str)          # level ("info" | "error"), text
     sample_saved = Signal()
 
-    def __init__(self, engines: dict, library, history, worker, parent=None):
+    def __init__(self, engines: dict, views: dict, library, history, worker, parent=None):
         super().__init__(parent)
         self.engines, self.library, self.history, self.worker = engines, library, history, worker
-        self.job: int | None = None
-        self.sample_path: Path | None = None
+        self.job = None                         # the generation's Job while it runs
+        self.sample_path: Path | None = None    # the last sample, as saved in History
+        self.sample_engine = None               # ... and the engine that made it
 
         self.engine_box = EngineBox(engines, "create_engine")
         self.model_box = QComboBox(objectName="create_model")
@@ -29,15 +29,14 @@ class CreatePage(QWidget):
         self.generate_button = QPushButton("Generate", objectName="generate")
         self.stop_button = QPushButton("Stop", objectName="stop_generation", enabled=False)
         self.export_button = QPushButton("Export…", objectName="export_sample", enabled=False)
-        self.status = QLabel(objectName="create_status")
-        self.status.setWordWrap(True)
+        self.status = QLabel(objectName="create_status", wordWrap=True)
+        self.notices = QLabel(objectName="create_notices", wordWrap=True)   # what the engine said of the sample
         self.views = QStackedWidget()
-        self.view_by_engine = {}
+        self.view_by_engine = {name: make_view(views, engine.modality, "create") for name, engine in engines.items()}
+        for view in self.view_by_engine.values():
+            self.views.addWidget(view)
         self.remembered: dict[str, dict] = {}
         self.shown_engine: str | None = None
-        for engine in engines.values():
-            self.view_by_engine[engine.name] = view_for(engine.modality)
-            self.views.addWidget(self.view_by_engine[engine.name])
 
         side = QWidget()
         form = QFormLayout(side)
@@ -49,6 +48,7 @@ class CreatePage(QWidget):
             buttons.addWidget(b)
         form.addRow(buttons)
         form.addRow(self.status)
+        form.addRow(self.notices)
         self.splitter = QSplitter()
         self.splitter.addWidget(side)
         self.splitter.addWidget(self.views)
@@ -59,10 +59,6 @@ class CreatePage(QWidget):
         self.generate_button.clicked.connect(self.generate)
         self.stop_button.clicked.connect(self.stop)
         self.export_button.clicked.connect(self.export)
-        worker.started.connect(lambda job, _: job == self.job and self.status.setText("generating…"))
-        worker.yielded.connect(self.on_yielded)
-        worker.finished.connect(self.on_finished)
-        worker.errored.connect(self.on_errored)
         self.engine_changed()
 
     # --- state ---
@@ -93,10 +89,11 @@ class CreatePage(QWidget):
         return {**self.remembered, self.engine.name: self.controls.values()}
 
     def refresh_models(self, select: Path | None = None, entries: list | None = None) -> None:
+        """The engine's models that make samples: not unreadable ones, nor runs whose last stage is untrained."""
         current = select or self.model_box.currentData()
         self.model_box.clear()
         for entry in self.library.entries() if entries is None else entries:
-            if entry.engine == self.engine.name and not entry.problem:
+            if entry.engine == self.engine.name and entry.ready and not entry.problem:
                 self.model_box.addItem(entry.name, entry.checkpoint)
         index = self.model_box.findData(current) if current else -1
         self.model_box.setCurrentIndex(max(index, 0))
@@ -113,15 +110,21 @@ class CreatePage(QWidget):
             return
         settings = settings or self.controls.values()
         self.sample_path = self.history.new_path(self.engine.name, self.engine.export_formats[0])
+        self.sample_engine = self.engine
         self.job = self.worker.submit("generate", engine=self.engine.name, checkpoint=str(checkpoint),
                                       settings=settings, save_to=str(self.sample_path))
-        self.view.begin(settings)
+        show_job(self.job, self.view)
+        self.job.started.connect(lambda _: self.status.setText("generating…"))
+        self.job.yielded.connect(self.on_items)
+        self.job.finished.connect(self.on_finished)
+        self.job.errored.connect(self.on_errored)
         self.started_at = time.time()
         self.generate_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.export_button.setEnabled(False)
-        self.status.setText("generating…" if self.worker.running is None
-                            else "waiting: the worker is busy (pause training to generate now)")
+        self.notices.clear()
+        self.status.setText("waiting: the worker is busy (pause training to generate now)" if self.worker.busy
+                            else "starting…")
 
     def replay(self, settings: dict) -> None:
         """Generate again exactly as recorded (same model, same settings, same seed)."""
@@ -135,51 +138,36 @@ class CreatePage(QWidget):
 
     def stop(self) -> None:
         if self.job is not None:
-            self.worker.cancel(self.job)
+            self.job.cancel()
 
     def export(self) -> None:
-        if not self.sample_path or not self.sample_path.exists():
-            return
-        suffixes = " ".join(f"*{s}" for s in self.engine.export_formats)
-        target, _ = QFileDialog.getSaveFileName(self, "Export sample", str(Path.home() / self.sample_path.name),
-                                                f"{self.engine.name} ({suffixes})")
+        target = export_target(self, self.sample_engine, self.sample_path.name)
         if target:
-            self.export_to(Path(target))
+            self.export_to(target)
 
-    def export_to(self, target: Path) -> Path:
-        from studio.library import SampleRecord
-        settings = json.loads(self.sample_path.with_name(self.sample_path.name + ".json").read_text())
-        path = self.history.export(SampleRecord(self.sample_path, settings), target)
-        self.message.emit("info", f"Saved {path} (settings in {path.name}.json)")
-        return path
+    def export_to(self, target: Path):
+        """The last sample written as `target` by its engine, in the worker; returns the Job."""
+        return export_sample(self.worker, self.sample_engine.name, self.sample_path, target, self.message)
 
-    # --- worker events ---
-    def on_yielded(self, job: int, items: list) -> None:
-        if job != self.job:
-            return
+    # --- the generation's events ---
+    def on_items(self, items: list) -> None:
         for item in items:
             if item["type"] == "Settings":
                 self.controls.set_values({"seed": item["settings"].get("seed")})
             elif item["type"] == "Notice":
-                self.message.emit("info", item["message"])
-        self.view.add(items)
+                self.notices.setText("\n".join(filter(None, [self.notices.text(), item["message"]])))
 
-    def on_finished(self, job: int, result: dict) -> None:
-        if job != self.job:
-            return
+    def on_finished(self, result: dict) -> None:
         self.job = None
-        self.view.end()
         took = time.time() - self.started_at
         self.status.setText(f"{'stopped' if result.get('cancelled') else 'done'} in {took:.1f} s "
                             f"(seed {result['settings'].get('seed')})")
         self.generate_button.setEnabled(True)
         self.stop_button.setEnabled(False)
-        self.export_button.setEnabled(self.sample_path is not None and self.sample_path.exists())
+        self.export_button.setEnabled(self.sample_path.exists())
         self.sample_saved.emit()
 
-    def on_errored(self, job: int, error: dict) -> None:
-        if job != self.job:
-            return
+    def on_errored(self, error: dict) -> None:
         self.job = None
         self.status.setText("failed")
         self.message.emit("error", error["message"])

@@ -1,6 +1,8 @@
 """The main window: Create, Train, Library and History pages around one model worker."""
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
@@ -10,6 +12,7 @@ from studio.paths import data_home
 from .create_page import CreatePage
 from .library_page import HistoryPage, LibraryPage
 from .train_page import TrainPage
+from .views import available_views
 from .worker_client import WorkerClient
 
 STYLES = {"error": "background:#fde2e1;color:#7a1d14;", "info": "background:#e4effd;color:#123a6b;"}
@@ -39,19 +42,21 @@ class MessageBar(QWidget):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, engines: dict, worker: WorkerClient | None = None):
+    def __init__(self, engines: dict, views: dict | None = None, worker: WorkerClient | None = None):
         super().__init__()
         self.setWindowTitle("Sequence Studio")
         self.engines = engines
+        self.views = available_views() if views is None else views
         self.worker = worker or WorkerClient(self)
         self.library = ModelLibrary(engines)
         self.history = SampleHistory()
         self.messages = MessageBar()
-        self.create_page = CreatePage(engines, self.library, self.history, self.worker)
-        self.train_page = TrainPage(engines, self.library, self.worker)
-        self.library_page = LibraryPage(self.library, in_use=lambda run_dir: self.train_page.job is not None
+        self.create_page = CreatePage(engines, self.views, self.library, self.history, self.worker)
+        self.train_page = TrainPage(engines, self.views, self.library, self.worker)
+        self.library_page = LibraryPage(self.library, engines, self.views, self.worker,
+                                        in_use=lambda run_dir: self.train_page.job is not None
                                         and run_dir == self.train_page.run_dir)
-        self.history_page = HistoryPage(self.history)
+        self.history_page = HistoryPage(self.history, engines, self.views, self.worker)
         self.tabs = QTabWidget(objectName="pages")
         for page, title in ((self.create_page, "Create"), (self.train_page, "Train"),
                             (self.library_page, "Library"), (self.history_page, "History")):
@@ -82,13 +87,24 @@ class MainWindow(QMainWindow):
         if geometry := self.settings.value("window/geometry"):
             self.restoreGeometry(geometry)
         self.tabs.setCurrentIndex(int(self.settings.value("window/page", 0)))
-        for name, engine in engines.items():
-            self.settings.beginGroup(f"controls/{name}")
-            self.create_page.remember(name, {c.name: self.settings.value(c.name) for c in engine.controls()
-                                             if self.settings.contains(c.name)})
-            self.settings.endGroup()
+        for engine in engines.values():
+            self.create_page.remember(engine.name, self.saved_controls(engine))
         if self.settings.value("window/engine") in engines:
             self.create_page.engine_box.select(self.settings.value("window/engine"))
+
+    def saved_controls(self, engine) -> dict:
+        """An engine's control values from the last session, stored as JSON. One that is not JSON (or was
+        written by an older version) is left out and its field shows the default; one its control rejects
+        shows the default too (ControlsForm.set_values)."""
+        values = {}
+        for control in engine.controls():
+            key = f"controls/{engine.name}/{control.name}"
+            if self.settings.contains(key):
+                try:
+                    values[control.name] = json.loads(self.settings.value(key))
+                except (TypeError, json.JSONDecodeError):
+                    continue
+        return values
 
     def models_changed(self) -> None:
         entries = self.library.entries()     # one scan of the headers for both pages
@@ -113,7 +129,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/engine", self.create_page.engine.name)
         for engine, values in self.create_page.all_values().items():
             for name, value in values.items():
-                self.settings.setValue(f"controls/{engine}/{name}", value)
+                self.settings.setValue(f"controls/{engine}/{name}", json.dumps(value))
         self.settings.sync()
         self.worker.shutdown()
         super().closeEvent(event)

@@ -1,32 +1,36 @@
 """Train: choose a corpus (dialogs or drag-and-drop), read its summary, pick a preset and device, then
-Start / Pause / Resume / Stop with a live loss plot, progress, and short samples as the model improves."""
+Start / Pause / Resume / Stop with a live loss plot per stage, progress, and short samples as the model improves.
+
+The form's state (engine, preset, corpus, summary, whether Start is allowed) lives in a Qt-free TrainForm
+(train_form.py); this page draws it and forwards what the user does to it.
+"""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from studio import format_seconds
 
-from .audio_view import AudioView
 from .controls import EngineBox
-from .views import view_for
+from .train_form import TrainForm
+from .views import make_view
 
 
 class TrainPage(QWidget):
     message = Signal(str, str)
     model_saved = Signal()
 
-    def __init__(self, engines: dict, library, worker, parent=None):
+    def __init__(self, engines: dict, views: dict, library, worker, parent=None):
         super().__init__(parent)
         self.engines, self.library, self.worker = engines, library, worker
-        self.job: int | None = None
-        self.summary_job: int | None = None
+        self.form = TrainForm(engines, self.read_summary)
+        self.job = None                 # the training run's Job while it runs
         self.run_dir: Path | None = None
-        self.corpus_ok = False
         self.paused = False
         self.train_points: tuple[list, list] = ([], [])
         self.val_points: tuple[list, list] = ([], [])
@@ -36,7 +40,7 @@ class TrainPage(QWidget):
         self.corpus_edit = QLineEdit(objectName="corpus_path", placeholderText="a file or folder of your material — or drop it here")
         self.file_button = QPushButton("File…")
         self.folder_button = QPushButton("Folder…")
-        self.summary = QLabel("Choose a corpus to see its summary.", objectName="corpus_summary", wordWrap=True)
+        self.summary = QLabel(objectName="corpus_summary", wordWrap=True)
         self.preset_box = QComboBox(objectName="preset")
         self.preset_note = QLabel(wordWrap=True)
         self.device_box = QComboBox(objectName="device")
@@ -46,23 +50,22 @@ class TrainPage(QWidget):
         self.pause_button = QPushButton("Pause", objectName="pause_training", enabled=False)
         self.resume_button = QPushButton("Resume", objectName="resume_training", enabled=False)
         self.stop_button = QPushButton("Stop", objectName="stop_training", enabled=False)
+        self.stage_label = QLabel(objectName="train_stage")
         self.progress = QProgressBar(objectName="train_progress")
         self.progress_label = QLabel(objectName="train_status")
         self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("left", "loss (nats per unit)")
         self.plot.setLabel("bottom", "step")
         self.plot.addLegend()
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#3b7dd8", width=1.5), name="train")
         self.val_curve = self.plot.plot([], [], pen=pg.mkPen("#d8573b", width=2), symbol="o", symbolSize=6,
                                         symbolBrush="#d8573b", name="validation")
-        # each validation ends with a short sample, shown in the engine's own view (not auto-played)
+        # each validation of a sampling stage ends with a short sample, shown in the engine's own view
         self.preview_title = QLabel("Short samples appear here at each validation.", objectName="preview_title")
         self.previews = QStackedWidget()
-        self.preview_by_engine = {name: view_for(engine.modality) for name, engine in engines.items()}
+        self.preview_by_engine = {name: make_view(views, engine.modality, "preview")
+                                  for name, engine in engines.items()}
         for view in self.preview_by_engine.values():
-            if isinstance(view, AudioView):
-                view.live_box.setChecked(False)      # a preview plays when asked, not in the middle of training
             self.previews.addWidget(view)
         preview_box = QWidget()
         preview_layout = QVBoxLayout(preview_box)
@@ -87,10 +90,11 @@ class TrainPage(QWidget):
         form.addRow("Device", self.device_box)
         form.addRow("Name", self.name_edit)
         form.addRow(buttons)
+        form.addRow(self.stage_label)
         form.addRow(self.progress)
         form.addRow(self.progress_label)
         right = QSplitter()
-        right.setOrientation(pg.QtCore.Qt.Vertical)
+        right.setOrientation(Qt.Vertical)
         right.addWidget(self.plot)
         right.addWidget(preview_box)
         self.splitter = QSplitter()
@@ -99,9 +103,9 @@ class TrainPage(QWidget):
         self.splitter.setStretchFactor(1, 1)
         QVBoxLayout(self).addWidget(self.splitter)
 
-        self.engine_box.currentIndexChanged.connect(self.engine_changed)
-        self.preset_box.currentIndexChanged.connect(self.preset_changed)
-        self.corpus_edit.editingFinished.connect(self.summarize)
+        self.engine_box.currentIndexChanged.connect(lambda: self.form.set_engine(self.engine_box.currentData()))
+        self.preset_box.currentTextChanged.connect(self.form.set_preset)
+        self.corpus_edit.editingFinished.connect(lambda: self.form.set_corpus(self.corpus_edit.text()))
         self.file_button.clicked.connect(self.choose_file)
         self.folder_button.clicked.connect(self.choose_folder)
         self.start_button.clicked.connect(self.start)
@@ -109,28 +113,42 @@ class TrainPage(QWidget):
         self.resume_button.clicked.connect(self.resume)
         self.stop_button.clicked.connect(self.stop)
         worker.ready.connect(self.devices_known)
-        worker.yielded.connect(self.on_yielded)
-        worker.finished.connect(self.on_finished)
-        worker.errored.connect(self.on_errored)
-        self.engine_changed()
+        self.form.on_change(self.form_changed)
+        self.shown_engine = None
+        self.form_changed()
 
     @property
     def engine(self):
-        return self.engine_box.engine
+        return self.form.engine
 
     @property
     def preview(self):
         return self.preview_by_engine[self.engine.name]
 
-    def engine_changed(self) -> None:
-        self.previews.setCurrentWidget(self.preview)
-        self.preset_box.clear()
-        for preset in self.engine.presets().values():
-            self.preset_box.addItem(preset.name, preset.description)
-        self.preset_box.setCurrentText(self.engine.default_preset)
-
-    def preset_changed(self) -> None:
+    def form_changed(self) -> None:
+        """Draw the form's state; widgets are set without echoing their change back to the form."""
+        if self.shown_engine != self.form.engine_name:
+            self.shown_engine = self.form.engine_name
+            self.engine_box.blockSignals(True)
+            self.engine_box.select(self.form.engine_name)
+            self.engine_box.blockSignals(False)
+            self.previews.setCurrentWidget(self.preview)
+            self.preset_box.blockSignals(True)
+            self.preset_box.clear()
+            for preset in self.form.presets.values():
+                self.preset_box.addItem(preset.name, preset.description)
+            self.preset_box.blockSignals(False)
+        self.preset_box.blockSignals(True)
+        self.preset_box.setCurrentText(self.form.preset)
+        self.preset_box.blockSignals(False)
         self.preset_note.setText(self.preset_box.currentData() or "")
+        if self.corpus_edit.text().strip() != self.form.corpus:
+            self.corpus_edit.setText(self.form.corpus)
+        self.summary.setText(self.form.summary_text)
+        self.start_button.setEnabled(self.form.can_start)
+        for w in (self.engine_box, self.corpus_edit, self.file_button, self.folder_button, self.preset_box,
+                  self.device_box, self.name_edit):
+            w.setEnabled(not self.form.training)
 
     def devices_known(self, info: dict) -> None:
         self.device_box.clear()
@@ -157,25 +175,20 @@ class TrainPage(QWidget):
             self.set_corpus(urls[0].toLocalFile())
 
     def set_corpus(self, path: str) -> None:
-        self.corpus_edit.setText(path)
         if not self.name_edit.text():
             self.name_edit.setText(Path(path).stem or "model")
-        self.summarize()
+        self.form.set_corpus(path)
 
-    def summarize(self) -> None:
-        path = self.corpus_edit.text().strip()
-        if not path:
-            return
-        self.corpus_ok = False
-        self.start_button.setEnabled(False)
-        self.summary.setText("reading…")
-        self.summary_job = self.worker.submit("summarize", engine=self.engine.name, data=path,
-                                              preset=self.preset_box.currentText() or None)
+    def read_summary(self, request: int, engine: str, corpus: str, preset: str) -> None:
+        """The form asks; the worker reads the corpus as this engine and preset will train on it."""
+        job = self.worker.submit("summarize", engine=engine, data=corpus, preset=preset)
+        job.finished.connect(partial(self.form.summary_read, request))
+        job.errored.connect(partial(self.summary_failed, request))
 
-    def show_summary(self, s: dict) -> None:
-        warnings = s.get("warnings", [])
-        shown = [f"⚠ {w}" for w in warnings[:8]] + ([f"⚠ … and {len(warnings) - 8} more"] if len(warnings) > 8 else [])
-        self.summary.setText("\n".join(s.get("lines", []) + shown))
+    def summary_failed(self, request: int, error: dict) -> None:
+        if request == self.form.request:
+            self.message.emit("error", error["message"])
+        self.form.summary_failed(request, error["message"])
 
     # --- run control ---
     def start(self) -> None:
@@ -183,24 +196,28 @@ class TrainPage(QWidget):
         self.launch(resume=False)
 
     def resume_run(self, run_dir: Path, corpus: str, engine: str) -> None:
-        """Pick up a run chosen in the library."""
+        """Pick up a run chosen in the library. A run whose engine does not record its corpus's path goes on
+        with the corpus chosen here (the trainer checks it is the one the run was trained on)."""
         if self.job is not None:
             self.message.emit("error", f"{self.run_dir.name} is training: pause or stop it first")
             return
-        self.engine_box.select(engine)
-        self.corpus_edit.setText(corpus)
+        corpus = corpus or (self.form.corpus if self.form.engine_name == engine else "")
+        if not corpus:
+            self.message.emit("error", f"{run_dir.name} does not record which corpus it was trained on: choose "
+                                       "it here, then resume it from the Library again")
+            self.form.set_engine(engine)
+            return
+        self.form.set_run(engine, corpus)
         self.run_dir = run_dir
         self.name_edit.setText(run_dir.name)
         self.launch(resume=True)
 
     def launch(self, resume: bool) -> None:
-        if not resume:
-            self.train_points, self.val_points = ([], []), ([], [])
-            self.train_curve.setData([], [])
-            self.val_curve.setData([], [])
-        self.job = self.worker.submit("train", engine=self.engine.name, data=self.corpus_edit.text().strip(),
-                                      out=str(self.run_dir), preset=self.preset_box.currentText(), resume=resume,
-                                      device=self.device_box.currentText())
+        self.job = self.worker.submit("train", engine=self.engine.name, data=self.form.corpus, out=str(self.run_dir),
+                                      preset=self.form.preset, resume=resume, device=self.device_box.currentText())
+        self.job.yielded.connect(self.on_events)
+        self.job.finished.connect(self.on_finished)
+        self.job.errored.connect(self.on_errored)
         self.set_running(True)
         self.progress_label.setText("starting…")
 
@@ -214,30 +231,24 @@ class TrainPage(QWidget):
 
     def stop_job(self) -> None:
         if self.job is not None:
-            self.worker.cancel(self.job)
+            self.job.cancel()
             self.progress_label.setText("stopping: saving a checkpoint…")
 
     def resume(self) -> None:
         self.launch(resume=True)
 
     def set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running and self.corpus_ok)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.resume_button.setEnabled(False)
-        for w in (self.engine_box, self.corpus_edit, self.file_button, self.folder_button, self.preset_box,
-                  self.device_box, self.name_edit):
-            w.setEnabled(not running)
+        self.form.set_training(running)
 
-    # --- worker events ---
-    def on_yielded(self, job: int, items: list) -> None:
-        if job != self.job:
-            return
+    # --- the run's events ---
+    def on_events(self, items: list) -> None:
         for item in items:
             kind = item["type"]
-            if kind == "History":
-                self.train_points = (list(item["steps"]), list(item["losses"]))
-                self.val_points = (list(item["val_steps"]), list(item["val_losses"]))
+            if kind == "StageStarted":
+                self.stage_started(item)
             elif kind == "Progress":
                 self.progress.setMaximum(item["max_steps"])
                 self.progress.setValue(item["step"])
@@ -247,6 +258,10 @@ class TrainPage(QWidget):
                 if item["logged"]:
                     self.train_points[0].append(item["step"])
                     self.train_points[1].append(item["loss"])
+            elif kind == "Validating":
+                # at most `budget` units: a small corpus's held-out split may end sooner
+                self.progress_label.setText(f"validating at step {item['step']:,}: {item['units']:,} held-out "
+                                            f"units read (at most {item['budget']:,})")
             elif kind == "Evaluation":
                 self.val_points[0].append(item["step"])
                 self.val_points[1].append(item["val_loss"])
@@ -260,15 +275,17 @@ class TrainPage(QWidget):
         self.train_curve.setData(*self.train_points)
         self.val_curve.setData(*self.val_points)
 
-    def on_finished(self, job: int, result: dict) -> None:
-        if job == self.summary_job:
-            self.summary_job = None
-            self.corpus_ok = True
-            self.show_summary(result)
-            self.start_button.setEnabled(self.job is None)
-            return
-        if job != self.job:
-            return
+    def stage_started(self, item: dict) -> None:
+        """A stage's plot starts from its own history (empty unless resumed), in its own loss unit."""
+        self.stage_label.setText(f"stage {item['index']}/{item['count']}: {item['title']}")
+        history = item["history"]
+        self.train_points = (list(history["steps"]), list(history["losses"]))
+        self.val_points = (list(history["val_steps"]), list(history["val_losses"]))
+        self.plot.setLabel("left", f"loss ({item['loss_unit']})")
+        self.progress.setMaximum(item["max_steps"])
+        self.progress.setValue(item["step"])
+
+    def on_finished(self, result: dict) -> None:
         self.job = None
         self.set_running(False)
         stopped = result.get("reason") == "stopped"
@@ -277,17 +294,10 @@ class TrainPage(QWidget):
                                     f"at step {result.get('step')}; saved in {self.run_dir}")
         self.model_saved.emit()
 
-    def on_errored(self, job: int, error: dict) -> None:
-        if job == self.summary_job:
-            self.summary_job = None
-            self.summary.setText(f"✖ {error['message']}")
-            self.message.emit("error", error["message"])
-            return
-        if job != self.job:
-            return
+    def on_errored(self, error: dict) -> None:
         self.job = None
         self.set_running(False)
-        resumable = self.run_dir is not None and (self.run_dir / "last.safetensors").exists()
+        resumable = self.run_dir is not None and any(self.run_dir.glob("**/last.safetensors"))
         self.resume_button.setEnabled(resumable)
         self.progress_label.setText("failed" + ("; the last checkpoint is kept — Resume continues from it"
                                                 if resumable else ""))

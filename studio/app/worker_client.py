@@ -1,8 +1,13 @@
 """The GUI's side of the model worker: a process started with `spawn`, its queues bridged to Qt signals.
 
-A QTimer drains the event queue every few milliseconds without ever blocking, so the event loop stays free
-while a model trains or samples. If the process dies (a crash, an out-of-memory kill, a user's `kill`),
-the client reports it with `crashed`, fails the job that was running and starts a new worker.
+`submit(kind, **arguments)` returns a Job, a handle with its own signals, named as napari names its workers':
+
+    started(arguments)   yielded(items)   errored({"message", "detail"})   finished(result)
+
+so a page connects to the jobs it started and never sees anyone else's. A QTimer drains the event queue every
+few milliseconds without ever blocking, so the event loop stays free while a model trains or samples. If the
+process dies (a crash, an out-of-memory kill, a user's `kill`), the client fails every job it had (`errored`),
+says so with `crashed` and starts a new worker.
 """
 from __future__ import annotations
 
@@ -18,20 +23,34 @@ POLL_MS = 15
 MAX_EVENTS_PER_POLL = 200       # leave the event loop time to paint between bursts
 
 
+class Job(QObject):
+    """One submitted job. Exactly one of `errored` and `finished` ends it."""
+    started = Signal(dict)      # its arguments
+    yielded = Signal(list)      # items: plain dicts with a "type"
+    errored = Signal(dict)      # {"message", "detail"}
+    finished = Signal(dict)     # the job's result
+
+    def __init__(self, client: "WorkerClient", number: int, kind: str):
+        super().__init__()
+        self.client, self.number, self.kind = client, number, kind
+        self.running = False
+        self.done = False
+
+    def cancel(self) -> None:
+        """Ask the worker to stop this job; it still ends with `finished` (a training run saves first)."""
+        if not self.done:
+            self.client.cancel(self)
+
+
 class WorkerClient(QObject):
     ready = Signal(dict)                    # {"devices": [...]}
-    started = Signal(int, dict)             # job, its arguments
-    yielded = Signal(int, list)             # job, items (dicts with a "type")
-    errored = Signal(int, dict)             # job, {"message", "detail"}
-    finished = Signal(int, dict)            # job, result
     crashed = Signal(str)                   # what happened; a new worker is already starting
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.context = mp.get_context("spawn")
-        self.jobs = itertools.count(1)
-        self.running: int | None = None
-        self.waiting: list[int] = []
+        self.numbers = itertools.count(1)
+        self.jobs: dict[int, Job] = {}      # submitted and not yet ended, in order
         self.process = None
         self.devices: list[str] = []
         self.timer = QTimer(self)
@@ -50,53 +69,59 @@ class WorkerClient(QObject):
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def submit(self, kind: str, **arguments) -> int:
-        job = next(self.jobs)
-        self.waiting.append(job)
-        self.commands.put((kind, job, arguments))
+    @property
+    def busy(self) -> bool:
+        """Whether a job is running now, so a new one will wait for it."""
+        return any(job.running for job in self.jobs.values())
+
+    def submit(self, kind: str, **arguments) -> Job:
+        job = Job(self, next(self.numbers), kind)
+        self.jobs[job.number] = job
+        self.commands.put((kind, job.number, arguments))
         return job
 
-    def cancel(self, job: int) -> None:
-        self.commands.put(("cancel", job))
+    def cancel(self, job: Job) -> None:
+        self.commands.put(("cancel", job.number))
 
     def poll(self) -> None:
         for _ in range(MAX_EVENTS_PER_POLL):
             try:
-                kind, job, payload = self.events.get_nowait()
+                kind, number, payload = self.events.get_nowait()
             except queue.Empty:
                 break
-            self.dispatch(kind, job, payload)
+            self.dispatch(kind, number, payload)
         else:
             return
         if not self.process.is_alive():
             self.recover()
 
-    def dispatch(self, kind: str, job, payload) -> None:
+    def dispatch(self, kind: str, number, payload) -> None:
         if kind == "ready":
             self.devices = payload["devices"]
             self.ready.emit(payload)
-        elif kind == "started":
-            self.running = job
-            if job in self.waiting:
-                self.waiting.remove(job)
-            self.started.emit(job, payload)
+            return
+        job = self.jobs.get(number)
+        if job is None:          # a job failed as lost in a crash, reported late by nobody
+            return
+        if kind == "started":
+            job.running = True
+            job.started.emit(payload)
         elif kind == "yielded":
-            self.yielded.emit(job, payload)
+            job.yielded.emit(payload)
         elif kind in ("errored", "finished"):
-            if self.running == job:
-                self.running = None
-            if job in self.waiting:
-                self.waiting.remove(job)
-            (self.errored if kind == "errored" else self.finished).emit(job, payload)
+            self.end(job, kind, payload)
+
+    def end(self, job: Job, kind: str, payload: dict) -> None:
+        del self.jobs[job.number]
+        job.running, job.done = False, True
+        (job.errored if kind == "errored" else job.finished).emit(payload)
 
     def recover(self) -> None:
         code = self.process.exitcode
-        lost = ([self.running] if self.running is not None else []) + self.waiting
-        self.running, self.waiting = None, []
         self.timer.stop()
-        for job in lost:
-            self.errored.emit(job, {"message": f"the model worker stopped unexpectedly (exit code {code})",
-                                    "detail": ""})
+        for job in list(self.jobs.values()):
+            self.end(job, "errored", {"message": f"the model worker stopped unexpectedly (exit code {code})",
+                                      "detail": ""})
         self.crashed.emit(f"The model worker stopped unexpectedly (exit code {code}); a new one was started. "
                           "Trained models keep their last checkpoint and can be resumed.")
         self.start()
@@ -105,7 +130,7 @@ class WorkerClient(QObject):
         """Stop every job (a training run saves its checkpoint first), then let the worker quit."""
         self.timer.stop()
         if self.process and self.process.is_alive():
-            for job in ([self.running] if self.running is not None else []) + self.waiting:
+            for job in self.jobs.values():
                 self.cancel(job)
             self.commands.put(("quit", None))
             self.process.join(timeout)
