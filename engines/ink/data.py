@@ -1,0 +1,439 @@
+"""Reading pen data into lines of (dx, dy, pen_up) points, normalising them, and batching them.
+
+Every reader gives InkLines in one convention, the stroke-3 format of UNIPEN's conversion and sketch-rnn:
+row i is the offset of point i from point i-1 in the file's own units (y pointing down, as on a screen or a
+tablet), row 0 is (0, 0, 0), and pen_up = 1 on the last point of each stroke (the next row is then the move
+through the air to the next stroke). Formats:
+
+    folder with strokes.npz + texts.jsonl   this corpus format (the shared UNIPEN set): points (N, 3), offsets
+    *.xml                                   IAM-OnDB style whiteboard XML (StrokeSet / Stroke / Point x y time)
+    *.inkml                                 W3C InkML traces, with a "truth" annotation as the text
+    *.ndjson                                Quick, Draw! drawings (no text: for the unconditional model)
+
+A file that cannot be read is named in the warnings and skipped; only a corpus with no usable line at all
+is a CorpusError.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, NamedTuple
+from xml.etree import ElementTree
+
+import numpy as np
+import torch
+
+from ..core.errors import CorpusError
+
+UNIPEN_RATE = 100.0          # points per second of the shared UNIPEN set (its README: tablet at 100 samples/s)
+
+
+@dataclass
+class InkLine:
+    points: np.ndarray       # (N, 3) float32 stroke-3 rows, raw units
+    text: str                # "" when the corpus has no transcript
+    writer: str
+    source: str              # file (and sample) it came from, for messages
+    rate: float | None = None    # points per second when the file says
+
+
+# ----------------------------------------------------------------------------------------------------
+# strokes <-> stroke-3
+
+def strokes_to_points(strokes: list[np.ndarray]) -> np.ndarray:
+    """Absolute strokes [(n_i, 2) x, y] -> (N, 3) stroke-3 rows, row 0 = (0, 0, 0)."""
+    xy = np.concatenate(strokes).astype(np.float64)
+    points = np.zeros((len(xy), 3), np.float32)
+    points[1:, :2] = np.diff(xy, axis=0)
+    points[np.cumsum([len(s) for s in strokes]) - 1, 2] = 1
+    return points
+
+
+def points_to_strokes(points: np.ndarray) -> list[np.ndarray]:
+    """(N, 3) stroke-3 rows -> absolute strokes [(n_i, 2)], starting at (0, 0)."""
+    xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)
+    ends = np.flatnonzero(points[:, 2] > 0.5) + 1
+    return [s for s in np.split(xy, ends) if len(s)]
+
+
+def _strokes_of(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Absolute positions (N, 2) from (0, 0), and for each point the first and last index of its stroke."""
+    xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)
+    ends = np.flatnonzero(points[:-1, 2] > 0.5) + 1                  # a stroke starts after each pen-up
+    stroke = np.zeros(len(points), np.int64)
+    stroke[ends] = 1
+    stroke = np.cumsum(stroke)
+    bounds = np.r_[0, ends, len(points)]
+    return xy, bounds[stroke], bounds[stroke + 1] - 1
+
+
+def _from_positions(xy: np.ndarray, pen_up: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Absolute positions and pen-up flags -> stroke-3 rows, keeping the old line's first row."""
+    points = np.zeros((len(xy), 3), np.float32)
+    points[0, :2] = old[0, :2]
+    points[1:, :2] = np.diff(xy, axis=0)
+    points[:, 2] = pen_up
+    return points
+
+
+def smooth(points: np.ndarray, width: int) -> np.ndarray:
+    """Moving average of each stroke's positions over `width` points (the window stays inside the stroke,
+    repeating its end points): takes the tablet's quantisation staircase out of slow strokes."""
+    if width <= 1:
+        return points
+    xy, first, last = _strokes_of(points)
+    window = np.arange(width) - width // 2
+    neighbours = np.clip(np.arange(len(points))[:, None] + window, first[:, None], last[:, None])   # (N, width)
+    return _from_positions(xy[neighbours].mean(axis=1), points[:, 2], points)
+
+
+def downsample(points: np.ndarray, factor: int) -> np.ndarray:
+    """Keep every factor-th point of each stroke, and always its last one, so strokes keep their ends."""
+    if factor <= 1:
+        return points
+    xy, first, last = _strokes_of(points)
+    index = np.arange(len(points))
+    keep = ((index - first) % factor == 0) | (index == last)
+    return _from_positions(xy[keep], points[keep, 2], points)
+
+
+# ----------------------------------------------------------------------------------------------------
+# readers
+
+def read_stroke_npz(folder: Path) -> tuple[list[InkLine], list[str]]:
+    """strokes.npz (points (N, 3): dx, dy, pen_up after the point; offsets (L + 1,)) + texts.jsonl (one
+    {"index", "writer", "text"} per line). A "-" transcript marks a sample without text and is skipped."""
+    try:
+        with np.load(folder / "strokes.npz") as z:
+            points, offsets = z["points"], z["offsets"]
+    except (OSError, KeyError, ValueError) as e:
+        raise CorpusError(f"{folder / 'strokes.npz'} cannot be read as stroke data ({e})") from e
+    if points.ndim != 2 or points.shape[1] != 3 or offsets.ndim != 1 or np.any(np.diff(offsets) < 0) \
+            or len(offsets) < 2 or offsets[-1] > len(points):
+        raise CorpusError(f"{folder / 'strokes.npz'}: expected points (N, 3) and increasing offsets within them, "
+                          f"got points {points.shape}, offsets {offsets.shape}")
+    lines, warnings, no_text = [], [], []
+    # a row may say its rate ("rate": points per second); the shared UNIPEN set's README says 100 for all
+    default_rate = UNIPEN_RATE if "unipen" in folder.name.lower() else None
+    texts = folder / "texts.jsonl"
+    for n, row in enumerate(texts.read_text(encoding="utf-8").splitlines()):
+        try:
+            meta = json.loads(row)
+            i, text, writer = int(meta["index"]), str(meta["text"]), str(meta.get("writer", folder.name))
+        except (ValueError, KeyError, TypeError):
+            warnings.append(f"skipped {texts} line {n + 1}: not a JSON object with index and text")
+            continue
+        source = f"{folder.name} sample {i}" + (f" ({meta['source_file']})" if "source_file" in meta else "")
+        if not 0 <= i < len(offsets) - 1:
+            warnings.append(f"skipped {source}: index out of range of {len(offsets) - 1} samples")
+        elif text == "-":
+            no_text.append(i)
+        elif offsets[i + 1] - offsets[i] < 2:
+            warnings.append(f"skipped {source}: fewer than 2 points")
+        else:
+            p = points[offsets[i]:offsets[i + 1]].astype(np.float32)
+            lines.append(InkLine(p, text, writer, source, meta.get("rate") or default_rate))
+    if no_text:
+        warnings.append(f"skipped {len(no_text)} samples of {folder.name} transcribed only as '-' (no text): "
+                        f"{', '.join(map(str, no_text[:20]))}")
+    return lines, warnings
+
+
+def read_iam_xml(path: Path) -> list[InkLine]:
+    """One IAM-OnDB style line: <StrokeSet><Stroke><Point x= y= time=/>. The text comes from a <TextLine
+    text=...> in the file, a .txt of the same name beside it, or IAM-OnDB's ascii/ tree (CSR section)."""
+    root = _parse_xml(path)
+    strokes, times = [], []
+    for stroke in root.iter("Stroke"):
+        pts = [(float(p.get("x")), float(p.get("y")), float(p.get("time", "nan"))) for p in stroke.iter("Point")]
+        if pts:
+            strokes.append(np.array(pts)[:, :2])
+            times.append(np.array(pts)[:, 2])
+    if not strokes or sum(map(len, strokes)) < 2:
+        raise CorpusError("no <Stroke> with <Point x= y=> elements")
+    text_lines = [t.get("text") for t in root.iter("TextLine") if t.get("text") is not None]
+    text = text_lines[0] if len(text_lines) == 1 else _iam_text(path)
+    form = next(root.iter("Form"), None)
+    writer = form.get("writerID") if form is not None and form.get("writerID") else path.parent.name
+    # the sensor's rate: points over the time the pen was down
+    duration = sum(t[-1] - t[0] for t in times if len(t) > 1)
+    rate = sum(len(t) - 1 for t in times) / duration if duration > 0 else None
+    return [InkLine(strokes_to_points(strokes), text, writer, str(path), rate)]
+
+
+def _iam_text(path: Path) -> str:
+    """The transcript of an IAM-OnDB line file a01-000u-01.xml: a01-000u-01.txt beside it, else line 1 of
+    the CSR section of ascii/a01/a01-000/a01-000u.txt in the tree that holds lineStrokes/a01/a01-000/."""
+    beside = path.with_suffix(".txt")
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8").strip()
+    form, _, number = path.stem.rpartition("-")
+    parts = path.parts
+    if "lineStrokes" in parts and number.isdigit():
+        k = len(parts) - 1 - parts[::-1].index("lineStrokes")
+        ascii_file = Path(*parts[:k], "ascii", *parts[k + 1:-1], form + ".txt")
+        if ascii_file.is_file():
+            csr = ascii_file.read_text(encoding="utf-8", errors="replace").split("CSR:", 1)[-1]
+            rows = [r.strip() for r in csr.splitlines() if r.strip()]
+            if int(number) <= len(rows):
+                return rows[int(number) - 1]
+    return ""
+
+
+INKML_TEXT = {"truth", "transcription", "text"}
+INKML_WRITER = {"writer", "writerid", "writer_id", "author"}
+_INKML_VALUE = re.compile(r"""([!'"]?)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[TF?*])""")
+
+
+def read_inkml(path: Path) -> list[InkLine]:
+    """W3C InkML: a document with a "truth" annotation is one line of all its traces; otherwise each
+    traceGroup with its own truth annotation is a line; otherwise the whole document is one line without
+    text. Traces may use InkML's difference encodings (' and ")."""
+    root = _parse_xml(path)
+    annotation = lambda el, kinds: next((a.text.strip() for a in el.findall("{*}annotation")
+                                         if (a.get("type") or "").lower() in kinds and (a.text or "").strip()), None)
+    all_traces = root.findall(".//{*}trace")
+    writer = annotation(root, INKML_WRITER) or path.parent.name
+    if annotation(root, INKML_TEXT) is not None:
+        groups = [(annotation(root, INKML_TEXT), all_traces)]
+    else:
+        by_id = {t.get("{http://www.w3.org/XML/1998/namespace}id") or t.get("id"): t for t in all_traces}
+        groups = [(annotation(g, INKML_TEXT), _group_traces(g, by_id)) for g in root.findall(".//{*}traceGroup")
+                  if annotation(g, INKML_TEXT) is not None] or [("", all_traces)]
+    lines = []
+    for k, (text, elements) in enumerate(groups):
+        strokes = [s for s in (_trace_xy(t.text or "") for t in elements) if len(s)]
+        if strokes and sum(map(len, strokes)) >= 2:
+            lines.append(InkLine(strokes_to_points(strokes), text, writer, f"{path} group {k}" if k else str(path)))
+    if not lines:
+        raise CorpusError("no <trace> with at least 2 points")
+    return lines
+
+
+def _group_traces(group, traces: dict) -> list:
+    """A traceGroup's traces, direct or through <traceView traceDataRef="#id"> (as CROHME files do)."""
+    found = list(group.findall(".//{*}trace"))
+    for view in group.findall(".//{*}traceView"):
+        ref = (view.get("traceDataRef") or "").lstrip("#")
+        if ref in traces:
+            found.append(traces[ref])
+    return found
+
+
+def _trace_xy(text: str) -> np.ndarray:
+    """An InkML trace's text -> (n, 2) x, y (the first two channels). Each channel keeps its own encoding
+    until a prefix changes it: ! explicit, ' first difference, " second difference."""
+    xy, mode, last, delta = [], ["!", "!"], [0.0, 0.0], [0.0, 0.0]
+    for item in text.split(","):
+        values = _INKML_VALUE.findall(item)
+        if not values:
+            continue
+        if len(values) < 2:
+            raise CorpusError(f"trace point {item.strip()!r} has fewer than 2 values")
+        point = []
+        for ch, (prefix, value) in enumerate(values[:2]):
+            if value in "TF?*":
+                raise CorpusError(f"trace value {value!r} where x or y should be a number")
+            mode[ch] = prefix or mode[ch]
+            v = float(value)
+            if mode[ch] == "'":
+                delta[ch] = v
+                v = last[ch] + v
+            elif mode[ch] == '"':
+                delta[ch] += v
+                v = last[ch] + delta[ch]
+            else:
+                delta[ch] = v - last[ch]
+            last[ch] = v
+            point.append(v)
+        xy.append(point)
+    return np.array(xy).reshape(-1, 2)
+
+
+def read_quickdraw(path: Path) -> tuple[list[InkLine], list[str]]:
+    """Quick, Draw! .ndjson: one {"drawing": [[xs], [ys](, [ts])] per stroke} per row; no text."""
+    lines, warnings = [], []
+    for n, row in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not row.strip():
+            continue
+        try:
+            d = json.loads(row)
+            strokes = [np.array(s[:2], dtype=np.float64).T for s in d["drawing"]]
+            if sum(map(len, strokes)) < 2:
+                raise ValueError("fewer than 2 points")
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            warnings.append(f"skipped {path} row {n + 1}: {e}")
+            continue
+        lines.append(InkLine(strokes_to_points(strokes), "", str(d.get("countrycode", path.stem)), f"{path} row {n + 1}"))
+    return lines, warnings
+
+
+def _parse_xml(path: Path):
+    try:
+        return ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as e:
+        raise CorpusError(f"not well-formed XML ({e})") from e
+
+
+def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
+    """Every line of pen data under path (a folder or one file), and a warning per file or sample passed over."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CorpusError(f"{path} does not exist")
+    lines, warnings = [], []
+    if path.is_dir():
+        folders = sorted({p.parent for p in path.rglob("strokes.npz") if (p.parent / "texts.jsonl").is_file()})
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".xml", ".inkml", ".ndjson")
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    elif path.name in ("strokes.npz", "texts.jsonl"):
+        folders, files = [path.parent], []
+    else:
+        folders, files = [], [path]
+    for folder in folders:
+        try:
+            found, skipped = read_stroke_npz(folder)
+            lines += found
+            warnings += skipped
+        except (CorpusError, OSError, ValueError) as e:
+            warnings.append(f"skipped {folder}: {e}")
+    for f in files:
+        try:
+            if f.suffix.lower() == ".ndjson":
+                found, skipped = read_quickdraw(f)
+                warnings += skipped
+            elif f.suffix.lower() == ".inkml":
+                found = read_inkml(f)
+            elif f.suffix.lower() == ".xml":
+                found = read_iam_xml(f)
+            else:
+                raise CorpusError("not a pen data format this engine reads (.xml, .inkml, .ndjson)")
+            lines += found
+        except (CorpusError, OSError, ValueError, TypeError) as e:     # a malformed file, whatever the fault
+            warnings.append(f"skipped {f}: {e}")
+    broken = [l for l in lines if not np.isfinite(l.points).all()]
+    warnings += [f"skipped {l.source}: it has coordinates that are not numbers (NaN or infinite)" for l in broken]
+    lines = [l for l in lines if np.isfinite(l.points).all()]
+    if not lines:
+        detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
+        raise CorpusError(f"{path} holds no pen data this engine can read "
+                          f"(strokes.npz + texts.jsonl, .xml, .inkml or .ndjson){detail}")
+    return lines, warnings
+
+
+# ----------------------------------------------------------------------------------------------------
+# normalising
+
+def prepare(lines: list[InkLine], smooth_width: int = 1, downsample_factor: int = 1, clip: float = 100.0,
+            meta: dict | None = None) -> tuple[list[np.ndarray], dict]:
+    """Smooth, downsample and scale every line -> float32 (N, 3) arrays, and the JSON-able meta that repeats
+    it on new data (pass meta back in: a fine-tuning corpus or a style primer must use the model's scale).
+
+    The scale is one std for both axes (so letters keep their shape) of the pen-down moves only: the rarer,
+    much longer moves through the air would otherwise set it. Moves beyond `clip` of those units (a stray
+    point across the tablet) are clipped. `quantum` is the size of one raw unit after scaling when the raw
+    coordinates are integers: the batcher spreads each offset over it, so that the mixture cannot win
+    unbounded likelihood by shrinking a Gaussian onto the exact grid values (e.g. the many (0, 0) moves)."""
+    if meta is None:
+        meta = {"smooth": smooth_width, "downsample": downsample_factor, "clip": clip}
+    out = [downsample(smooth(l.points, meta["smooth"]), meta["downsample"]).astype(np.float32) for l in lines]
+    if "scale" not in meta:
+        down = np.concatenate([p[1:][p[:-1, 2] < 0.5, :2] for p in out]).ravel()
+        integral = all(np.array_equal(l.points, np.round(l.points)) for l in lines)
+        meta["scale"] = float(down.std()) if down.size and down.std() > 0 else 1.0
+        meta["quantum"] = 1.0 / meta["scale"] / meta["smooth"] if integral else 0.0
+        rates = [l.rate for l in lines if l.rate]
+        meta["points_per_second"] = float(np.median(rates)) / meta["downsample"] if rates else None
+    for p in out:
+        p[:, :2] = np.clip(p[:, :2] / meta["scale"], -meta["clip"], meta["clip"])
+    return out, meta
+
+
+# ----------------------------------------------------------------------------------------------------
+# alphabet
+
+@dataclass
+class Alphabet:
+    """Characters the model has an input for: id i + 1 is chars[i]; id 0 stands for any other character
+    (one seen fewer than min_count times in training, or never)."""
+    chars: str
+    counts: dict[str, int]          # every character of the corpus, kept or not
+
+    def encode(self, text: str) -> list[int]:
+        index = {ch: i + 1 for i, ch in enumerate(self.chars)}
+        return [index.get(ch, 0) for ch in text]
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of text the model has no input of their own for, in order of first appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.chars))
+
+    def rare(self, below: int = 20) -> list[str]:
+        """Characters seen fewer than `below` times: the model is unlikely to write them well."""
+        return sorted((ch for ch, n in self.counts.items() if n < below), key=lambda ch: (self.counts[ch], ch))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 1
+
+    def to_meta(self) -> dict:
+        return {"chars": self.chars, "counts": self.counts}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Alphabet:
+        return cls(meta["chars"], dict(meta["counts"]))
+
+
+def build_alphabet(texts: list[str], min_count: int = 2) -> Alphabet:
+    """The characters seen at least min_count times, most frequent first."""
+    counts = Counter("".join(texts))
+    return Alphabet("".join(ch for ch, n in counts.most_common() if n >= min_count), dict(counts))
+
+
+# ----------------------------------------------------------------------------------------------------
+# batching
+
+class InkBatch(NamedTuple):
+    points: torch.Tensor            # (B, T, 3) float32, zeros after a line ends
+    point_mask: torch.Tensor        # (B, T) bool, True on real points
+    text: torch.Tensor | None       # (B, U) long character ids (None for an unconditional corpus)
+    text_mask: torch.Tensor | None  # (B, U) bool, True on real characters
+
+
+class Batcher:
+    """Random batches of whole lines (or their first max_points points: p(start of a line | its text) is as
+    good a training target as the whole line). Lines in a batch have similar lengths, so little is padding."""
+
+    def __init__(self, points: list[np.ndarray], texts: list[list[int]] | None = None, quantum: float = 0.0,
+                 max_points: int | None = None):
+        self.points = [torch.from_numpy(p[:max_points]) for p in points]
+        self.texts = [torch.tensor(t, dtype=torch.long) for t in texts] if texts is not None else None
+        self.quantum = quantum
+        self.by_length = torch.tensor([len(p) for p in self.points]).argsort()
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> InkBatch:
+        start = torch.randint(max(1, len(self.points) - batch_size + 1), (1,), generator=generator).item()
+        return self.batch(self.by_length[start:start + batch_size].tolist(), generator)
+
+    def batch(self, indices: list[int], generator: torch.Generator | None = None) -> InkBatch:
+        lines = [self.points[i] for i in indices]
+        points = torch.nn.utils.rnn.pad_sequence(lines, batch_first=True)
+        point_mask = torch.arange(points.shape[1]) < torch.tensor([len(p) for p in lines])[:, None]
+        if self.quantum and generator is not None:       # dequantise: spread each offset over its grid cell
+            noise = (torch.rand(points.shape[:2] + (2,), generator=generator) - 0.5) * self.quantum
+            points[..., :2] += noise * point_mask[..., None]
+        if self.texts is None:
+            return InkBatch(points, point_mask, None, None)
+        texts = [self.texts[i] for i in indices]
+        text = torch.nn.utils.rnn.pad_sequence(texts, batch_first=True)
+        text_mask = torch.arange(text.shape[1]) < torch.tensor([len(t) for t in texts])[:, None]
+        return InkBatch(points, point_mask, text, text_mask)
+
+
+def time_chunks(batch: InkBatch, length: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(points, point_mask) slices of `length` predicted points each, overlapping by one point (each chunk's
+    first point is the input that predicts its second): feed them in order, carrying the model's state."""
+    T = batch.points.shape[1]
+    for s in range(0, T - 1, length):
+        yield batch.points[:, s:s + length + 1], batch.point_mask[:, s:s + length + 1]
