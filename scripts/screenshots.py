@@ -64,6 +64,7 @@ def main() -> None:
     train.set_corpus(str(CORPUS))
     wait(lambda: train.start_button.isEnabled(), 60)
     train.preset_box.setCurrentText("tiny")
+    wait(lambda: train.start_button.isEnabled(), 60)     # a new preset re-reads the corpus' summary first
     train.start()
     wait(lambda: len(train.val_points[0]) >= 3, 300)
     shoot("train")
