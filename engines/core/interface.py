@@ -50,6 +50,7 @@ class Control:
     choices: tuple[str, ...] = ()
     help: str = ""
     media: tuple[str, ...] = ()  # "media" (a file: primer audio, a video clip): the suffixes it accepts
+    lines: int = 1               # "text": rows of the box it is typed in; more than 1 takes several lines
 
     def validate(self, value: Any, called: str | None = None) -> Any:
         """Check a value from a form, a saved setting or a command line against this control, converting
@@ -390,6 +391,14 @@ class Engine:
         """Stream the sample as chunks (and Notices). `header` is the checkpoint's (its "corpus" meta, its
         config ...); `settings` were resolved with resolve_settings."""
         raise NotImplementedError
+
+    def preview(self, model, header: dict, stage: Stage, corpus: Corpus) -> list:
+        """The chunks the Train page shows in the engine's view after each validation of `stage`. By default a
+        short sample once the last stage trains, and nothing before it: an earlier stage cannot sample, but its
+        engine may show something else (the video tokenizer shows clips beside their reconstructions)."""
+        if stage is not self.stages[-1]:
+            return []
+        return list(self.generate(model, header, self.preview_settings()))
 
     def preview_settings(self) -> dict:
         """Settings for the short samples shown while training: the defaults, with a fixed seed."""

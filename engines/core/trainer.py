@@ -395,17 +395,18 @@ class Run:
                          tally.units, self.stage.unit)
 
     def checkpoint(self, previews: bool, minutes_left: float | None) -> Iterator[object]:
-        """Validate, save last (and best when it improved), and show a preview sample of a sampling stage."""
+        """Validate, save last (and best when it improved), and show the engine's preview of this stage."""
         yield from self.validate()
         path = self.save("last.safetensors", True, minutes_left)
         if self.improved:
             self.save("best.safetensors", False)
         yield CheckpointSaved(self.stage.name, str(path), self.step, self.improved)
-        if previews and self.stage is self.engine.stages[-1]:
+        if previews:
             self.model.eval()
-            chunks = list(self.engine.generate(self.model, self.header(), self.engine.preview_settings()))
+            chunks = self.engine.preview(self.model, self.header(), self.stage, self.corpus)
             self.model.train()
-            yield Preview(self.stage.name, self.step, chunks)
+            if chunks:
+                yield Preview(self.stage.name, self.step, chunks)
 
 
 # ----------------------------------------------------------------------------------------------------
