@@ -10,14 +10,14 @@ as `FieldClass(control)`, showing the control's default, with
 from __future__ import annotations
 
 import random
-import time
 
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QPainter, QPen, QPolygonF
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engines.core.errors import ConfigError
+
+from .pen_recorder import PenPad
 
 INT_LIMIT = 2**31 - 1       # what a QSpinBox holds
 
@@ -105,7 +105,7 @@ class BoolField(QCheckBox):
         self.setChecked(value)
 
 
-class TextField(QLineEdit):
+class LineField(QLineEdit):
     def __init__(self, control):
         super().__init__(control.default or "")
 
@@ -114,6 +114,26 @@ class TextField(QLineEdit):
 
     def set_value(self, value) -> None:
         self.setText(value)
+
+
+class ParagraphField(QPlainTextEdit):
+    """Text of several lines and paragraphs (a control with lines > 1), e.g. a page to write by hand."""
+
+    def __init__(self, control):
+        super().__init__(control.default or "")
+        self.setTabChangesFocus(True)       # Tab moves on to the next control, as in a one-line field
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * control.lines + 2 * self.frameWidth() + 8)
+
+    def value(self) -> str:
+        return self.toPlainText()
+
+    def set_value(self, value) -> None:
+        self.setPlainText(value)
+
+
+def TextField(control):
+    """A "text" control's field: one line, or a box of control.lines rows."""
+    return (ParagraphField if control.lines > 1 else LineField)(control)
 
 
 class ChoiceField(QComboBox):
@@ -162,58 +182,9 @@ class MediaField(QWidget):
         self.edit.setText(value)
 
 
-class PenPad(QWidget):
-    """Draw with the mouse, a pen or a finger. Strokes are lists of [x, y, t]: x and y in the pad's pixels
-    (y downward), t in seconds since the first point drawn."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent, objectName="pen_pad")
-        self.setMinimumSize(240, 100)
-        self.setCursor(Qt.CrossCursor)
-        self.setAttribute(Qt.WA_StyledBackground, True)
-        self.setStyleSheet("#pen_pad { background: white; border: 1px solid #bbb; }")
-        self.strokes: list[list[list[float]]] = []
-        self.began_at: float | None = None
-
-    def clear(self) -> None:
-        self.strokes, self.began_at = [], None
-        self.update()
-
-    def set_strokes(self, strokes: list) -> None:
-        self.strokes = [[list(point) for point in stroke] for stroke in strokes]
-        self.began_at = None
-        self.update()
-
-    def point(self, position: QPointF) -> list[float]:
-        now = time.monotonic()
-        if self.began_at is None:       # go on from the time of the strokes already there
-            last = [p[2] for s in self.strokes for p in s if len(p) == 3]
-            self.began_at = now - (max(last) if last else 0.0)
-        return [position.x(), position.y(), round(now - self.began_at, 3)]
-
-    def mousePressEvent(self, event) -> None:
-        self.strokes.append([self.point(event.position())])
-        self.update()
-
-    def mouseMoveEvent(self, event) -> None:
-        if self.strokes and event.buttons() & Qt.LeftButton:
-            self.strokes[-1].append(self.point(event.position()))
-            self.update()
-
-    def paintEvent(self, event) -> None:
-        super().paintEvent(event)
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
-        painter.setPen(QPen(Qt.black, 2, Qt.SolidLine, Qt.RoundCap, Qt.RoundJoin))
-        for stroke in self.strokes:
-            line = QPolygonF([QPointF(p[0], p[1]) for p in stroke])
-            if len(stroke) == 1:
-                painter.drawPoint(line[0])
-            else:
-                painter.drawPolyline(line)
-
-
 class StrokesField(QWidget):
+    """Pen strokes drawn on a PenPad (pen_recorder.py), as lists of [x, y, t] points."""
+
     def __init__(self, control):
         super().__init__()
         self.pad = PenPad()

@@ -15,6 +15,14 @@ from typing import Callable
 WARNINGS_SHOWN = 8
 
 
+def reads_pen_strokes(engine) -> bool:
+    """Whether pen recordings (InkML files, studio/app/pen_recorder.py) are material for this engine, so the
+    page offers to record some. An engine says what it reads only through what it declares, never its name:
+    a control that takes strokes drawn on a pen pad, or a file control that takes InkML (a style primer), is
+    an engine that reads handwriting, and the recordings are the files such a control takes."""
+    return any(c.kind == "strokes" or (c.kind == "media" and ".inkml" in c.media) for c in engine.controls())
+
+
 class TrainForm:
     def __init__(self, engines: dict, read_summary: Callable[[int, str, str, str], None]):
         self.engines = engines
@@ -44,6 +52,10 @@ class TrainForm:
     @property
     def presets(self) -> dict:
         return self.engine.presets()
+
+    @property
+    def can_record(self) -> bool:
+        return reads_pen_strokes(self.engine) and not self.training
 
     @property
     def can_start(self) -> bool:

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
 from studio import format_seconds
 
 from .controls import EngineBox
-from .train_form import TrainForm
+from .pen_recorder import PenRecorder
+from .train_form import TrainForm, reads_pen_strokes
 from .views import make_view
 
 
@@ -40,6 +41,9 @@ class TrainPage(QWidget):
         self.corpus_edit = QLineEdit(objectName="corpus_path", placeholderText="a file or folder of your material — or drop it here")
         self.file_button = QPushButton("File…")
         self.folder_button = QPushButton("Folder…")
+        self.record_button = QPushButton("Record your own hand…", objectName="record_hand")
+        self.record_button.setToolTip("write a few sentences with a mouse, pen or finger: they become a corpus")
+        self.recorder = None            # the pen recorder dialog while it is open
         self.summary = QLabel(objectName="corpus_summary", wordWrap=True)
         self.preset_box = QComboBox(objectName="preset")
         self.preset_note = QLabel(wordWrap=True)
@@ -84,6 +88,7 @@ class TrainPage(QWidget):
         form = QFormLayout(side)
         form.addRow("Engine", self.engine_box)
         form.addRow("Corpus", corpus_row)
+        form.addRow("", self.record_button)
         form.addRow(self.summary)
         form.addRow("Preset", self.preset_box)
         form.addRow(self.preset_note)
@@ -108,6 +113,7 @@ class TrainPage(QWidget):
         self.corpus_edit.editingFinished.connect(lambda: self.form.set_corpus(self.corpus_edit.text()))
         self.file_button.clicked.connect(self.choose_file)
         self.folder_button.clicked.connect(self.choose_folder)
+        self.record_button.clicked.connect(self.record_hand)
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.pause)
         self.resume_button.clicked.connect(self.resume)
@@ -146,6 +152,8 @@ class TrainPage(QWidget):
             self.corpus_edit.setText(self.form.corpus)
         self.summary.setText(self.form.summary_text)
         self.start_button.setEnabled(self.form.can_start)
+        self.record_button.setVisible(reads_pen_strokes(self.form.engine))
+        self.record_button.setEnabled(self.form.can_record)
         for w in (self.engine_box, self.corpus_edit, self.file_button, self.folder_button, self.preset_box,
                   self.device_box, self.name_edit):
             w.setEnabled(not self.form.training)
@@ -164,6 +172,20 @@ class TrainPage(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Corpus folder")
         if path:
             self.set_corpus(path)
+
+    def record_hand(self) -> PenRecorder:
+        """Open the pen recorder; the folder it fills becomes the corpus."""
+        self.recorder = PenRecorder(self)
+        self.recorder.setAttribute(Qt.WA_DeleteOnClose)
+        self.recorder.recorded.connect(self.recorded)
+        self.recorder.finished.connect(lambda _: setattr(self, "recorder", None))
+        self.recorder.open()
+        return self.recorder
+
+    def recorded(self, folder: str) -> None:
+        self.set_corpus(folder)
+        self.message.emit("info", f"Your handwriting is in {folder}: train on it here, or choose one of its "
+                                  "files as a style on the Create page.")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
