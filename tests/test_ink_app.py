@@ -463,3 +463,17 @@ def test_the_pen_is_as_wide_as_the_stroke_width_says_at_the_size_of_the_writing(
         # stroke_width is in pixels at an x-height of 16 pixels: it grows and shrinks with the writing
         assert view.canvas.ink_pen(view.page, scale).widthF() == pytest.approx(stroke_width * 8.0 * scale / 16)
     assert inked[1] > 2 * inked[0]
+
+
+def test_three_recorded_sentences_read_as_a_corpus_with_their_pen_rate(tmp_path):
+    from engines.ink import InkEngine
+    from engines.ink.data import read_inkml
+    from studio.app.pen_recorder import SENTENCES, write_inkml
+    for n, sentence in enumerate(SENTENCES[:3]):
+        strokes = [[(x, 10 * (x % 3), x / 120) for x in range(k * 40, k * 40 + 30)] for k in range(5)]
+        write_inkml(tmp_path / f"sentence-{n + 1:02d}.inkml", strokes, [[0.5] * 30] * 5, sentence, "Ada")
+    [line] = read_inkml(tmp_path / "sentence-01.inkml")
+    assert line.rate == pytest.approx(120, rel=0.01)         # 29 moves in 29/120 s (times kept to 1 ms)
+    summary = "\n".join(InkEngine().read_corpus(tmp_path).summary["lines"])
+    assert "1 held out" in summary and "pen rate: 40.0 points/s" in summary       # 120 / every 3rd point kept
+

@@ -1,1 +1,114 @@
-"""The ink engine: handwriting synthesis (Graves 2013). Its Engine class waits for the new interface."""
+"""The ink engine: handwriting synthesis (Graves 2013) from typed text, in a chosen hand, drawn live; or
+scribbles and sketches from an unconditional model, for corpora without transcripts.
+
+Importing this module is cheap (no torch): the GUI reads the engine's description at start-up; the model,
+data and writing modules are imported when the worker first needs them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..core.interface import SEED, TEMPERATURE, VARIATIONS, Control, Engine, Loss, Stage, resolve_settings
+from .config import InkModelConfig
+
+STYLE_FILES = (".inkml", ".xml", ".npz")    # .npz: a strokes.npz recorded by the pen pad (with its texts.jsonl)
+
+
+class InkEngine(Engine):
+    name = "ink"
+    modality = "ink"
+    title = "Ink — handwriting synthesis from typed text (Graves' LSTM with attention and a mixture density output)"
+    default_preset = "small"
+    export_formats = (".svg", ".png", ".gif")
+    stages = (Stage("model", "handwriting model", InkModelConfig, unit="point"),)
+
+    def controls(self) -> list[Control]:
+        return [
+            Control("text", "Text", "text", "Handwriting, drawn live by a network.", lines=4,
+                    help="what to write: any length, several lines; characters the model cannot write are drawn "
+                         "from a font"),
+            Control("bias", "Bias", "float", 1.0, 0.0, 5.0, 0.1,
+                    help="higher: neater and more regular; 0: the model's own variety (Graves' b)"),
+            dataclasses.replace(TEMPERATURE, default=1.0),
+            Control("style", "Style", "text", "",
+                    help="a writer of the training data (see `studio info`); empty: one chosen by the seed; "
+                         "'none': no style primer"),
+            Control("style_file", "Style sample", "media", "", media=STYLE_FILES,
+                    help="write in the hand of a recorded line with its text (InkML, IAM-style XML, or the "
+                         "strokes.npz of a recording)"),
+            Control("pen_sample", "Pen sample", "strokes", [],
+                    help="write in the hand of a line drawn on the pen pad (say what it reads in Pen text)"),
+            Control("pen_text", "Pen text", "text", "", help="what the pen sample says"),
+            Control("width", "Line width", "int", 60, 8, 400, 1, help="characters per line before wrapping"),
+            Control("line_spacing", "Line spacing", "float", 4.0, 1.5, 20.0, 0.25, help="in x-heights"),
+            Control("slant", "Slant", "float", 0.0, -30.0, 30.0, 1.0, help="degrees, positive leans right"),
+            Control("stroke_width", "Stroke width", "float", 2.0, 0.2, 20.0, 0.1,
+                    help="pen width in pixels at an x-height of 16 pixels (exports and the view)"),
+            Control("colour", "Colour", "text", "#1b2a49", help="ink colour: a name (navy) or #rrggbb"),
+            Control("length", "Points", "int", 400, 10, 20_000, 10,
+                    help="how long a scribble is (models trained without transcripts)"),
+            SEED, VARIATIONS,
+        ]
+
+    def preview_settings(self) -> dict:
+        return resolve_settings(self.controls(), {"text": "the quick brown fox", "seed": 0, "length": 200})
+
+    def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
+                    skip_unseen: bool = False):
+        # characters a model has no input for read as "unknown" (id 0): nothing has to be left out
+        from .corpus import read_ink_corpus
+        config = model_config or InkModelConfig(**self.preset(None).stages["model"].model)
+        return read_ink_corpus(path, config, val_fraction, meta)
+
+    def build_model(self, stage, config, corpus_meta: dict, previous=None):
+        """The model's input width and window speed come from the corpus: its alphabet, its characters per
+        point (so the window starts moving at about the right speed)."""
+        from .model import InkModel
+        conditional = config.conditional and corpus_meta["alphabet"] is not None
+        size = len(corpus_meta["alphabet"]["chars"]) + 1 if conditional else 0
+        speed = corpus_meta["chars_per_point"] if conditional else config.window_speed
+        return InkModel(dataclasses.replace(config, conditional=conditional, alphabet_size=size, window_speed=speed))
+
+    def loss(self, model, batch, stage):
+        """Nats per point; long lines in chunks of model.chunk_points with the state carried between them."""
+        from .data import InkBatch, time_chunks
+        t = batch.tensors
+        ink = InkBatch(t["points"], t["point_mask"], t.get("text"), t.get("text_mask"))
+        chunk = getattr(model, "module", model).config.chunk_points
+        if not chunk or chunk >= ink.points.shape[1] - 1:
+            return Loss(model(*ink).nll.sum() / max(batch.units, 1))
+        total, state = 0.0, None
+        for points, mask in time_chunks(ink, chunk):
+            out = model(points, mask, ink.text, ink.text_mask, state=state)
+            total = total + out.nll.sum()
+            state = out.state.detach()
+        return Loss(total / max(batch.units, 1))
+
+    def validate(self, model, corpus, stage, batch_size: int, seq_len: int):
+        # whole held-out lines, read in pieces of seq_len points with the state carried: what it costs to write
+        # a line from its first point to its last
+        from .data import InkBatch, time_chunks
+        device = next(model.parameters()).device
+        for batch in corpus.validation_batches(batch_size, seq_len):
+            t = batch.to(device).tensors
+            ink = InkBatch(t["points"], t["point_mask"], t.get("text"), t.get("text_mask"))
+            total, state = 0.0, None
+            for points, mask in time_chunks(ink, max(seq_len, 200)):
+                out = model(points, mask, ink.text, ink.text_mask, state=state)
+                total, state = total + out.nll.sum(), out.state
+            yield Loss(total / max(batch.units, 1)), batch.units
+
+    def generate(self, model, header: dict, settings: dict):
+        from .write import generate
+        return generate(model, header["corpus"], settings)
+
+    def export(self, chunks: list, settings: dict, path: Path) -> Path:
+        """SVG (filled outlines; single-line paths for plotters in a hidden group), PNG or an animated GIF;
+        the sample and its settings inside the file, and the settings in a .json beside it."""
+        from .export import export
+        return export(chunks, settings, path)
+
+    def load_sample(self, path: Path) -> tuple[list, dict]:
+        from .export import load_sample
+        return load_sample(path)

@@ -17,3 +17,32 @@ class InkChunk:
     position: list[float] | None = None
     attention: list[np.ndarray] | None = None
     done: list[bool] | None = None                    # per variation: finished (past the end of its text)
+    # optional, per variation: how many of the points sent before this chunk to take back before adding these
+    # (a stalled piece of a line being written again); 0 or None: none
+    retract: list[int] | None = None
+    rate: float | None = None                         # points per second the pen wrote at (replay speed)
+    x_height: float | None = None                     # the hand's x-height in the points' units (drawing size)
+
+
+def variation_points(chunks: list, variation: int = 0) -> np.ndarray:
+    """All the (dx, dy, pen_up) rows of one variation, retractions applied: what is on the page at the end."""
+    rows: list[np.ndarray] = []
+    for c in chunks:
+        if not isinstance(c, InkChunk) or variation >= len(c.points):
+            continue
+        back = c.retract[variation] if c.retract else 0
+        while back > 0 and rows:                       # drop whole blocks, then the tail of one
+            if len(rows[-1]) <= back:
+                back -= len(rows.pop())
+            else:
+                rows[-1], back = rows[-1][:len(rows[-1]) - back], 0
+        if len(c.points[variation]):
+            rows.append(np.asarray(c.points[variation], dtype=np.float32).reshape(-1, 3))
+    return np.concatenate(rows) if rows else np.zeros((0, 3), np.float32)
+
+
+def strokes_of(points: np.ndarray) -> list[np.ndarray]:
+    """(dx, dy, pen_up) rows -> absolute strokes [(n_i, 2)], the page starting at (0, 0)."""
+    xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)
+    ends = np.flatnonzero(points[:, 2] > 0.5) + 1
+    return [s for s in np.split(xy, ends) if len(s)]

@@ -9,14 +9,18 @@ through the air to the next stroke). Formats:
     *.xml                                   IAM-OnDB style whiteboard XML (StrokeSet / Stroke / Point x y time)
     *.inkml                                 W3C InkML traces, with a "truth" annotation as the text
     *.ndjson                                Quick, Draw! drawings (no text: for the unconditional model)
+    *.npz (other than strokes.npz)          sketch-rnn stroke-3 or stroke-5 sketches (no text)
 
 A file that cannot be read is named in the warnings and skipped; only a corpus with no usable line at all
 is a CorpusError.
 """
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import re
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,10 +211,32 @@ def read_inkml(path: Path) -> list[InkLine]:
     for k, (text, elements) in enumerate(groups):
         strokes = [s for s in (_trace_xy(t.text or "") for t in elements) if len(s)]
         if strokes and sum(map(len, strokes)) >= 2:
-            lines.append(InkLine(strokes_to_points(strokes), text, writer, f"{path} group {k}" if k else str(path)))
+            lines.append(InkLine(strokes_to_points(strokes), text, writer, f"{path} group {k}" if k else str(path),
+                                 _inkml_rate(root, elements)))
     if not lines:
         raise CorpusError("no <trace> with at least 2 points")
     return lines
+
+
+def _inkml_rate(root, traces) -> float | None:
+    """Points per second over the time the pen was down, from a T channel in seconds or milliseconds (the pen
+    pad writes seconds); None when there is no T channel or its values are difference-encoded."""
+    channels = [c for c in root.findall(".//{*}traceFormat/{*}channel")]
+    names = [(c.get("name") or "").upper() for c in channels]
+    if "T" not in names:
+        return None
+    column, units = names.index("T"), (channels[names.index("T")].get("units") or "s").lower()
+    moves, seconds = 0, 0.0
+    for trace in traces:
+        rows = [r.split() for r in (trace.text or "").split(",") if r.strip()]
+        if len(rows) < 2 or any(len(r) <= column for r in rows):
+            continue
+        try:
+            first, last = float(rows[0][column]), float(rows[-1][column])
+        except ValueError:                              # ' or " prefixes: differences, not times
+            return None
+        moves, seconds = moves + len(rows) - 1, seconds + (last - first) / (1000.0 if units == "ms" else 1.0)
+    return moves / seconds if seconds > 0 else None
 
 
 def _group_traces(group, traces: dict) -> list:
@@ -271,6 +297,85 @@ def read_quickdraw(path: Path) -> tuple[list[InkLine], list[str]]:
     return lines, warnings
 
 
+# numpy pickles an object array (sketch-rnn's list of sketches of different lengths) with these alone; a
+# file asking for anything else is refused instead of run
+_NUMPY_PICKLE = {("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+                 ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArraysOnly(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _NUMPY_PICKLE:
+            raise CorpusError(f"it asks to run {module}.{name}, which is not part of a numpy array")
+        return super().find_class(module, name)
+
+
+def _npz_arrays(path: Path) -> dict[str, object]:
+    """The arrays of an .npz, object arrays included, without trusting its pickles (np.load(allow_pickle=True)
+    would run any code a file asks for)."""
+    from numpy.lib import format as npy
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if not name.endswith(".npy"):
+                    continue
+                f = io.BytesIO(z.read(name))
+                version = npy.read_magic(f)
+                shape, fortran, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
+                if dtype.hasobject:
+                    array = _ArraysOnly(f).load()
+                else:
+                    array = np.frombuffer(f.read(), dtype=dtype, count=int(np.prod(shape)))
+                    array = array.reshape(shape, order="F" if fortran else "C")
+                arrays[name[:-4]] = array
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise CorpusError(f"not a readable .npz ({e})") from e
+    return arrays
+
+
+def _sketch_points(sketch) -> np.ndarray:
+    """One sketch-rnn sketch -> stroke-3 rows with row 0 = (0, 0, 0). stroke-3 is (dx, dy, pen lifted after
+    this point); stroke-5 is (dx, dy, pen down, pen up, end of sketch), cut at its end."""
+    s = np.asarray(sketch, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] not in (3, 5):
+        raise CorpusError(f"a sketch of shape {s.shape}: expected (n, 3) stroke-3 or (n, 5) stroke-5 rows")
+    if s.shape[1] == 5:
+        ends = np.flatnonzero(s[:, 4] > 0.5)
+        s = np.column_stack([s[:ends[0] if len(ends) else len(s), :2], s[:ends[0] if len(ends) else len(s), 3]])
+    points = np.zeros((len(s) + 1, 3), np.float32)
+    points[1:] = s
+    points[-1, 2] = 1                     # the last stroke ends with the sketch
+    return points
+
+
+def read_sketch_npz(path: Path) -> tuple[list[InkLine], list[str]]:
+    """sketch-rnn's .npz: arrays (its "train", "valid", "test") of sketches, each stroke-3 or stroke-5; an
+    array may also be one sketch (n, 3|5) or a padded block (N, n, 3|5). No text: for the unconditional model."""
+    lines, warnings = [], []
+    arrays = _npz_arrays(path)
+    if {"points", "offsets"} <= set(arrays):
+        raise CorpusError("this is the studio's own strokes.npz format: it needs its texts.jsonl beside it")
+    for key, array in arrays.items():
+        array = np.asarray(array) if not isinstance(array, np.ndarray) else array
+        sketches = [array] if array.dtype != object and array.ndim == 2 else list(array)
+        for n, sketch in enumerate(sketches):
+            source = f"{path} {key}[{n}]"
+            try:
+                points = _sketch_points(sketch)
+            except (CorpusError, ValueError, TypeError) as e:
+                warnings.append(f"skipped {source}: {e}")
+                continue
+            if len(points) < 3:
+                warnings.append(f"skipped {source}: fewer than 2 points")
+                continue
+            lines.append(InkLine(points, "", path.stem, source))
+    if not lines:
+        raise CorpusError("no sketch of (n, 3) stroke-3 or (n, 5) stroke-5 rows in it"
+                          + (f" ({warnings[0]})" if warnings else ""))
+    return lines, warnings
+
+
 def _parse_xml(path: Path):
     try:
         return ElementTree.parse(path).getroot()
@@ -286,7 +391,8 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
     lines, warnings = [], []
     if path.is_dir():
         folders = sorted({p.parent for p in path.rglob("strokes.npz") if (p.parent / "texts.jsonl").is_file()})
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".xml", ".inkml", ".ndjson")
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".xml", ".inkml", ".ndjson", ".npz")
+                       and not (p.name == "strokes.npz" and p.parent in folders) and p.is_file()
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
     elif path.name in ("strokes.npz", "texts.jsonl"):
         folders, files = [path.parent], []
@@ -304,12 +410,15 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
             if f.suffix.lower() == ".ndjson":
                 found, skipped = read_quickdraw(f)
                 warnings += skipped
+            elif f.suffix.lower() == ".npz":
+                found, skipped = read_sketch_npz(f)
+                warnings += skipped
             elif f.suffix.lower() == ".inkml":
                 found = read_inkml(f)
             elif f.suffix.lower() == ".xml":
                 found = read_iam_xml(f)
             else:
-                raise CorpusError("not a pen data format this engine reads (.xml, .inkml, .ndjson)")
+                raise CorpusError("not a pen data format this engine reads (.xml, .inkml, .ndjson, .npz)")
             lines += found
         except (CorpusError, OSError, ValueError, TypeError) as e:     # a malformed file, whatever the fault
             warnings.append(f"skipped {f}: {e}")
@@ -319,7 +428,7 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
     if not lines:
         detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
         raise CorpusError(f"{path} holds no pen data this engine can read "
-                          f"(strokes.npz + texts.jsonl, .xml, .inkml or .ndjson){detail}")
+                          f"(strokes.npz + texts.jsonl, .xml, .inkml, .ndjson or sketch-rnn .npz){detail}")
     return lines, warnings
 
 

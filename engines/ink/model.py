@@ -129,6 +129,8 @@ class InkModel(nn.Module):
     def __init__(self, config: InkModelConfig):
         super().__init__()
         config.check()
+        if config.conditional and config.alphabet_size < 1:
+            raise ValueError("a conditional InkModel needs the alphabet_size of its corpus")
         self.config = config
         H, V, K = config.n_hidden, config.alphabet_size if config.conditional else 0, config.window_gaussians
         self.V = V

@@ -1,0 +1,536 @@
+"""Writing a text as a page of handwriting, streamed as InkChunks while the pen moves.
+
+    text -> paragraphs -> lines wrapped to `width` characters -> pieces -> pen points
+
+A line is a row of pieces: runs of characters the model writes, and characters it cannot (never seen, or
+too rare to write well), which are drawn from the Hershey fonts at the style's x-height; an accented letter is
+written as its base letter by the model with the accent drawn on top (NFD). Every piece the model writes
+starts from the same primed state (the style's primer line read through the model, Graves' section 5.5), so
+the whole page keeps one hand while no line depends on how the previous one went.
+
+The window over the text is watched point by point. A piece is finished when the window has passed its
+last character (Graves' rule, `past_end`) and the pen lifts; it has stalled when the window stops moving for
+several characters' worth of points, runs out of its point budget, or jumps to the end without writing. A
+stalled piece is taken back (InkChunk.retract) and written again with new draws; one that keeps stalling is
+split at a space and written in halves, and a single word that still fails is drawn from the font, so a line
+always ends complete, without scribbles after it.
+
+All variations are written side by side as one batch; each keeps its own page.
+"""
+from __future__ import annotations
+
+import math
+import textwrap
+import unicodedata
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..core.errors import ConfigError, CorpusError
+from ..core.interface import Notice
+from .chunks import InkChunk
+from .corpus import unpack_points, writing_shape
+from .data import Alphabet, points_to_strokes, read_corpus, strokes_to_points
+from .hershey import MARKS, fallback, mark_strokes, resample
+from .model import InkModel, InkState, past_end
+
+WRITE_MIN_COUNT = 5       # a character seen fewer times in training is drawn from the font instead
+ATTEMPTS = 3              # draws of a piece before it is split or drawn from the font
+CHUNK_POINTS = 8          # model steps per streamed chunk (~30 chunks a second at the speed of a core)
+MAX_PRIMER_POINTS = 2500
+# model -> {primer: (state, last point)}: reading a primer costs a pass over its points, once per model and style
+PRIMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class Piece:
+    start: int                   # index of its first character in the line
+    text: str = ""               # characters the model writes
+    glyph: str = ""              # or one character drawn from the font
+    marks: list[tuple[int, str]] = field(default_factory=list)   # (index in text, combining accent)
+    gap: bool = False            # a space before it
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Paragraphs (blank lines kept as empty lines) wrapped to `width` characters; long words are broken."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+    lines = []
+    for paragraph in text.split("\n"):
+        lines += textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def plan_line(line: str, writable: set[str]) -> tuple[list[Piece], set[str]]:
+    """The line's pieces, and the characters the font draws (all of them, or their accents)."""
+    pieces, substituted = [], set()
+    current, gap = None, False
+    for i, ch in enumerate(line):
+        if ch.isspace():
+            if current is not None and current.text:
+                current.text += " "
+            else:
+                gap = True
+            continue
+        base, *accents = unicodedata.normalize("NFD", ch)
+        if ch in writable or (base in writable and accents and all(a in MARKS for a in accents)):
+            if ch not in writable:
+                substituted.add(ch)
+            if current is None:
+                current = Piece(i, gap=gap)
+                gap = False
+            current.marks += [(len(current.text), a) for a in accents if ch not in writable]
+            current.text += ch if ch in writable else base
+            continue
+        substituted.add(ch)
+        if current is not None:
+            pieces.append(current)
+            gap = current.text.endswith(" ")
+            current = None
+        pieces.append(Piece(i, glyph=ch, gap=gap))
+        gap = False
+    if current is not None:
+        pieces.append(current)
+    for p in pieces:               # a space at a piece's end becomes the gap before the next one
+        if p.text.endswith(" "):
+            p.text = p.text.rstrip(" ")
+    for before, after in zip(pieces, pieces[1:]):
+        after.gap = after.gap or line[after.start - 1:after.start].isspace()
+    return [p for p in pieces if p.text or p.glyph], substituted
+
+
+# ----------------------------------------------------------------------------------------------------
+# the style: a primer line read through the model
+
+
+@dataclass
+class Primer:
+    text: str
+    points: np.ndarray            # (n, 3) normalised stroke-3 rows, pen lifted after the last one
+    name: str
+
+
+def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Primer:
+    """A user's sample (any units, any pen rate) in the model's units: scaled so that a character is as
+    wide as in the corpus, and redrawn with the corpus' point spacing."""
+    if not text.strip():
+        raise ConfigError(f"the style sample {name} has no text: the model needs to know what it says "
+                          f"(InkML: an annotation of type 'truth'; the pen pad: the style text)")
+    strokes = [s for s in points_to_strokes(points) if len(s)]
+    xy = np.concatenate(strokes)
+    width = xy[:, 0].max() - xy[:, 0].min()
+    if not np.isfinite(xy).all() or width <= 0:
+        raise ConfigError(f"the style sample {name} has no width to measure its size by")
+    scale = meta["char_width"] * len(text) / width
+    strokes = [resample(s * scale, meta["step"]) for s in strokes]
+    out = strokes_to_points(strokes)
+    if len(out) > MAX_PRIMER_POINTS:
+        raise ConfigError(f"the style sample {name} is too long ({len(out)} points; at most {MAX_PRIMER_POINTS}): "
+                          f"record a line or two")
+    return Primer(text, out, name)
+
+
+def choose_primer(meta: dict, settings: dict, rng: np.random.Generator) -> tuple[Primer | None, str]:
+    """The style asked for, and how to describe it: a recorded file, the pen pad, a writer, or none."""
+    styles = meta.get("styles") or {}
+    if settings.get("style_file"):
+        path = Path(settings["style_file"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"the style sample {path} does not exist")
+        try:
+            lines, _ = read_corpus(path)
+        except CorpusError as e:
+            raise ConfigError(f"the style sample {path.name} cannot be read: {e}") from None
+        line = next((l for l in lines if l.text), lines[0])
+        return primer_from_raw(line.points, line.text, meta, path.name), f"in the hand of {path.name}"
+    if settings.get("pen_sample"):
+        strokes = [np.array(s, dtype=np.float64)[:, :2] for s in settings["pen_sample"] if len(s)]
+        if not strokes or sum(map(len, strokes)) < 2:
+            raise ConfigError("the pen sample has no strokes")
+        return (primer_from_raw(strokes_to_points(strokes), settings.get("pen_text", ""), meta, "pen sample"),
+                "in the hand of the pen sample")
+    style = settings.get("style", "").strip()
+    if style.lower() == "none" or not styles:
+        return None, "in the model's own hands (no style primer)"
+    if not style:
+        style = sorted(styles)[rng.integers(len(styles))]
+    if style not in styles:
+        raise ConfigError(f"no style {style!r}; this model's styles: {', '.join(sorted(styles))}, or none")
+    return Primer(styles[style]["text"], unpack_points(styles[style]["points"]), style), \
+        f"in the hand of writer {style}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# one variation's page: where the pen is and what it has drawn on the current line
+
+
+class Page:
+    def __init__(self, meta: dict, line_height: float, slant: float):
+        self.meta, self.line_height, self.shear = meta, line_height, math.tan(math.radians(slant))
+        self.pen = np.zeros(2)            # absolute position of the last point sent
+        self.sent = 0                     # rows sent so far
+        self.line = -1
+        self.ink: list[np.ndarray] = []   # pen-down points of the current line
+        self.out: list[np.ndarray] = []   # rows waiting to be sent
+        self.down = False                 # the last point sent leaves the pen on the paper
+        self.right = None                 # right edge of the line's ink (None: nothing yet)
+
+    def new_line(self, index: int) -> None:
+        self.line, self.ink, self.right = index, [], None
+
+    def save(self) -> None:
+        self.saved = {"pen": self.pen.copy(), "ink": list(self.ink), "right": self.right, "down": self.down,
+                      "sent": self.sent}
+
+    def restore(self) -> None:
+        self.pen, self.ink, self.right, self.down = (self.saved[k] for k in ("pen", "ink", "right", "down"))
+        self.sent = self.saved["sent"]
+
+    def lift(self) -> None:
+        """End the stroke the pen is in (a point where it is, pen up), before it moves to a new place."""
+        if self.down:
+            self.draw(self.pen[None], np.ones(1))
+
+    def recent(self) -> np.ndarray:
+        """The line's last 120 points (a line's baseline drifts: measure it where the pen is)."""
+        return np.concatenate(self.ink)[-120:] if self.ink else np.zeros((0, 2))
+
+    @property
+    def baseline(self) -> float:
+        if sum(map(len, self.ink)) >= 20:
+            return float(np.percentile(self.recent()[:, 1], 80))
+        return self.line * self.line_height
+
+    @property
+    def x_height(self) -> float:
+        if sum(map(len, self.ink)) >= 40:
+            low, base = np.percentile(self.recent()[:, 1], [20, 80])
+            return float(np.clip(base - low, 0.5 * self.meta["x_height"], 2 * self.meta["x_height"]))
+        return self.meta["x_height"]
+
+    def origin(self, gap: bool) -> np.ndarray:
+        """Where a model piece's first point goes."""
+        if self.right is None:
+            x = self.meta["lead_in"]
+        else:
+            x = self.right + self.meta["char_width"] * (1.0 if gap else 0.25) + self.meta["lead_in"]
+        return np.array([x, self.baseline - self.meta["first_above_baseline"]])
+
+    def draw(self, xy: np.ndarray, pen_up: np.ndarray) -> None:
+        """Absolute points (n, 2) and their pen-up flags onto the page."""
+        if not len(xy):
+            return
+        rows = np.zeros((len(xy), 3), np.float32)
+        rows[:, :2] = np.diff(np.vstack([self.pen, xy]), axis=0)
+        rows[:, 2] = pen_up
+        self.out.append(rows)
+        self.pen, self.down = xy[-1].copy(), bool(pen_up[-1] < 0.5)
+        down = xy[pen_up < 0.5] if (pen_up < 0.5).any() else xy
+        self.ink.append(xy)
+        self.right = max(self.right if self.right is not None else -np.inf, float(down[:, 0].max()))
+
+    def draw_strokes(self, strokes: list[np.ndarray]) -> None:
+        self.lift()
+        for s in strokes:
+            up = np.zeros(len(s))
+            up[-1] = 1
+            self.draw(s, up)
+
+    def take(self) -> np.ndarray:
+        rows = np.concatenate(self.out) if self.out else np.zeros((0, 3), np.float32)
+        self.out = []
+        self.sent += len(rows)
+        return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# the writer
+
+
+class Writer:
+    def __init__(self, model: InkModel, meta: dict, settings: dict, scale: float):
+        self.model, self.meta, self.settings, self.scale = model, meta, settings, scale
+        self.alphabet = Alphabet.from_meta(meta["alphabet"])
+        self.writable = {ch for ch in self.alphabet.chars if self.alphabet.counts.get(ch, 0) >= WRITE_MIN_COUNT}
+        self.rows = settings["variations"]
+        self.generator = torch.Generator().manual_seed(settings["seed"])
+        line_height = settings["line_spacing"] * meta["x_height"]
+        self.pages = [Page(meta, line_height, settings["slant"]) for _ in range(self.rows)]
+        self.points_per_char = 1 / meta["chars_per_point"]
+        self.fell_back: set[str] = set()      # pieces the pen could not write, drawn from the font
+        self.budget = 0                        # model steps left for the whole text
+
+    # --- the primed state every piece starts from
+    def prime(self, primer: Primer | None) -> None:
+        device = next(self.model.parameters()).device
+        self.prefix = primer.text + " " if primer else ""
+        if primer is None:
+            self.state0 = self.model.initial_state(1, device)
+            self.x0 = torch.zeros(1, 3, device=device)
+            return
+        # the head's weight sum changes with every training step: a model being trained (its previews) is never
+        # served a state primed by older weights
+        key = (primer.text, primer.points.tobytes(), str(device), float(self.model.head.weight.detach().sum()))
+        cache = PRIMED.setdefault(self.model, {})
+        if key not in cache:
+            points = torch.from_numpy(primer.points).to(device)[None].clone()
+            points[0, -1, 2] = 1
+            ids = torch.tensor([self.alphabet.encode(self.prefix)], device=device)
+            with torch.inference_mode():
+                out = self.model(points, torch.ones(points.shape[:2], dtype=torch.bool, device=device), ids,
+                                 torch.ones_like(ids, dtype=torch.bool))
+            if len(cache) >= 8:
+                cache.clear()
+            cache[key] = (out.state, points[:, -1])
+        self.state0, self.x0 = cache[key]
+
+    def start_state(self, n: int) -> tuple[torch.Tensor, InkState]:
+        s = self.state0
+        grow = lambda t: t.expand(n, *t.shape[1:]).clone()
+        return grow(self.x0), InkState([grow(h) for h in s.h], [grow(c) for c in s.c], grow(s.kappa), grow(s.window))
+
+    def chunk(self, rows: list[int] | None = None, retract: dict[int, int] | None = None,
+              position: dict | None = None, attention: dict | None = None, done: bool = False) -> InkChunk:
+        points = [p.take() for p in self.pages]
+        for p in points:
+            p[:, :2] *= self.scale                     # into the corpus' raw units
+        pos = [position.get(i) for i in range(self.rows)] if position else None
+        att = [attention.get(i) for i in range(self.rows)] if attention else None
+        return InkChunk(points, [p.line for p in self.pages], pos if pos and None not in pos else None,
+                        att if att and all(a is not None for a in att) else None,
+                        [done] * self.rows if done else None,
+                        retract=[(retract or {}).get(i, 0) for i in range(self.rows)] if retract else None,
+                        rate=self.meta.get("points_per_second"), x_height=self.meta["x_height"] * self.scale)
+
+    # --- one attempt at a model piece for some rows
+    def attempt(self, rows: list[int], piece: Piece) -> Iterator[InkChunk]:
+        """Write piece.text on `rows`, streaming; returns {row: (ok, xy, pen_up, char_of_point, progress)}.
+        Per point only the model runs; the pages get the new points once per chunk."""
+        model, n, length = self.model, len(rows), len(piece.text)
+        text = self.prefix + piece.text
+        ids = torch.tensor([self.alphabet.encode(text)] * n)
+        reading = model.encode_text(ids, torch.ones_like(ids, dtype=torch.bool))
+        offset, total = len(self.prefix), torch.full((n,), len(text))
+        x, state = self.start_state(n)
+        limit = int((length + 2) * self.points_per_char * 3) + 20
+        patience = int(4 * self.points_per_char) + 10
+        least = 0.25 * self.points_per_char * length          # fewer points than this: the window jumped
+        for r in rows:
+            self.pages[r].lift()
+        moves = {r: [] for r in rows}                         # (dx, dy) sheared, the first one replaced below
+        pens = {r: [] for r in rows}
+        chars = {r: [] for r in rows}
+        drawn = {r: 0 for r in rows}
+        best = {r: -1.0 for r in rows}                        # furthest the window has been, in characters
+        last_move = {r: 0 for r in rows}
+        finished: dict[int, bool] = {}
+        bias, temperature = self.settings["bias"], self.settings["temperature"]
+        u = reading.u - offset                                 # positions of the piece's characters (+ past end)
+        shear = self.pages[rows[0]].shear
+
+        def flush():
+            for r in rows:
+                if len(pens[r]) > drawn[r]:
+                    page = self.pages[r]
+                    d = np.array(moves[r][drawn[r]:])
+                    start = page.origin(piece.gap) if drawn[r] == 0 else page.pen
+                    if drawn[r] == 0:
+                        d[0] = 0.0
+                    page.draw(start + np.cumsum(d, axis=0), np.array(pens[r][drawn[r]:]))
+                    drawn[r] = len(pens[r])
+
+        t = 0
+        while len(finished) < n and t < limit and self.budget > 0:
+            step = model.step(x, state, reading, bias, temperature, self.generator)
+            x, state, t = step.point, step.state, t + 1
+            self.budget -= 1
+            phi = step.phi
+            ended = past_end(phi, total).tolist()
+            at = phi[:, offset:-1].argmax(-1).tolist()
+            where = ((phi * u).sum(-1) / phi.sum(-1).clamp_min(1e-9)).tolist()
+            point = x.tolist()
+            for k, r in enumerate(rows):
+                if r in finished:
+                    continue
+                dx, dy, pen_up = point[k]
+                moves[r].append((dx - shear * dy, dy))
+                pens[r].append(pen_up)
+                chars[r].append(at[k])
+                if where[k] > best[r] + 0.5:
+                    best[r], last_move[r] = where[k], t
+                if ended[k] and pen_up > 0.5:
+                    finished[r] = len(pens[r]) >= least
+                elif t - last_move[r] > patience:
+                    finished[r] = False                     # stalled
+            if t % CHUNK_POINTS == 0:
+                flush()
+                yield self.chunk(position={r: piece.start + where[k] for k, r in enumerate(rows)},
+                                 attention={r: phi[k, offset:-1].numpy().copy() for k, r in enumerate(rows)})
+        flush()
+        results = {}
+        for r in rows:
+            # past the end but the budget ran out before the pen lifted: finished all the same
+            ok = finished.get(r, r not in finished and best[r] >= length - 0.5 and len(pens[r]) >= least)
+            added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
+            xy = np.concatenate(added)[-len(pens[r]):] if pens[r] else np.zeros((0, 2))
+            results[r] = (ok, xy, np.array(pens[r]), np.array(chars[r]), best[r])
+        return results
+
+    def retract(self, rows: list[int]) -> dict[int, int]:
+        """Take back what `rows` drew in a failed attempt: the page forgets it, the view is told how many of
+        the points it was sent to drop."""
+        taken = {}
+        for r in rows:
+            page = self.pages[r]
+            page.out = []                    # unsent rows of the attempt are simply dropped
+            taken[r] = page.sent - page.saved["sent"]
+            page.restore()
+        return taken
+
+    def write_piece(self, rows: list[int], piece: Piece) -> Iterator[InkChunk]:
+        if piece.glyph:
+            for r in rows:
+                self.glyph(r, piece.glyph, piece.gap)
+            return
+        pending = list(rows)
+        for _ in range(ATTEMPTS):
+            if any(page.out for page in self.pages):
+                yield self.chunk()           # an attempt starts with nothing unsent: a retraction is exact
+            for r in pending:
+                self.pages[r].save()
+            results = yield from self.attempt(pending, piece)
+            failed = [r for r in pending if not results[r][0]]
+            for r in pending:
+                if results[r][0]:
+                    self.accents(r, piece, results[r])
+            if failed:
+                yield self.chunk(retract=self.retract(failed))
+            pending = failed
+            if not pending or self.budget <= 0:
+                break
+        if not pending:
+            return
+        words = piece.text.split(" ")
+        if len(words) > 1 and self.budget > 0:        # shorter texts are easier to follow: halves
+            half = len(words) // 2
+            left = " ".join(words[:half])
+            first = Piece(piece.start, left, marks=[m for m in piece.marks if m[0] < len(left)], gap=piece.gap)
+            second = Piece(piece.start + len(left) + 1, " ".join(words[half:]),
+                           marks=[(i - len(left) - 1, a) for i, a in piece.marks if i > len(left)], gap=True)
+            yield from self.write_piece(pending, first)
+            yield from self.write_piece(pending, second)
+            return
+        for r in pending:           # one word the pen cannot follow: from the font, letter by letter
+            self.fell_back.add(piece.text)
+            for i, ch in enumerate(piece.text):
+                self.glyph(r, ch, piece.gap and i == 0)
+
+    def glyph(self, r: int, ch: str, gap: bool) -> None:
+        page = self.pages[r]
+        h = page.x_height
+        strokes, advance, _ = fallback(ch, h)
+        left = (page.right if page.right is not None else 0.0) + (self.meta["char_width"] if gap else 0.1 * h)
+        base = page.baseline
+        placed = [np.column_stack([s[:, 0] - page.shear * s[:, 1] + left, s[:, 1] + base]) for s in strokes]
+        if placed:
+            page.draw_strokes(placed)
+        page.right = left + advance
+
+    def accents(self, r: int, piece: Piece, result: tuple) -> None:
+        """Accents over (or under) the letters the model wrote as their base letter, placed by the attention:
+        the points written while the window was on a letter are that letter's."""
+        _, xy, _, chars, _ = result
+        page = self.pages[r]
+        right = page.right
+        for i, mark in piece.marks:
+            mine = xy[chars == i] if (chars == i).any() else xy[-max(1, len(xy) // len(piece.text)):]
+            x_top = page.baseline - page.x_height
+            top = x_top if mark in ("\u0327", "\u0328") else min(x_top, float(mine[:, 1].min()))
+            page.draw_strokes(mark_strokes(mark, float(mine[:, 0].mean()), top, page.x_height))
+        page.right = right
+
+    # --- the page
+    def write(self, lines: list[str]) -> Iterator[InkChunk | Notice]:
+        plans = [plan_line(line, self.writable) for line in lines]
+        expected = sum(len(line) for line in lines) * self.points_per_char
+        self.budget = int(6 * expected) + 200
+        all_rows = list(range(self.rows))
+        for index, (pieces, _) in enumerate(plans):
+            for page in self.pages:
+                page.new_line(index)
+            for piece in pieces:
+                if not piece.glyph and self.budget <= 0:     # out of time: the rest from the font
+                    self.fell_back.add(piece.text)
+                    for r in all_rows:
+                        for i, ch in enumerate(piece.text):
+                            self.glyph(r, ch, piece.gap and i == 0)
+                    continue
+                yield from self.write_piece(all_rows, piece)
+                yield self.chunk()
+        yield self.chunk(done=True)
+
+
+def substitution_notice(substituted: set[str], alphabet: Alphabet) -> str:
+    accented = sorted(ch for ch in substituted if len(unicodedata.normalize("NFD", ch)) > 1
+                      and unicodedata.normalize("NFD", ch)[0] in alphabet.chars)
+    drawn = sorted(substituted - set(accented))
+    parts = []
+    if drawn:
+        parts.append(f"drawn from the Hershey font (the model never learnt them): {' '.join(drawn)}")
+    if accented:
+        parts.append(f"written as the base letter with the accent drawn on: {' '.join(accented)}")
+    return "; ".join(parts)
+
+
+def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk | Notice]:
+    from .export import colour
+    colour(settings)                      # a bad colour is an error before any ink flows, not at export
+    if meta.get("alphabet") is None:
+        yield from scribble(model, meta, settings)
+        return
+    rng = np.random.default_rng(settings["seed"])
+    primer, described = choose_primer(meta, settings, rng)
+    if primer is not None:      # lay the page out, and size the font, by the chosen hand itself
+        meta = {**meta, **writing_shape([primer.points], [primer.text])}
+    writer = Writer(model, meta, settings, meta["scale"])
+    lines = wrap(settings["text"], settings["width"])
+    if not lines:
+        yield Notice("nothing to write: the text is empty")
+        yield writer.chunk(done=True)
+        return
+    substituted = set().union(*(plan_line(line, writer.writable)[1] for line in lines))
+    yield Notice(f"writing {len(lines)} line(s) {described}")
+    if substituted:
+        yield Notice(substitution_notice(substituted, writer.alphabet))
+    writer.prime(primer)
+    yield from writer.write(lines)
+    if writer.fell_back:
+        yield Notice(f"the pen could not follow {', '.join(repr(t) for t in sorted(writer.fell_back))}: "
+                     f"drawn from the Hershey font instead")
+
+
+def scribble(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk]:
+    """An unconditional model: `length` points per variation."""
+    n, scale = settings["variations"], meta["scale"]
+    generator = torch.Generator().manual_seed(settings["seed"])
+    device = next(model.parameters()).device
+    x, state = torch.zeros(n, 3, device=device), model.initial_state(n, device)
+    shear = math.tan(math.radians(settings["slant"]))
+    rows = []
+    for t in range(settings["length"]):
+        step = model.step(x, state, None, settings["bias"], settings["temperature"], generator)
+        x, state = step.point, step.state
+        rows.append(x.cpu().numpy().copy())
+        if len(rows) == CHUNK_POINTS or t == settings["length"] - 1:
+            block = np.stack(rows, axis=1)                          # (n, k, 3)
+            block[..., 0] -= shear * block[..., 1]
+            block[..., :2] *= scale
+            rows = []
+            yield InkChunk([b.astype(np.float32) for b in block], [0] * n, rate=meta.get("points_per_second"),
+                           x_height=meta["x_height"] * scale,
+                           done=[True] * n if t == settings["length"] - 1 else None)

@@ -1,0 +1,390 @@
+"""The ink engine on the studio's interface: a corpus of any pen format, learning to read text on Hershey
+strokes, writing any text as a complete page, exports that open again, and bad pen files named."""
+import io
+import json
+import pickle
+import string
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engines.core.errors import ConfigError, CorpusError
+from engines.core.interface import Notice, StageRecipe, TrainConfig, resolve_settings
+from engines.core.trainer import Evaluation, Progress, load_model, train
+from engines.core.checkpoint import load_checkpoint
+from engines.ink import InkEngine
+from engines.ink.chunks import InkChunk, strokes_of, variation_points
+from engines.ink.data import Alphabet, read_corpus
+from engines.ink.hershey import fallback, synthetic_line
+from engines.ink.model import past_end
+from engines.ink.write import plan_line, wrap
+
+ENGINE = InkEngine()
+WORDS = "an ox can see a cat on the hill".split()
+TINY = dict(n_layer=2, n_hidden=32, mixtures=3, window_gaussians=3)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_hershey_corpus(folder: Path, lines: int = 200, seed: int = 0, most_words: int = 5) -> Path:
+    """The studio's corpus format (strokes.npz + texts.jsonl) of exactly aligned lines in Hershey's cursive,
+    in integer tablet-like units, by three 'writers'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    points, offsets, rows = [], [0], []
+    for i in range(lines):
+        text = " ".join(rng.choice(WORDS, rng.integers(1, most_words + 1)))
+        p = np.round(synthetic_line(text, rng, 20.0, 7.0)).astype(np.int16)
+        points.append(p)
+        offsets.append(offsets[-1] + len(p))
+        rows.append({"index": i, "writer": f"w{i % 3}", "text": text})
+    np.savez(folder / "strokes.npz", points=np.concatenate(points), offsets=np.array(offsets))
+    (folder / "texts.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder
+
+
+def tiny_recipe(steps: int = 80, **model) -> dict:
+    train_config = TrainConfig(batch_size=8, seq_len=120, lr=1e-2, warmup_steps=10, max_steps=steps,
+                               weight_decay=0.0, grad_clip=3.0, eval_interval=steps // 2, log_interval=1,
+                               precision="fp32", val_units=5000)
+    return {"model": StageRecipe({**TINY, **model}, train_config)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained for 80 steps on Hershey lines: (run folder, corpus folder, validation losses)."""
+    root = tmp_path_factory.mktemp("ink")
+    data = write_hershey_corpus(root / "data")
+    recipe = tiny_recipe()
+    from engines.ink.config import InkModelConfig
+    corpus = ENGINE.read_corpus(data, model_config=InkModelConfig(**TINY))
+    events = list(train(ENGINE, corpus, root / "run", recipes=recipe, device="cpu", previews=False))
+    return root / "run", data, [e.val_loss for e in events if isinstance(e, Evaluation)]
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return load_model(ENGINE, trained[0], "cpu")
+
+
+def settings(**values):
+    return resolve_settings(ENGINE.controls(), {"seed": 0, **values})
+
+
+def write(model_and_header, **values):
+    model, header = model_and_header
+    chunks = list(ENGINE.generate(model, header, settings(**values)))
+    return [c for c in chunks if isinstance(c, InkChunk)], [c.message for c in chunks if isinstance(c, Notice)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# the corpus
+
+def test_summary_names_writers_lines_alphabet_and_rate(trained):
+    _, data, _ = trained
+    corpus = ENGINE.read_corpus(data)
+    s, meta = corpus.summary, corpus.meta
+    text = "\n".join(s["lines"])
+    assert s["ink_lines"] == 200 and s["writers"] == 3 and "w0, w1, w2" in text
+    assert "never seen: " in text and "ABC" in text            # capitals and digits are not in these lines
+    assert "points per character" in text and "do not say how fast" in text
+    assert set(meta["alphabet"]["chars"]) == set("anoxcsethil ")
+    assert sorted(meta["styles"]) == ["w0", "w1", "w2"] and all(len(s["text"]) > 10 for s in meta["styles"].values())
+    json.dumps(meta)                                           # saved in every checkpoint
+    batch = corpus.batch(4, 50, torch.Generator().manual_seed(0))
+    assert batch.tensors["points"].shape[:2] == (4, 51) and batch.units == int(batch.tensors["point_mask"][:, 1:].sum())
+
+
+def test_writers_can_be_held_out_and_unknown_ones_are_named(trained):
+    _, data, _ = trained
+    from engines.ink.config import InkModelConfig
+    corpus = ENGINE.read_corpus(data, model_config=InkModelConfig(validation_writers="w1"))
+    assert len(corpus.val) == 200 // 3 + (200 % 3 > 1) and "w1" not in corpus.meta["styles"]
+    with pytest.raises(CorpusError, match="nobody"):
+        ENGINE.read_corpus(data, model_config=InkModelConfig(validation_writers="nobody"))
+
+
+def sketch_npz(path: Path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_sketch_rnn_stroke3_and_stroke5_files_parse_without_unpickling_code(tmp_path):
+    sketches = np.empty(2, dtype=object)
+    sketches[0] = np.array([[5, 0, 0], [5, 5, 1], [-10, 0, 0], [0, 5, 1]], np.int16)
+    sketches[1] = np.array([[1, 1, 0], [2, 2, 1]], np.int16)
+    sketch_npz(tmp_path / "cat.npz", train=sketches, valid=sketches[:1])
+    stroke5 = np.zeros((1, 6, 5), np.float32)          # padded stroke-5: dx, dy, down, up, end
+    stroke5[0, :3] = [[3, 0, 1, 0, 0], [3, 0, 0, 1, 0], [0, 3, 0, 0, 1]]
+    sketch_npz(tmp_path / "dog.npz", test=stroke5)
+    lines, warnings = read_corpus(tmp_path)
+    assert len(lines) == 4 and not warnings and all(l.text == "" for l in lines)
+    cat = next(l for l in lines if l.source.endswith("train[0]"))
+    np.testing.assert_array_equal(cat.points, [[0, 0, 0], [5, 0, 0], [5, 5, 1], [-10, 0, 0], [0, 5, 1]])
+    dog = next(l for l in lines if "dog" in l.source)
+    np.testing.assert_array_equal(dog.points, [[0, 0, 0], [3, 0, 0], [3, 0, 1]])
+    assert [len(s) for s in strokes_of(cat.points)] == [3, 2]
+
+    class Evil:                                         # a pickle that would run a command when loaded
+        def __reduce__(self):
+            return (print, ("pwned",))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+        z.writestr("train.npy", np.lib.format.MAGIC_PREFIX + b"\x01\x00" + header.getvalue()[8:] + pickle.dumps([Evil()]))
+    (tmp_path / "bad" ).mkdir()
+    (tmp_path / "bad" / "evil.npz").write_bytes(buffer.getvalue())
+    with pytest.raises(CorpusError, match=r"evil\.npz.*builtins\.print"):
+        read_corpus(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("name, content, why", [
+    ("empty.inkml", b"", "not well-formed"),
+    ("binary.xml", bytes(range(256)) * 4, "not well-formed"),
+    ("truncated.npz", b"PK\x03\x04garbage", "not a readable .npz"),
+    ("words.ndjson", b"hello world\n", "skipped"),
+    ("flat.npz", None, "expected (n, 3) stroke-3"),
+    ("nopoints.inkml", b'<ink xmlns="http://www.w3.org/2003/InkML"><trace>1 2</trace></ink>', "at least 2 points"),
+    ("notes.txt", b"just text", "no pen data"),
+])
+def test_bad_pen_files_are_each_named_with_a_reason(tmp_path, name, content, why):
+    path = tmp_path / name
+    if content is None:
+        np.savez(path, train=np.zeros((4, 7)))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CorpusError) as e:
+        ENGINE.read_corpus(tmp_path if name != "notes.txt" else path)
+    assert name in str(e.value) and why in str(e.value)
+
+
+def test_an_unconditional_corpus_trains_and_scribbles(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [json.dumps({"drawing": [[list(np.cumsum(rng.integers(-9, 10, 30)).tolist()),
+                                     list(np.cumsum(rng.integers(-9, 10, 30)).tolist())]]}) for _ in range(40)]
+    (tmp_path / "doodles.ndjson").write_text("\n".join(rows))
+    corpus = ENGINE.read_corpus(tmp_path / "doodles.ndjson")
+    assert corpus.meta["alphabet"] is None and "unconditional" in " ".join(corpus.summary["lines"])
+    events = list(train(ENGINE, corpus, tmp_path / "run", recipes=tiny_recipe(20), device="cpu", previews=False))
+    losses = [e.val_loss for e in events if isinstance(e, Evaluation)]
+    assert losses[-1] < losses[0]
+    model, header = load_model(ENGINE, tmp_path / "run")
+    chunks = [c for c in ENGINE.generate(model, header, settings(length=50, variations=2)) if isinstance(c, InkChunk)]
+    assert [len(variation_points(chunks, v)) for v in (0, 1)] == [50, 50]
+
+
+# ----------------------------------------------------------------------------------------------------
+# learning to read
+
+def test_loss_falls(trained):
+    _, _, losses = trained
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_chunked_training_scores_what_whole_lines_score(trained):
+    """chunk_points cuts the gradient at chunk boundaries, not the state: the loss is the same number."""
+    _, data, _ = trained
+    from engines.ink.config import InkModelConfig
+    corpus = ENGINE.read_corpus(data)
+    batch = corpus.batch(4, 60, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    whole = ENGINE.build_model(ENGINE.stage(), InkModelConfig(**TINY), corpus.meta)
+    chunked = ENGINE.build_model(ENGINE.stage(), InkModelConfig(**TINY, chunk_points=7), corpus.meta)
+    chunked.load_state_dict(whole.state_dict())
+    a, b = ENGINE.loss(whole, batch, ENGINE.stage()).value, ENGINE.loss(chunked, batch, ENGINE.stage()).value
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    b.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in chunked.parameters())
+
+
+def test_the_window_moves_forward_and_reaches_the_end_of_the_text(model):
+    """Trained for a few seconds on exactly aligned Hershey lines, the tiny model reads its text."""
+    net, header = model
+    alphabet = Alphabet.from_meta(header["corpus"]["alphabet"])
+    text = "a cat can see"
+    ids = torch.tensor([alphabet.encode(text)] * 4)
+    reading = net.encode_text(ids, torch.ones_like(ids, dtype=torch.bool))
+    g = torch.Generator().manual_seed(0)
+    x, state = torch.zeros(4, 3), net.initial_state(4)
+    positions, finished_at = [], [None] * 4
+    expected = len(text) / header["corpus"]["chars_per_point"]
+    for t in range(int(3 * expected)):
+        step = net.step(x, state, reading, bias=1.0, generator=g)
+        x, state = step.point, step.state
+        positions.append(state.kappa.mean(-1))
+        for i, done in enumerate(past_end(step.phi, torch.full((4,), len(text))).tolist()):
+            if done and finished_at[i] is None:
+                finished_at[i] = t
+    positions = torch.stack(positions)
+    assert (positions.diff(dim=0) >= 0).all()                          # kappa only moves forward
+    assert all(f is not None and 0.5 * expected < f < 1.5 * expected for f in finished_at), (finished_at, expected)
+
+
+# ----------------------------------------------------------------------------------------------------
+# writing
+
+def test_text_wraps_and_splits_into_written_and_drawn_pieces():
+    assert wrap("one two three four\n\nfive", 9) == ["one two", "three", "four", "", "five"]
+    assert wrap("x" * 25, 10) == ["x" * 10, "x" * 10, "x" * 5]
+    pieces, substituted = plan_line("an ox, née 5 cats", set("anoxcest "))
+    assert [(p.text, p.glyph) for p in pieces] == [("an ox", ""), ("", ","), ("nee", ""), ("", "5"), ("cats", "")]
+    assert pieces[2].marks == [(1, "\u0301")] and pieces[2].gap and not pieces[1].gap
+    assert substituted == {",", "é", "5"}
+
+
+def test_every_character_a_user_can_type_is_written(model):
+    text = "".join(ch for ch in string.printable if not ch.isspace() or ch == " ") + \
+        " Ærø Ünïcödé ñ ç ß Ωμέγα Жизнь 中文 🙂 \u0301 \x00 fin"
+    chunks, notices = write(model, text=text, width=40, variations=2)
+    assert any("Hershey" in n and "中" in n and "@" in n for n in notices)
+    assert any("accent" in n and "ü" not in n and "ï" in n for n in notices)
+    for v in range(2):
+        points = variation_points(chunks, v)
+        assert len(points) > len(text) and np.isfinite(points).all()
+        assert set(np.unique(points[:, 2])) <= {0.0, 1.0}
+    assert chunks[-1].done == [True, True]
+    lines = {line for c in chunks for line in c.line}
+    assert lines == set(range(len(wrap(text, 40))))
+
+
+@pytest.mark.parametrize("ch", ["@", "Q", "Ω", "Ж", "中"])
+def test_font_fallback_is_scaled_to_the_hand(ch):
+    small, _, _ = fallback(ch, 2.0)
+    large, advance, known = fallback(ch, 4.0)
+    assert known == (ch != "中") and advance > 0
+    np.testing.assert_allclose(np.concatenate(large), 2 * np.concatenate(small))
+
+
+def test_a_page_is_reproducible_and_keeps_its_lines_apart(model):
+    a, _ = write(model, text="a cat can see the ox on the hill and an ox can see a cat", width=20, seed=3)
+    b, _ = write(model, text="a cat can see the ox on the hill and an ox can see a cat", width=20, seed=3)
+    pa, pb = variation_points(a, 0), variation_points(b, 0)
+    np.testing.assert_array_equal(pa, pb)
+    xy = np.cumsum(pa[:, :2], axis=0)
+    line_of_point = np.concatenate([np.full(len(c.points[0]), c.line[0]) for c in a])[:len(xy)]
+    if not any(c.retract for c in a):   # (retractions shift which chunk a point came from)
+        means = [xy[line_of_point == k, 1].mean() for k in range(3)]
+        assert means[0] < means[1] < means[2]
+
+
+def test_a_stalling_pen_is_retried_then_drawn_from_the_font(trained, tmp_path):
+    """A model whose window never moves (an untrained one moves at the corpus' pace: this one is held still)
+    cannot follow the text: its attempts are taken back, and the page still ends with every word on it (from
+    the font), said in a notice."""
+    _, data, _ = trained
+    corpus = ENGINE.read_corpus(data)
+    from engines.ink.config import InkModelConfig
+    torch.manual_seed(0)
+    net = ENGINE.build_model(ENGINE.stage(), InkModelConfig(**TINY), corpus.meta).eval()
+    with torch.no_grad():
+        net.window.bias[2 * TINY["window_gaussians"]:] = -30.0
+    chunks = list(ENGINE.generate(net, {"corpus": corpus.meta}, settings(text="a cat can see the hill", style="none")))
+    ink = [c for c in chunks if isinstance(c, InkChunk)]
+    notices = " ".join(c.message for c in chunks if isinstance(c, Notice))
+    assert any(c.retract and any(c.retract) for c in ink)
+    assert "could not follow" in notices and "'a'" in notices and "'hill'" in notices
+    sent = sum(len(c.points[0]) for c in ink)
+    kept = variation_points(ink, 0)
+    assert len(kept) < sent and np.isfinite(kept).all()
+
+
+def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tmp_path):
+    _, header = model
+    styles = header["corpus"]["styles"]
+    writer = sorted(styles)[0]
+    chunks, notices = write(model, text="an ox", style=writer)
+    assert f"writer {writer}" in notices[0] and len(variation_points(chunks)) > 10
+    with pytest.raises(ConfigError, match="no style 'nobody'"):
+        write(model, text="an ox", style="nobody")
+    # a recorded line in InkML, in quite other units, with its text
+    rng = np.random.default_rng(1)
+    xy = np.cumsum(np.round(synthetic_line("a cat", rng, 300.0, 40.0)[:, :2]), axis=0)
+    trace = ", ".join(f"{x:g} {y:g}" for x, y in xy)
+    (tmp_path / "mine.inkml").write_text(f'<ink xmlns="http://www.w3.org/2003/InkML"><annotation type="truth">a cat'
+                                         f'</annotation><trace>{trace}</trace></ink>')
+    chunks, notices = write(model, text="an ox", style_file=str(tmp_path / "mine.inkml"))
+    assert "mine.inkml" in notices[0] and len(variation_points(chunks)) > 10
+    chunks, notices = write(model, text="an ox", style_file=str(trained[1] / "strokes.npz"))   # a recording
+    assert "strokes.npz" in notices[0] and len(variation_points(chunks)) > 10
+    pen = [[[float(x), float(y), 0.01 * i] for i, (x, y) in enumerate(xy)]]
+    chunks, notices = write(model, text="an ox", pen_sample=pen, pen_text="a cat")
+    assert "pen sample" in notices[0]
+    with pytest.raises(ConfigError, match="no text"):
+        write(model, text="an ox", pen_sample=pen)
+
+
+# ----------------------------------------------------------------------------------------------------
+# files
+
+def test_exports_open_and_load_back(model, tmp_path):
+    chunks, _ = write(model, text="an ox can see\na cat", variations=2, colour="darkred", stroke_width=3.0)
+    record = {**settings(text="an ox can see\na cat", variations=2, colour="darkred"), "engine": "ink"}
+    for suffix in ENGINE.export_formats:
+        path = ENGINE.export(chunks, record, tmp_path / f"page{suffix}")
+        assert json.loads(path.with_name(path.name + ".json").read_text())["colour"] == "darkred"
+        if suffix == ".svg":
+            root = ElementTree.parse(path).getroot()
+            paths = [e for e in root.iter() if e.tag.endswith("path")]
+            assert len(paths) == 4 and all(p.get("d").startswith("M") for p in paths)    # outline + line, x2
+            assert any(e.get("id") == "plotter-lines" for e in root.iter())
+        else:
+            with Image.open(path) as image:
+                image.load()
+                assert image.width > 50 and image.height > 50
+                if suffix == ".gif":
+                    assert image.n_frames > 5
+                else:
+                    assert np.asarray(image.convert("L")).min() < 100                   # ink on the page
+        loaded, saved = ENGINE.load_sample(path)
+        assert saved["colour"] == "darkred"
+        for v in range(2):
+            np.testing.assert_array_equal(variation_points(loaded, v), variation_points(chunks, v))
+    with pytest.raises(ConfigError, match="not a colour"):
+        ENGINE.export(chunks, {**record, "colour": "inky"}, tmp_path / "bad.png")
+    (tmp_path / "other.png").write_bytes((tmp_path / "page.png").read_bytes()[:100])
+    with pytest.raises(CorpusError, match="other.png"):
+        ENGINE.load_sample(tmp_path / "other.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    with pytest.raises(CorpusError, match="no handwriting"):
+        ENGINE.load_sample(tmp_path / "plain.png")
+
+
+def test_retracted_points_are_off_the_page():
+    a = np.array([[0, 0, 0], [1, 0, 1]], np.float32)
+    b = np.array([[5, 5, 0], [1, 1, 0], [1, 1, 1]], np.float32)
+    c = np.array([[2, 0, 0], [2, 0, 1]], np.float32)
+    chunks = [InkChunk([a]), InkChunk([b]), InkChunk([c], retract=[2])]
+    np.testing.assert_array_equal(variation_points(chunks), np.vstack([a, b[:1], c]))
+    chunks = [InkChunk([a]), InkChunk([b]), InkChunk([c], retract=[4])]
+    np.testing.assert_array_equal(variation_points(chunks), np.vstack([a[:1], c]))
+
+
+def test_exact_resume(trained, tmp_path):
+    _, data, _ = trained
+    corpus = ENGINE.read_corpus(data)
+
+    def run(out, stop=None, resume=False):
+        events = train(ENGINE, corpus, out, recipes=tiny_recipe(12), resume=resume, device="cpu", seed=2,
+                       previews=False)
+        for e in events:
+            if stop and isinstance(e, Progress) and e.step == stop:
+                events.close()
+                break
+    run(tmp_path / "straight")
+    run(tmp_path / "stopped", stop=5)
+    run(tmp_path / "stopped", resume=True)
+    a = load_checkpoint(tmp_path / "straight" / "last.safetensors", prefix="model.")[0]
+    b = load_checkpoint(tmp_path / "stopped" / "last.safetensors", prefix="model.")[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
