@@ -1,0 +1,385 @@
+"""Ink engine benchmark: how fast the pen writes (points/s at batch 1 and batched, seconds per 60-character
+line, time to the first point) against the bound of reading every weight once per point, training throughput,
+and the held-out NLL of a training run on a writer it never saw, against training time. Prints tables, writes
+bench/results/ink.json.
+
+    python bench/ink.py                              # speed of each preset's shape, and the bundled run's curve
+    python bench/ink.py --run /work/runs/ink-bundled # the curve of another run (its validation split)
+
+The model's step is timed with random weights of each preset's shape (its speed does not depend on what it
+learnt); the whole writer with the run's own model, whose stalls and retries are part of the cost. One torch
+thread, each measurement in its own subprocess. The held-out curve is the run's own validation: the unipen preset
+holds out writer 'sin' (66 lines), read whole, in nats per point.
+
+    python bench/ink.py --legibility 30 20 20        # + CER: recogniser <= 30 epochs / 20 min, 20 texts
+
+Legibility: a BiLSTM-CTC recogniser over the pen points, trained on the run's real training lines, reads the
+held-out writer's lines (real CER) and the same texts written by the run's best model at bias 0, 1 and 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIPEN = ROOT.parent / "shared" / "data" / "handwriting" / "unipen_cursive"
+RESULTS = ROOT / "bench" / "results"
+RUN = Path("/work/runs/ink-bundled")
+SHAPES = {"small (3x256)": ("small", {}), "Graves (3x400)": ("small", {"n_hidden": 400}), "tiny": ("tiny", {})}
+LINE = "The quick brown fox jumps over the lazy dog, said Mr. Jones"   # 60 characters
+
+
+def child(function: str, *args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", function, *map(str, args)], capture_output=True,
+                         text=True, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def shape_model(name: str, meta: dict):
+    import dataclasses
+    import torch
+    from engines.ink import InkEngine
+    from engines.ink.config import InkModelConfig
+    engine = InkEngine()
+    preset, changes = SHAPES[name]
+    config = dataclasses.replace(InkModelConfig(**engine.preset(preset).stages["model"].model), **changes)
+    torch.manual_seed(0)
+    return engine, engine.build_model(engine.stage(), config, meta).eval()
+
+
+def corpus_meta(checkpoint: str | None) -> dict:
+    """A trained run's corpus meta (alphabet, scale, styles), else the UNIPEN set read with the small preset."""
+    if checkpoint:
+        from engines.core.checkpoint import read_meta
+        return read_meta(checkpoint)["corpus"]
+    from engines.ink import InkEngine
+    from engines.ink.config import InkModelConfig
+    engine = InkEngine()
+    return engine.read_corpus(UNIPEN, model_config=InkModelConfig(**engine.preset("small").stages["model"].model)).meta
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second of a large copy (read + write), best of 5."""
+    import numpy as np
+    a = np.ones(64 * 2**20 // 8)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a.nbytes / best
+
+
+# ----------------------------------------------------------------------------------------------------
+# measurements (each in a child process)
+
+def measure_steps(name: str, batch: int, checkpoint: str) -> dict:
+    """The bare model step (one point for each of `batch` lines) and the bound of reading every weight once."""
+    import torch
+    torch.set_num_threads(1)
+    meta = corpus_meta(checkpoint or None)
+    _, model = shape_model(name, meta)
+    from engines.ink.data import Alphabet
+    alphabet = Alphabet.from_meta(meta["alphabet"])
+    ids = torch.tensor([alphabet.encode(LINE)] * batch)
+    text = model.encode_text(ids, torch.ones_like(ids, dtype=torch.bool))
+    x, state, g = torch.zeros(batch, 3), model.initial_state(batch), torch.Generator().manual_seed(0)
+    for _ in range(20):
+        step = model.step(x, state, text, 1.0, 1.0, g)
+        x, state = step.point, step.state
+    n = 400
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step = model.step(x, state, text, 1.0, 1.0, g)
+        x, state = step.point, step.state
+    seconds = time.perf_counter() - t0
+    weights = sum(p.numel() for p in model.parameters())
+    c = model.config
+    H, V, L = c.n_hidden, c.alphabet_size, c.n_layer
+    macs = (3 + V + H) * 4 * H + H * 3 * c.window_gaussians + (L - 1) * (3 + 2 * H + V) * 4 * H + L * H * (1 + 6 * c.mixtures)
+    bandwidth = memory_bandwidth()
+    return {"shape": name, "batch": batch, "weights": weights, "mflop_per_point": 2 * macs / 1e6,
+            "points_per_second": n * batch / seconds, "steps_per_second": n / seconds,
+            "bound_steps_per_second": bandwidth / (4 * weights), "bandwidth_gb_s": bandwidth / 1e9,
+            "seconds_per_60_char_line": 60 / meta["chars_per_point"] / (n / seconds)}
+
+
+def measure_writing(run: str) -> dict:
+    """The whole writer (style primer read, window watched, stalls retried, chunks made) with a trained run's
+    model: a 60-character line at batch 1, twice (the second reuses the primed style, as the app does)."""
+    import torch
+    torch.set_num_threads(1)
+    from engines.core.interface import resolve_settings
+    from engines.core.trainer import load_model
+    from engines.ink import InkEngine
+    from engines.ink.chunks import InkChunk, variation_points
+    engine = InkEngine()
+    model, header = load_model(engine, run, "cpu")
+    settings = resolve_settings(engine.controls(), {"text": LINE, "seed": 0, "width": 80})
+    out = {"run": run, "step": header["step"]}
+    for attempt in ("first", "again"):
+        t0, first, chunks = time.perf_counter(), None, []
+        for chunk in engine.generate(model, header, settings):
+            if first is None and isinstance(chunk, InkChunk) and len(chunk.points[0]):
+                first = time.perf_counter() - t0
+            chunks.append(chunk)
+        out[attempt] = {"seconds_per_line": time.perf_counter() - t0, "first_point_ms": 1000 * first,
+                        "points": len(variation_points(chunks)),
+                        "retracted": sum(sum(c.retract) for c in chunks if isinstance(c, InkChunk) and c.retract),
+                        "fell_back": [c.message for c in chunks if "could not follow" in getattr(c, "message", "")]}
+    return out
+
+
+def measure_training(name: str, checkpoint: str, steps: int = 3) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    meta = corpus_meta(checkpoint or None)
+    engine, model = shape_model(name, meta)
+    model.train()
+    batch, seq = 16, 320
+    from engines.core.interface import Batch
+    points = torch.randn(batch, seq + 1, 3)
+    points[..., 2] = (points[..., 2] > 1.2).float()
+    text = torch.randint(1, model.config.alphabet_size, (batch, 40))
+    tensors = {"points": points, "point_mask": torch.ones(batch, seq + 1, dtype=torch.bool), "text": text,
+               "text_mask": torch.ones_like(text, dtype=torch.bool)}
+    b = Batch(tensors, batch * seq)
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = engine.loss(model, b, engine.stage()).value
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    return {"shape": name, "points_per_second": b.units / min(times[1:]), "seconds_per_step_16x320": min(times[1:])}
+
+
+# ----------------------------------------------------------------------------------------------------
+# legibility: a small recogniser trained on real lines reads real held-out lines and generated ones
+
+def recogniser_corpus(run: str):
+    """The UNIPEN lines as the run's model reads them (its scale, smoothing, alphabet, held-out writer), without
+    the synthetic font lines: (train points, train ids, held-out points, held-out texts, header)."""
+    import dataclasses
+    from engines.core.checkpoint import read_meta
+    from engines.ink import InkEngine
+    from engines.ink.config import InkModelConfig
+    header = read_meta(Path(run) / "best.safetensors")
+    config = dataclasses.replace(InkModelConfig(**header["model_config"]), synthetic_lines=0)
+    corpus = InkEngine().read_corpus(UNIPEN, meta=header["corpus"], model_config=config)
+    from engines.ink.data import Alphabet
+    alphabet = Alphabet.from_meta(header["corpus"]["alphabet"])
+    texts = [t for t in _heldout_texts(config.validation_writers)]
+    return corpus.train, corpus.train_texts, corpus.val, texts, alphabet, header
+
+
+def _heldout_texts(writers: str) -> list[str]:
+    held = {w.strip() for w in writers.split(",") if w.strip()}
+    rows = [json.loads(l) for l in (UNIPEN / "texts.jsonl").read_text().splitlines()]
+    return [r["text"] for r in rows if r["writer"] in held and r["text"] != "-"]
+
+
+class Recogniser:
+    """A BiLSTM over pairs of (dx, dy, pen_up) points (half as many steps; ~4 per character remain) with a CTC
+    head over the model's alphabet (blank last)."""
+
+    def __init__(self, classes: int, hidden: int = 128):
+        import torch
+        self.net = torch.nn.LSTM(6, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = torch.nn.Linear(2 * hidden, classes + 1)
+        self.blank = classes
+
+    def parameters(self):
+        return list(self.net.parameters()) + list(self.head.parameters())
+
+    def logits(self, points):
+        import torch.nn.functional as F
+        B, T, _ = points.shape
+        pairs = F.pad(points, (0, 0, 0, T % 2)).reshape(B, (T + 1) // 2, 6)
+        return self.head(self.net(pairs)[0])                               # (B, ceil(T / 2), classes + 1)
+
+    def read(self, points) -> list[int]:
+        import torch
+        with torch.no_grad():
+            best = self.logits(torch.as_tensor(points)[None]).argmax(-1)[0].tolist()
+        out, previous = [], None
+        for c in best:
+            if c != previous and c != self.blank:
+                out.append(c)
+            previous = c
+        return out
+
+
+def train_recogniser(points, ids, epochs: int, seconds: float):
+    import torch
+    torch.manual_seed(0)
+    classes = max(max(t) for t in ids) + 1
+    model = Recogniser(classes)
+    optimizer = torch.optim.Adam(model.parameters(), 2e-3)
+    ctc = torch.nn.CTCLoss(blank=model.blank, zero_infinity=True)
+    order = sorted(range(len(points)), key=lambda i: len(points[i]))
+    batches = [order[i:i + 16] for i in range(0, len(order), 16)]
+    rng, started = np.random.default_rng(0), time.perf_counter()
+    for epoch in range(epochs):
+        for b in rng.permutation(len(batches)):
+            lines = [torch.from_numpy(points[i]) for i in batches[b]]
+            x = torch.nn.utils.rnn.pad_sequence(lines, batch_first=True)
+            targets = torch.cat([torch.tensor(ids[i]) for i in batches[b]])
+            log_probs = model.logits(x).log_softmax(-1).transpose(0, 1)   # (T, B, C)
+            loss = ctc(log_probs, targets, torch.tensor([(len(l) + 1) // 2 for l in lines]),
+                       torch.tensor([len(ids[i]) for i in batches[b]]))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if time.perf_counter() - started > seconds:
+                return model, epoch + 1
+    return model, epochs
+
+
+def cer(model, points: list, texts: list[str], alphabet) -> float:
+    """Character error rate: edit distance between what the recogniser reads and the text, over all characters."""
+    errors = total = 0
+    for p, text in zip(points, texts):
+        truth = alphabet.encode(text)
+        read = model.read(p)
+        row = list(range(len(read) + 1))                                   # Levenshtein, one row at a time
+        for i, t in enumerate(truth, 1):
+            previous, row[0] = row[0], i
+            for j, r in enumerate(read, 1):
+                previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (t != r))
+        errors += row[-1]
+        total += len(truth)
+    return errors / max(total, 1)
+
+
+def measure_legibility(run: str, epochs: int, minutes: float, lines: int) -> dict:
+    """CER of the recogniser on real held-out lines, and on the run's model writing the same texts (one line
+    each, style chosen by seed) at bias 0, 1 and 2. The page a user gets is measured, font fallbacks included;
+    how many words fell back is reported beside it."""
+    import torch
+    torch.set_num_threads(1)
+    from engines.core.interface import resolve_settings
+    from engines.core.trainer import load_model
+    from engines.ink import InkEngine
+    from engines.ink.chunks import InkChunk, variation_points
+    train_points, train_ids, val_points, val_texts, alphabet, header = recogniser_corpus(run)
+    started = time.perf_counter()
+    recogniser, done = train_recogniser(train_points, train_ids, epochs, minutes * 60)
+    out = {"run": run, "step": header["step"], "recogniser_epochs": done,
+           "recogniser_minutes": (time.perf_counter() - started) / 60, "lines": lines,
+           "real_cer": cer(recogniser, val_points[:lines], val_texts[:lines], alphabet), "generated": []}
+    engine = InkEngine()
+    model, header = load_model(engine, run, "cpu")
+    scale = header["corpus"]["scale"]
+    for bias in (0.0, 1.0, 2.0):
+        written, fell_back = [], 0
+        for k, text in enumerate(val_texts[:lines]):
+            settings = resolve_settings(engine.controls(), {"text": text, "seed": k, "bias": bias, "width": 400})
+            chunks = list(engine.generate(model, header, settings))
+            fell_back += sum("could not follow" in getattr(c, "message", "") for c in chunks)
+            p = variation_points([c for c in chunks if isinstance(c, InkChunk)])
+            p[:, :2] /= scale
+            written.append(np.vstack([np.zeros((1, 3), np.float32), p]))
+        out["generated"].append({"bias": bias, "cer": cer(recogniser, written, val_texts[:lines], alphabet),
+                                 "lines_with_font_fallback": fell_back})
+    return out
+
+
+def heldout_curve(run: Path) -> dict:
+    from engines.core.checkpoint import read_meta
+    header = read_meta(run / "last.safetensors")
+    h = header["history"]
+    return {"run": str(run), "preset": header.get("preset"), "step": header["step"],
+            "validation_writers": header["model_config"].get("validation_writers", ""),
+            "curve": [{"step": s, "minutes": t / 60, "nats_per_point": v}
+                      for s, t, v in zip(h["val_steps"], h["val_times"], h["val_losses"])]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, default=RUN, help="training run whose held-out curve to report")
+    parser.add_argument("--legibility", nargs=3, type=float, metavar=("EPOCHS", "MINUTES", "LINES"),
+                        help="also train the recogniser (at most EPOCHS epochs or MINUTES) and measure CER on LINES "
+                             "held-out texts, real and written by the run's best model (e.g. 30 20 20)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        function, *rest = args.child
+        result = {"steps": lambda: measure_steps(rest[0], int(rest[1]), rest[2]),
+                  "writing": lambda: measure_writing(rest[0]),
+                  "training": lambda: measure_training(rest[0], rest[1]),
+                  "legibility": lambda: measure_legibility(rest[0], int(rest[1]), float(rest[2]), int(rest[3]))
+                  }[function]()
+        print(json.dumps(result))
+        return
+
+    from machine import describe, machine
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg()}
+    print(describe(report["machine"]))
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in report['load_average'])} "
+          f"(other work on the machine slows every number below)")
+    checkpoint = str(args.run / "last.safetensors") if (args.run / "last.safetensors").exists() else ""
+    report["steps"] = [child("steps", name, batch, checkpoint) for name in SHAPES for batch in (1, 8)]
+    if checkpoint:
+        report["writing"] = child("writing", str(args.run))
+    report["training"] = [child("training", name, checkpoint) for name in SHAPES]
+    if checkpoint:
+        report["heldout"] = heldout_curve(args.run)
+    if checkpoint and args.legibility:
+        epochs, minutes, lines = args.legibility
+        report["legibility"] = child("legibility", str(args.run), int(epochs), minutes, int(lines))
+
+    print("\n== the model's step, one thread (random weights of each shape) ==")
+    print(f"{'shape':15} {'weights':>9} {'MFLOP/pt':>8} {'pts/s b1':>9} {'bound b1':>9} {'pts/s b8':>9} "
+          f"{'s/60-char line b1':>17}")
+    for name in SHAPES:
+        one = next(r for r in report["steps"] if r["shape"] == name and r["batch"] == 1)
+        eight = next(r for r in report["steps"] if r["shape"] == name and r["batch"] == 8)
+        print(f"{name:15} {one['weights']:9,} {one['mflop_per_point']:8.2f} {one['points_per_second']:9,.0f} "
+              f"{one['bound_steps_per_second']:9,.0f} {eight['points_per_second']:9,.0f} "
+              f"{one['seconds_per_60_char_line']:17.2f}")
+    print(f"(bound: memory bandwidth {report['steps'][0]['bandwidth_gb_s']:.1f} GB/s over the fp32 weights, read once "
+          f"per point)")
+    if "writing" in report:
+        w = report["writing"]
+        print(f"\n== the whole writer, {w['run']} at step {w['step']}, a 60-character line, batch 1 ==")
+        for attempt in ("first", "again"):
+            r = w[attempt]
+            print(f"{attempt:6} {r['seconds_per_line']:6.2f} s/line, first point {r['first_point_ms']:5.0f} ms, "
+                  f"{r['points']} points, {r['retracted']} taken back, font fallbacks: {len(r['fell_back'])}")
+    print("\n== training, one thread, batch 16 x 320 points ==")
+    for r in report["training"]:
+        print(f"{r['shape']:15} {r['points_per_second']:9,.0f} points/s  {r['seconds_per_step_16x320']:.2f} s/step")
+    if "heldout" in report:
+        h = report["heldout"]
+        print(f"\n== {h['run']} (preset {h['preset']}): held-out writer(s) {h['validation_writers'] or '(every n-th line)'}, "
+              f"whole lines ==")
+        print(f"{'minutes':>8} {'step':>6} {'nats/point':>10}")
+        for point in h["curve"]:
+            print(f"{point['minutes']:8.1f} {point['step']:6d} {point['nats_per_point']:10.3f}")
+    if "legibility" in report:
+        g = report["legibility"]
+        print(f"\n== legibility: a BiLSTM-CTC recogniser ({g['recogniser_epochs']} epochs, "
+              f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
+        print(f"real handwriting of the held-out writer: CER {g['real_cer']:.1%}")
+        for r in g["generated"]:
+            print(f"written by the run (step {g['step']}) at bias {r['bias']:g}: CER {r['cer']:.1%} "
+                  f"({r['lines_with_font_fallback']} line(s) with words drawn from the font)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ink.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {RESULTS / 'ink.json'}")
+
+
+if __name__ == "__main__":
+    main()
