@@ -8,5 +8,6 @@ import numpy as np
 
 @dataclass
 class VideoChunk:
-    frames: np.ndarray    # (variations, T, H, W, C) uint8: the frames decoded since the previous chunk
+    frames: np.ndarray    # (variations, T, H, W, C) uint8, C 1 (grey) or 3: the frames decoded since the last chunk
     fps: float
+    primer: bool = False  # these frames are the primer clip's, as the tokenizer reconstructs them

@@ -208,8 +208,11 @@ def read_clips(path, config: TokenizerConfig) -> VideoClips:
                            f"{config.clip_frames})")
             continue
         clips.append(cut(resampled, config.clip_frames))
-        lines.append(f"{s.name}: {s.width}x{s.height}, {len(s.frames)} frames at {s.fps:g} fps -> "
-                     f"{len(clips[-1])} clip(s)")
+        h, w = scaled_size(s.height, s.width, config.frame_size)
+        fitted = "" if (w, h) == (s.width, s.height) else f"scaled to {w}x{h}" + (
+            "" if w == h else f", cropped to {config.frame_size}x{config.frame_size}") + ", "
+        lines.append(f"{s.name}: {s.width}x{s.height}, {len(s.frames)} frames at {s.fps:g} fps -> {fitted}"
+                     f"{len(resampled)} frames at {fps:g} fps -> {len(clips[-1])} clip(s)")
     if not clips:
         reasons = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         raise CorpusError(f"{path} holds no usable video ({reasons or 'no files'})")

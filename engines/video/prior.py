@@ -193,3 +193,19 @@ def sample(model: GPT, primer, frames: int, labels=None, temperature: float = 1.
         codes = torch.cat([codes, draw(probs, generator)[:, None]], 1)
         if codes.size(1) % frame_tokens == 0:
             yield codes[:, -frame_tokens:].view(B, c.code_height, c.code_width)
+
+
+class VideoPrior(nn.Module):
+    """The prior stage as the trainer sees it: the frozen tokenizer (engines.core.frozen.Frozen, saved inside
+    this stage's checkpoint) and a GPT sized to its code grid and codebook."""
+
+    def __init__(self, config: PriorConfig, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.gpt = GPT(config.for_tokenizer(tokenizer.module.config))
+
+    def forward(self, video):
+        """video (B, C, T, H, W) in [-1, 1] -> the mean nats per code of its codes."""
+        with torch.autocast(video.device.type, enabled=False):       # the codes generation will see: fp32
+            codes = self.tokenizer.module.encode(video)                # (B, t, h, w), no gradients
+        return self.gpt(self.gpt.tokens(codes), codes.flatten(1))[1]

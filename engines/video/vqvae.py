@@ -27,7 +27,14 @@ from .config import TokenizerConfig
 
 
 # ----------------------------------------------------------------------------------------------------------
-# encoder and decoder
+# encoder and decoder, causal in time
+#
+# Every convolution looks only backwards in time: a kernel of 3 frames is padded with two frames in front and
+# none behind, a stride-2 step in time reads frames (2i, 2i+1) and its transposed twin writes them back from
+# code frame i. So the codes of frames 0..k depend on those frames alone, and frames 0..k decode from their
+# codes alone. That is what makes a primer of k frames an exact token prefix (its codes are the ones the whole
+# clip would have had) and lets generation show each frame as soon as its codes are drawn (later codes can
+# never change it). Space is ordinary: kernel 4 at stride 2 and kernel 3 at stride 1, padding 1.
 
 def strides(config: TokenizerConfig) -> list[tuple[int, int, int]]:
     """One (t, h, w) stride per downsampling layer: each halves time and space until it has been halved
@@ -36,19 +43,37 @@ def strides(config: TokenizerConfig) -> list[tuple[int, int, int]]:
     return [(2 if i < n_t else 1, 2 if i < n_s else 1, 2 if i < n_s else 1) for i in range(max(n_t, n_s))]
 
 
-def kernel(stride: tuple[int, int, int]) -> tuple[int, int, int]:
-    """With padding 1, kernel 4 at stride 2 halves a length exactly and kernel 3 at stride 1 keeps it; the
-    transposed convolution with the same numbers undoes either."""
-    return tuple(4 if s == 2 else 3 for s in stride)
+class CausalConv3d(nn.Conv3d):
+    """A 3D convolution padded in time on the past side only (kernel_t - stride_t frames), in space on both."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int], stride=(1, 1, 1)):
+        space_padding = (kernel[1] - stride[1] + 1) // 2
+        super().__init__(c_in, c_out, kernel, stride, padding=(0, space_padding, space_padding))
+        self.past = kernel[0] - stride[0]
+
+    def forward(self, x):
+        return super().forward(F.pad(x, (0, 0, 0, 0, self.past, 0)))
+
+
+def down(c_in: int, c_out: int, stride: tuple[int, int, int]) -> CausalConv3d:
+    """Kernel 2 at stride 2 in time (or 3 at stride 1), 4 at stride 2 in space (or 3 at stride 1)."""
+    return CausalConv3d(c_in, c_out, (3 if stride[0] == 1 else 2, *(4 if s == 2 else 3 for s in stride[1:])), stride)
+
+
+def up(c_in: int, c_out: int, stride: tuple[int, int, int]) -> nn.ConvTranspose3d:
+    """The inverse of `down`: code frame i writes frames stride_t*i .. stride_t*i + stride_t - 1 and nothing
+    earlier or later; space as the ordinary transposed convolution."""
+    return nn.ConvTranspose3d(c_in, c_out, (stride[0], *(4 if s == 2 else 3 for s in stride[1:])), stride,
+                              padding=(0, 1, 1))
 
 
 class ResBlock(nn.Module):
-    """x + conv1x1(relu(conv3x3x3(relu(x)))): the VQ-VAE paper's residual block in 3D. No normalisation
-    layer, so a model computes the same thing in train and eval mode."""
+    """x + conv1x1(relu(conv3x3x3(relu(x)))): the VQ-VAE paper's residual block in 3D, causal in time. No
+    normalisation layer, so a model computes the same thing in train and eval mode."""
 
     def __init__(self, channels: int):
         super().__init__()
-        self.net = nn.Sequential(nn.ReLU(), nn.Conv3d(channels, channels, 3, padding=1),
+        self.net = nn.Sequential(nn.ReLU(), CausalConv3d(channels, channels, (3, 3, 3)),
                                  nn.ReLU(), nn.Conv3d(channels, channels, 1))
 
     def forward(self, x):
@@ -60,9 +85,9 @@ class Encoder(nn.Module):
         super().__init__()
         layers, width = [], c.channels
         for stride in strides(c):
-            layers += [nn.Conv3d(width, c.hidden, kernel(stride), stride, padding=1), nn.ReLU()]
+            layers += [down(width, c.hidden, stride), nn.ReLU()]
             width = c.hidden
-        layers += [nn.Conv3d(c.hidden, c.hidden, 3, padding=1)]
+        layers += [CausalConv3d(c.hidden, c.hidden, (3, 3, 3))]
         layers += [ResBlock(c.hidden) for _ in range(c.res_blocks)]
         layers += [nn.ReLU(), nn.Conv3d(c.hidden, c.code_dim, 1)]
         self.net = nn.Sequential(*layers)
@@ -74,20 +99,24 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, c: TokenizerConfig):
         super().__init__()
-        layers = [nn.Conv3d(c.code_dim, c.hidden, 3, padding=1)]
+        layers = [CausalConv3d(c.code_dim, c.hidden, (3, 3, 3))]
         layers += [ResBlock(c.hidden) for _ in range(c.res_blocks)]
         layers += [nn.ReLU()]
         upsampling = list(reversed(strides(c)))
         for i, stride in enumerate(upsampling):
             last = i == len(upsampling) - 1
-            layers += [nn.ConvTranspose3d(c.hidden, c.channels if last else c.hidden, kernel(stride), stride,
-                                          padding=1)]
+            layers += [up(c.hidden, c.channels if last else c.hidden, stride)]
             if not last:
                 layers += [nn.ReLU()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
         return self.net(z)                              # (B, D, t, h, w) -> (B, C, T, H, W)
+
+    def reach(self) -> int:
+        """How many code frames back a decoded frame can see (its receptive field in time, in code frames):
+        decoding the last `reach` code frames gives the same newest frames as decoding the whole clip."""
+        return 1 + sum(m.past for m in self.modules() if isinstance(m, CausalConv3d))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -165,9 +194,11 @@ class Codebook(nn.Module):
         commitment = F.mse_loss(flat, quantised)
         # straight-through estimator: the forward pass sees the code, the backward pass the encoder output
         quantised = flat + (quantised - flat).detach()
-        usage = torch.bincount(codes, minlength=self.size).float() / codes.numel()
+        counts = torch.bincount(codes, minlength=self.size)
+        usage = counts.float() / codes.numel()
         perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())      # codes in effective use
-        stats = {"commitment": commitment, "perplexity": perplexity, "restarted": torch.tensor(restarted)}
+        stats = {"commitment": commitment, "perplexity": perplexity, "unused": (counts == 0).sum(),
+                 "restarted": torch.tensor(restarted)}
         return (quantised.view(B, t, h, w, D).movedim(-1, 1), codes.view(B, t, h, w), stats)
 
 
@@ -185,7 +216,8 @@ class VQVAE(nn.Module):
     def forward(self, video):
         """video (B, C, T, H, W) in [-1, 1] -> (reconstruction, metrics). metrics["loss"] is what to minimise
         (reconstruction MSE + beta * commitment); the rest are for watching: mse, commitment, psnr (dB, mean
-        over clips), perplexity (codes in effective use in this batch), restarted (dead codes restarted)."""
+        over clips), perplexity (codes in effective use in this batch), unused (codes no position of this
+        batch chose), restarted (dead codes restarted)."""
         quantised, _, stats = self.codebook(self.encoder(video))
         recon = self.decoder(quantised)
         mse = F.mse_loss(recon, video)
@@ -194,7 +226,7 @@ class VQVAE(nn.Module):
         psnr = (10 * torch.log10(4.0 / clip_mse.clamp_min(1e-10))).mean()
         loss = mse + self.config.commitment * stats["commitment"]
         return recon, {"loss": loss, "mse": mse.detach(), "commitment": stats["commitment"].detach(), "psnr": psnr,
-                       "perplexity": stats["perplexity"], "restarted": stats["restarted"]}
+                       "perplexity": stats["perplexity"], "unused": stats["unused"], "restarted": stats["restarted"]}
 
     @torch.no_grad()
     def encode(self, video):
