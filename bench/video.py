@@ -1,0 +1,246 @@
+"""Video engine benchmark: generation speed (seconds per 16-frame clip, tokens/s against the weight-bandwidth
+bound, first-frame latency, the cost of each frame past the trained length) and, given a trained run, its
+quality: tokenizer PSNR / SSIM / codebook use on held-out clips, the prior's held-out bits per token, both
+against training time, and 10 -> 10 frame prediction on held-out moving digits beside OpenSTL's figures.
+Prints tables, writes bench/results/video.json.
+
+    python bench/video.py                                  # speed only, a model of the digits preset's shape
+    python bench/video.py --run /work/runs/video-bundled   # and the quality of a trained run
+    python bench/video.py --run DIR --clips 20             # fewer prediction clips (default 100)
+
+Speeds are batch 1 with 1 and 2 torch threads, each in its own subprocess. Take them on an idle machine: a
+background training run halves them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+PRESET = "digits"
+# OpenSTL (Tan et al. 2023), Moving MNIST 64x64, 10 -> 10 frames: MSE per frame (sum over pixels in [0, 1]), SSIM
+OPENSTL = {"ConvLSTM": (46.3, 0.878), "PredRNN": (25.0, 0.944)}
+
+
+def child(function: str, *args) -> dict:
+    threads = args[0] if function == "speed" else 1
+    out = subprocess.run([sys.executable, __file__, "--child", function, *map(str, args)], capture_output=True,
+                         text=True, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def random_model():
+    """A prior (with its tokenizer) of the digits preset's shape, random weights: speed does not depend on them."""
+    import torch
+    from engines.core.frozen import Frozen
+    from engines.video import VideoEngine
+    from engines.video.config import PriorConfig, TokenizerConfig
+    engine = VideoEngine()
+    recipe = engine.preset(PRESET).stages
+    torch.manual_seed(0)
+    tokenizer = engine.build_model(engine.stage("tokenizer"), TokenizerConfig(**recipe["tokenizer"].model), {})
+    prior = engine.build_model(engine.stage("prior"), PriorConfig(**recipe["prior"].model), {}, Frozen(tokenizer))
+    return engine, prior.eval(), {"corpus": {"fps": 10.0}}
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second a copy of 256 MB moves (read + write), the best of three."""
+    import numpy as np
+    a = np.ones(32 << 20)
+    b = np.empty_like(a)
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a.nbytes / best
+
+
+# ----------------------------------------------------------------------------------------------------------
+# measurements (each in a child process)
+
+def measure_speed(threads: int) -> dict:
+    import torch
+    from engines.core.interface import resolve_settings
+    from engines.video.chunks import VideoChunk
+    from engines.video.prior import sample
+    torch.set_num_threads(int(threads))
+    engine, model, meta = random_model()
+    c, gpt = model.tokenizer.module.config, model.gpt
+    frames = c.clip_frames
+    settings = resolve_settings(engine.controls(), {"frames": 3 * frames, "seed": 0})
+    list(engine.generate(model, meta, {**settings, "frames": 4}))                        # warm up
+    t0 = time.perf_counter()
+    stamps = []
+    for chunk in engine.generate(model, meta, settings):
+        if isinstance(chunk, VideoChunk):
+            stamps += [time.perf_counter() - t0] * chunk.frames.shape[1]
+    per_frame = [b - a for a, b in zip([0.0] + stamps[:-1], stamps)]
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    tokens = c.code_shape[1] * c.code_shape[2] * math.ceil(frames / c.time_downsample)
+    empty = torch.zeros(1, 0, *c.code_shape[1:], dtype=torch.long)
+    rates = {}
+    for cached in (True, False):
+        t0 = time.perf_counter()
+        for _ in sample(gpt, empty, c.code_shape[0], generator=torch.Generator().manual_seed(0), use_cache=cached):
+            pass
+        rates[cached] = tokens / (time.perf_counter() - t0)
+    weight_bytes = sum(p.numel() * p.element_size() for p in gpt.parameters())
+    return {"threads": int(threads), "seconds_per_clip": stamps[frames - 1], "clip_frames": frames,
+            "first_frame_seconds": stamps[0], "tokens_per_clip": tokens,
+            "seconds_per_frame": {f"frames 1-{frames}": mean(per_frame[:frames]),
+                                  f"frames {frames + 1}-{2 * frames}": mean(per_frame[frames:2 * frames]),
+                                  f"frames {2 * frames + 1}-{3 * frames}": mean(per_frame[2 * frames:])},
+            "cached_tokens_per_second": rates[True], "uncached_tokens_per_second": rates[False],
+            "gpt_weight_bytes": weight_bytes, "bandwidth_bytes_per_second": memory_bandwidth()}
+
+
+def ssim(a, b):
+    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of (N, H, W) images in [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+    x = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
+    a, b = a[:, None].double(), b[:, None].double()
+
+    def blur(t):
+        return F.conv2d(t, window)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def measure_quality(run: str, clips: int) -> dict:
+    import numpy as np
+    import torch
+    from engines.core.checkpoint import read_meta
+    from engines.core.interface import resolve_settings
+    from engines.core.trainer import load_model
+    from engines.video import VideoEngine
+    from engines.video.corpus import DIGITS_PER_CLIP, MovingDigitsCorpus, as_floats
+    from engines.video.data import CANVAS, bouncing_digits, fit_frames
+    from engines.video.prior import sample
+    torch.set_num_threads(1)
+    engine = VideoEngine()
+    model, header = load_model(engine, run, "cpu")
+    tokenizer, gpt = model.tokenizer.module, model.gpt
+    c = tokenizer.config
+    out = {"run": run, "curves": {}}
+    for stage in ("tokenizer", "prior"):
+        meta = read_meta(Path(run) / stage / "last.safetensors")
+        history = meta["history"]
+        scale = 1 / math.log(2) if stage == "prior" else 1.0
+        out["curves"][stage] = {"unit": "bits/token" if stage == "prior" else "MSE", "step": meta["step"],
+                                "points": [[round(t / 60, 1), s, v * scale] for t, s, v in
+                                           zip(history["val_times"], history["val_steps"], history["val_losses"])]}
+    # the tokenizer on the held-out clips
+    digits = MovingDigitsCorpus(c, 0.1)
+    video = as_floats(digits.val)
+    decoded = torch.cat([tokenizer.decode(tokenizer.encode(video[i:i + 16])) for i in range(0, len(video), 16)])
+    codes = torch.cat([tokenizer.encode(video[i:i + 16]) for i in range(0, len(video), 16)])
+    a, b = (video + 1) / 2, (decoded + 1) / 2
+    mse = (a - b).pow(2).flatten(1).mean(1)
+    used = torch.bincount(codes.flatten(), minlength=c.codebook_size)
+    p = used.double() / used.sum()
+    out["tokenizer"] = {"clips": len(video), "psnr_db": float((10 * torch.log10(1 / mse)).mean()),
+                        "ssim": float(ssim(a.flatten(0, 2), b.flatten(0, 2)).mean()),
+                        "codes_used": int((used > 0).sum()), "codebook_size": c.codebook_size,
+                        "perplexity": float(torch.exp(-(p * torch.log(p + 1e-12)).sum()))}
+    # 10 -> 10 prediction on held-out digits, clips of 20 frames (past the trained length: the window slides)
+    rng = np.random.default_rng(1)
+    raw = torch.from_numpy(bouncing_digits(digits.val_digits, clips, 20, DIGITS_PER_CLIP, rng))
+    truth = fit_frames(raw.view(-1, 1, CANVAS, CANVAS), c.frame_size).view(clips, 20, c.frame_size, c.frame_size)
+    truth = truth.float() / 255
+    settings = resolve_settings(engine.controls(), {"seed": 0})
+    results = {1: [], 8: []}
+    t0 = time.perf_counter()
+    for i in range(clips):
+        primer = as_floats((truth[i, :10] * 255).round().to(torch.uint8))[None, None]       # (1, 1, 10, S, S)
+        start = tokenizer.encode(primer.expand(8, -1, -1, -1, -1).contiguous())
+        new = torch.stack(list(sample(gpt, start, 20 // c.time_downsample, temperature=settings["temperature"],
+                                      generator=torch.Generator().manual_seed(i))), 1)
+        clip = tokenizer.decode(torch.cat([start, new], 1))[:, 0, 10:20]                  # (8, 10, S, S)
+        guess = (clip + 1) / 2
+        per_sample = (guess - truth[i, 10:]).pow(2).sum(dim=(2, 3)).mean(1)               # (8,) MSE per frame
+        s = ssim(guess.flatten(0, 1), truth[i, 10:].repeat(8, 1, 1)).view(8, 10).mean(1)
+        results[1].append((float(per_sample[0]), float(s[0])))
+        best = int(per_sample.argmin())
+        results[8].append((float(per_sample[best]), float(s[best])))
+    out["prediction"] = {"clips": clips, "seconds": time.perf_counter() - t0, **{
+        f"best_of_{k}": {"mse_per_frame": float(np.mean([r[0] for r in v])), "ssim": float(np.mean([r[1] for r in v]))}
+        for k, v in results.items()}}
+    out["prior"] = {"val_bits_per_token": header["metrics"]["val_metrics"].get("bits", [None])[0],
+                    "val_bits_per_pixel": header["metrics"]["val_metrics"].get("bits_per_pixel", [None])[0],
+                    "step": header["step"]}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
+    print(machine_line)
+    print("\ngeneration, batch 1 (digits preset shape: 64x64, 16 frames, 2x8x8 codes, GPT 4x256)")
+    print(f"{'threads':>7} {'s/clip':>7} {'1st frame s':>11} {'tok/s':>7} {'uncached':>8} {'bound tok/s':>11}  "
+          f"s/frame (frames 1-16 | 17-32 | 33-48)")
+    for s in speed:
+        bound = s["bandwidth_bytes_per_second"] / s["gpt_weight_bytes"]
+        per = " | ".join(f"{v:.3f}" for v in s["seconds_per_frame"].values())
+        print(f"{s['threads']:>7} {s['seconds_per_clip']:>7.2f} {s['first_frame_seconds']:>11.3f} "
+              f"{s['cached_tokens_per_second']:>7.0f} {s['uncached_tokens_per_second']:>8.0f} {bound:>11.0f}  {per}")
+    if not quality:
+        print("\nquality: pass --run DIR (a trained run) for the tokenizer, prior and prediction numbers")
+        return
+    t = quality["tokenizer"]
+    print(f"\ntokenizer on {t['clips']} held-out clips: PSNR {t['psnr_db']:.2f} dB, SSIM {t['ssim']:.3f}, "
+          f"{t['codes_used']}/{t['codebook_size']} codes used (perplexity {t['perplexity']:.0f})")
+    for stage, curve in quality["curves"].items():
+        print(f"{stage} held-out {curve['unit']} against training time (minutes, step, value):")
+        print("   " + "  ".join(f"{m:g}m/{s}: {v:.4f}" for m, s, v in curve["points"]))
+    p = quality["prediction"]
+    print(f"\n10 -> 10 prediction on {p['clips']} held-out moving-digits clips (MSE per frame, SSIM):")
+    for name, (mse, s) in OPENSTL.items():
+        print(f"   {name:<22} {mse:>6.1f}  {s:.3f}   (OpenSTL)")
+    for k in (1, 8):
+        r = p[f"best_of_{k}"]
+        print(f"   this model, best of {k:<2}  {r['mse_per_frame']:>6.1f}  {r['ssim']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="a trained video run folder (its prior stage) to measure quality on")
+    parser.add_argument("--clips", type=int, default=100, help="held-out clips for the 10 -> 10 prediction")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        function, *rest = args.child
+        result = measure_speed(*rest) if function == "speed" else measure_quality(rest[0], int(rest[1]))
+        print(json.dumps(result))
+        return
+    from machine import describe, machine
+    m = machine()
+    speed = [child("speed", threads) for threads in (1, 2)]
+    quality = child("quality", args.run, args.clips) if args.run else None
+    report(speed, quality, describe(m))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "video.json").write_text(json.dumps({"machine": m, "speed": speed, "quality": quality,
+                                                    "openstl": OPENSTL}, indent=2))
+    print(f"\nwrote {RESULTS / 'video.json'}")
+
+
+if __name__ == "__main__":
+    main()
