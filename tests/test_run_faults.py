@@ -134,3 +134,15 @@ def test_a_closed_pipe_ends_info_quietly(corpus_file, tmp_path, capsys):
     done = subprocess.run(f"{sys.executable} -m studio info {tmp_path / 'run'} | head -c 20", shell=True,
                           capture_output=True, text=True)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_the_corpus_fingerprint_covers_what_the_readers_read_and_not_hidden_folders(tmp_path):
+    from engines.core.fingerprint import corpus_fingerprint
+    (tmp_path / "poems").mkdir()
+    (tmp_path / "poems" / "a.txt").write_text("a rose is a rose\n")
+    before = corpus_fingerprint(tmp_path)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "index").write_bytes(b"\0" * 4096)      # a repository, a venv: never read as corpus
+    assert corpus_fingerprint(tmp_path) == before
+    (tmp_path / "poems" / "a.txt").write_text("a rose is a rose is a rose\n")
+    assert corpus_fingerprint(tmp_path)["sha256"] != before["sha256"]

@@ -132,7 +132,7 @@ def test_the_cli_trains_one_stage_at_a_time(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: two-stage-engine\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[sequence_studio.engines]\ntwostage = two_stage_engine:TwoStageEngine\n")
     tests = Path(__file__).resolve().parent
-    env = {"PYTHONPATH": f"{site}:{tests}", "PATH": ""}
+    env = {"PYTHONPATH": f"{site}:{tests}", "PATH": "", "OMP_NUM_THREADS": "1"}   # tiny models: threads only contend
 
     def studio(*args):
         done = subprocess.run([sys.executable, "-m", "studio", *map(str, args)], capture_output=True, text=True,
@@ -143,12 +143,12 @@ def test_the_cli_trains_one_stage_at_a_time(tmp_path):
     listed = studio("engines").stdout
     assert "stages: tokenizer (tokenizer) -> prior (prior)" in listed
     out = tmp_path / "run"
-    first = studio("train", "twostage", "--data", ".", "--out", out, "--stage", "tokenizer", "--device", "cpu")
+    first = studio("train", "twostage", "--data", tmp_path, "--out", out, "--stage", "tokenizer", "--device", "cpu")
     assert "stage 1/2: tokenizer" in first.stderr and "MSE" in first.stderr and "perplexity" in first.stderr
     assert not (out / "prior").exists()
-    second = studio("train", "twostage", "--data", ".", "--out", out, "--stage", "prior",
+    second = studio("train", "twostage", "--data", tmp_path, "--out", out, "--stage", "prior",
                     "--set", "prior.train.max_steps=30", "--device", "cpu")
     assert "stage 2/2: prior, 30 steps" in second.stderr.replace(" (prior)", "")
     assert "bits/code" in second.stderr and "on 256 held-out codes" in second.stderr   # 2 batches of 8 x 16: the budget of 200, rounded up to a batch
-    evaluated = studio("eval", "twostage", "--checkpoint", out, "--data", ".")
+    evaluated = studio("eval", "twostage", "--checkpoint", out, "--data", tmp_path)
     assert "nats/code" in evaluated.stdout and "bits/code" in evaluated.stdout

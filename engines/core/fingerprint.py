@@ -21,7 +21,11 @@ def corpus_files(path: str | Path) -> tuple[Path, list[Path]]:
     root = Path(path).expanduser()
     if root.is_file():
         return root.parent, [root]
-    return root, sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if not root.is_dir():
+        return root, []
+    # hidden files and folders (.git, .venv) are not read by any engine's reader, so they are no part of it
+    return root, sorted(p for p in root.rglob("*") if p.is_file()
+                        and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def corpus_fingerprint(path: str | Path) -> dict:
