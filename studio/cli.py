@@ -284,12 +284,22 @@ def cmd_eval(args) -> int:
 
 def cmd_info(args) -> int:
     from engines.core.checkpoint import find_checkpoint, read_meta
-    path = find_checkpoint(args.checkpoint)
-    meta = {"file": str(path), **read_meta(path)}
-    meta.pop("optimizer_groups", None)
-    history = meta.pop("history", {})
-    meta["history_points"] = len(history.get("steps", []))
-    print(json.dumps(meta, indent=2))
+
+    def summary(path: Path) -> dict:
+        meta = {"file": str(path), **read_meta(path)}
+        meta.pop("optimizer_groups", None)
+        meta["history_points"] = len(meta.pop("history", {}).get("steps", []))
+        return meta
+
+    folder = Path(args.checkpoint).expanduser()
+    has_checkpoint = lambda d: any((d / f"{n}.safetensors").is_file() for n in ("best", "last"))
+    if folder.is_dir() and not has_checkpoint(folder):      # a run of an engine with stages: one folder each
+        stages = {d.name: summary(find_checkpoint(d)) for d in sorted(folder.iterdir())
+                  if d.is_dir() and has_checkpoint(d)}
+        if stages:
+            print(json.dumps({"stages": stages}, indent=2))
+            return 0
+    print(json.dumps(summary(find_checkpoint(folder)), indent=2))
     return 0
 
 

@@ -49,6 +49,8 @@ def test_train_then_sample_a_primed_clip_past_the_trained_length(tmp_path):
     assert "stage 1/2: tokenizer" in log and "stage 2/2: prior" in log and "loss in nats/token" in log
     assert "psnr" in log and " dB" in log and "unused" in log and "bits/token" in log
     assert (run / "prior" / "best.safetensors").exists()
+    info = json.loads(studio("info", run).stdout)["stages"]
+    assert sorted(info) == ["prior", "tokenizer"] and info["prior"]["file"].endswith("prior/best.safetensors")
 
     out = tmp_path / "x.mp4"
     primer = square_gif(tmp_path / "primer.gif")
