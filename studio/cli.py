@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped "
                        "(with the run's own preset, settings and seed)")
+    train.add_argument("--from", dest="start_from", metavar="CHECKPOINT",
+                       help="fine-tune: start a new run from a trained model's weights (a run folder, a .safetensors "
+                            "file, or 'bundled' for the engine's bundled model); it keeps that model's shape and reads the corpus as "
+                            "that model did, with the preset's training settings (e.g. --steps 200)")
     train.add_argument("--new-data", action="store_true", help="with --resume: continue on a corpus that changed "
                        "since the run began (its best model starts again)")
     train.add_argument("--device", choices=DEVICES, default="auto",
@@ -173,7 +177,7 @@ def cmd_train(args) -> int:
     corpus, recipes, preset = trainer.prepare_run(
         engine, args.data, args.out, args.preset, parse_overrides(engine, args.set), args.resume,
         max_steps=10**9 if args.minutes else args.steps,   # with a time budget, the budget decides
-        device=args.device)
+        device=args.device, start_from=default_checkpoint(engine) if args.start_from == "bundled" else args.start_from)
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
         s = corpus.summary

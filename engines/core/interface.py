@@ -269,6 +269,7 @@ def config_from_dict(cls, values: dict, where: str):
 class StageRecipe:
     model: dict                   # the stage's model config, as plain values
     train: TrainConfig
+    start_from: str | None = None  # a checkpoint whose weights a new run starts from (fine-tuning)
 
 
 @dataclass

@@ -190,13 +190,20 @@ def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tupl
 
 def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overrides: dict | None = None,
                 resume: bool = False, max_steps: int | None = None, corpus: Corpus | None = None,
-                device: str = "auto"):
+                device: str = "auto", start_from=None):
     """(corpus, {stage: StageRecipe}, preset name). `overrides` is {stage: {"model": {...}, "train": {...}}}.
     A resumed run reads its corpus the way it was first read (vocabulary, split, sample rate) and keeps each
     started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
-    with the same preset (the app reads it to show its summary)."""
+    with the same preset (the app reads it to show its summary). `start_from` (a checkpoint or run folder)
+    fine-tunes: the new run starts from its weights, so it keeps its model shape and reads the corpus the
+    way it read its own (vocabulary, scale), with this preset's training settings."""
     if not str(data).strip():
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
+    if start_from is not None and resume:
+        raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both")
+    if start_from is not None and len(engine.stages) > 1:
+        raise ConfigError(f"fine-tuning is for engines of one stage; the {engine.name} engine trains "
+                          f"{len(engine.stages)} (train it on the new corpus, or resume with --new-data)")
     chosen = engine.preset(preset)
     overrides = overrides or {}
     unknown = set(overrides) - {s.name for s in engine.stages}
@@ -224,6 +231,12 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
             recipes[stage.name] = StageRecipe(header["model_config"], recipes[stage.name].train)
         corpus_meta, val_fraction = header["corpus"], header["train_config"]["val_fraction"]
         name = header.get("preset") or name
+    if start_from is not None:
+        source = sampling_checkpoint(engine, start_from)
+        header = read_meta(source, engine.name)
+        stage = engine.stages[0]
+        recipes[stage.name] = StageRecipe(header["model_config"], recipes[stage.name].train, str(source))
+        corpus_meta, corpus = header["corpus"], None
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
     if corpus is None or resume:
@@ -248,6 +261,7 @@ class Run:
         self.step, self.max_steps, self.seed = header.get("step", 0), header["max_steps"], header["seed"]
         self.extended = header.get("extended")      # [step, lr] where a finished schedule was extended
         self.preset, self.builds_on = header.get("preset"), header.get("builds_on")
+        self.started_from = header.get("started_from")    # the weights a fine-tuned run began with
         self.history = History(**header.get("history", {}))
         self.best_val = header.get("metrics", {}).get("best_val_loss")
         self.val_metrics: dict = {}
@@ -288,8 +302,15 @@ class Run:
         if previous is not None and frozen_part(model) is not previous:
             raise ConfigError(f"the {engine.name} engine's {stage.name} model must keep the Frozen earlier stage "
                               f"it is given as an attribute")
+        started_from = None
+        if recipe.start_from:
+            tensors, header = load_checkpoint(recipe.start_from, engine=engine.name, prefix="model.")
+            load_weights(model, tensors, header, recipe.start_from)
+            started_from = {"file": Path(recipe.start_from).name, "step": header["step"],
+                            "sha256": weights_digest(model)}
         return cls(engine, stage, corpus, folder, device, model, cfg, dataclasses.asdict(config),
-                   {"max_steps": cfg.max_steps, "seed": seed, "preset": preset, "builds_on": builds_on})
+                   {"max_steps": cfg.max_steps, "seed": seed, "preset": preset, "builds_on": builds_on,
+                    "started_from": started_from})
 
     @classmethod
     def resume(cls, engine, stage, corpus, folder, device, extend_to: int | None,
@@ -330,7 +351,7 @@ class Run:
             "engine": self.engine.name, "engine_version": self.engine.version,
             "stage": self.stage.name, "stages": [s.name for s in self.engine.stages], "preset": self.preset,
             "model_config": self.model_config, "train_config": dataclasses.asdict(self.cfg),
-            "builds_on": self.builds_on, "corpus": self.corpus.meta,
+            "builds_on": self.builds_on, "started_from": self.started_from, "corpus": self.corpus.meta,
             "corpus_summary": {k: v for k, v in self.corpus.summary.items() if k != "warnings"},
             "corpus_fingerprint": self.corpus.fingerprint,
             "step": self.step, "max_steps": self.max_steps, "extended": self.extended, "seed": self.seed,

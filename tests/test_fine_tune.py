@@ -1,0 +1,47 @@
+"""Fine-tuning: `studio train --from CHECKPOINT` starts a new run from a trained model's weights, on another
+corpus read the way that model read its own (what a user does to make the bundled model their own)."""
+from engines.core.checkpoint import read_meta
+from studio.cli import main
+
+from conftest import write_corpus
+
+
+def studio(capsys, *args) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def train_tiny(capsys, corpus, out, *extra):
+    return studio(capsys, "train", "text", "--data", corpus, "--out", out, "--preset", "tiny", "--device", "cpu",
+                  "--no-preview", *extra)
+
+
+def first_validation(run) -> float:
+    return read_meta(run / "last.safetensors")["history"]["val_losses"][0]
+
+
+def test_a_fine_tuned_run_starts_where_its_model_left_off_and_says_so(capsys, tmp_path):
+    base, fresh, tuned = tmp_path / "base", tmp_path / "fresh", tmp_path / "tuned"
+    assert train_tiny(capsys, write_corpus(tmp_path / "a.txt", seed=1), base, "--steps", 60)[0] == 0
+    mine = write_corpus(tmp_path / "mine.txt", n_chars=5_000, seed=2)        # same alphabet, other text
+    assert train_tiny(capsys, mine, fresh, "--steps", 5)[0] == 0
+    code, text = train_tiny(capsys, mine, tuned, "--steps", 5, "--from", base)
+    assert code == 0, text
+    # the untrained model's step-0 loss is about ln(vocabulary); the fine-tuned one's is the base model's level
+    assert first_validation(tuned) < first_validation(fresh) - 0.5
+    header = read_meta(tuned / "last.safetensors")
+    base_header = read_meta(base / "best.safetensors")
+    assert header["started_from"]["file"] == "best.safetensors"
+    assert header["started_from"]["step"] == base_header["step"] and header["step"] == 5
+    assert header["model_config"] == base_header["model_config"]
+    assert header["corpus"]["vocab"] == base_header["corpus"]["vocab"]
+
+
+def test_fine_tuning_is_refused_with_resume_and_for_engines_with_stages(capsys, tmp_path):
+    corpus = write_corpus(tmp_path / "a.txt")
+    code, text = train_tiny(capsys, corpus, tmp_path / "run", "--resume", "--from", tmp_path / "base")
+    assert code == 2 and "not both" in text
+    code, text = studio(capsys, "train", "video", "--data", "moving-digits", "--out", tmp_path / "v",
+                        "--from", tmp_path / "base", "--device", "cpu")
+    assert code == 2 and "fine-tuning is for engines of one stage" in text and not (tmp_path / "v").exists()
