@@ -71,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped "
                        "(with the run's own preset, settings and seed)")
     train.add_argument("--from", dest="start_from", metavar="CHECKPOINT",
-                       help="fine-tune: start a new run from a trained model's weights (a run folder, a .safetensors "
-                            "file, or 'bundled' for the engine's bundled model); it keeps that model's shape and reads the corpus as "
-                            "that model did, with the preset's training settings (e.g. --steps 200)")
+                       help="fine-tune: start a new run from a trained model's weights (a run folder, a "
+                            ".safetensors file, or 'bundled' for the engine's bundled model); it keeps that model's "
+                            "shape and reads the corpus as that model did, with the preset's training settings")
     train.add_argument("--new-data", action="store_true", help="with --resume: continue on a corpus that changed "
                        "since the run began (its best model starts again)")
     train.add_argument("--device", choices=DEVICES, default="auto",
