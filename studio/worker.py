@@ -208,14 +208,14 @@ class Worker:
         return {"saved": str(target_path)}
 
     def train(self, job, engine: str, data: str, out: str, preset: str | None = None, resume: bool = False,
-              device: str = "auto", stage: str | None = None) -> dict:
+              device: str = "auto", stage: str | None = None, start_from: str | None = None) -> dict:
         from engines import get_engine
         from engines.core import trainer
         from engines.core.events import Finished, Progress
         eng = get_engine(engine)
         corpus = None if resume else self.read_corpus(engine, data, preset)
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
-                                                      device=device)
+                                                      device=device, start_from=start_from)
         events = trainer.train(eng, corpus, out, recipes=recipes, stage=stage, preset=preset, resume=resume,
                                device=device)
         last_progress, step = 0.0, 0

@@ -447,3 +447,30 @@ def test_the_train_form_forgets_a_stale_summary_and_waits_for_the_new_one():
     assert not form.can_start and form.summary_text == "✖ no audio files in /data/plays.txt"
     form.set_training(True)
     assert not form.can_start
+
+
+def test_a_new_run_can_start_from_a_trained_model_of_the_library(window, qtbot, tmp_path):
+    from engines.core.checkpoint import read_meta
+    from studio.cli import main
+    page = window.train_page
+    base = page.library.root / "base"
+    assert main(["train", "text", "--data", str(write_corpus(tmp_path / "a.txt", seed=1)), "--out", str(base),
+                 "--preset", "tiny", "--steps", "20", "--device", "cpu", "--no-preview"]) == 0
+    window.tabs.setCurrentWidget(page)
+    page.engine_box.select("audio")
+    assert page.base_box.findText("base") < 0                        # only models of the engine chosen
+    page.engine_box.select("text")
+    assert page.base_box.itemText(0) == "a new model" and page.base_box.findText("base") > 0
+    page.base_box.setCurrentIndex(page.base_box.findText("base"))
+    page.name_edit.setText("tuned")
+    page.set_corpus(str(write_corpus(tmp_path / "mine.txt", n_chars=5_000, seed=2)))
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
+    page.device_box.setCurrentText("cpu")
+    click(qtbot, page.start_button)
+    assert not page.base_box.isEnabled()
+    qtbot.waitUntil(lambda: len(page.val_points[0]) >= 1, timeout=60_000)
+    with qtbot.waitSignal(page.job.finished, timeout=30_000):
+        click(qtbot, page.stop_button)
+    header = read_meta(page.run_dir / "last.safetensors")
+    assert page.run_dir.name == "tuned" and header["started_from"]["step"] == 20
+    assert header["model_config"] == read_meta(base / "best.safetensors")["model_config"]

@@ -47,6 +47,9 @@ class TrainPage(QWidget):
         self.summary = QLabel(objectName="corpus_summary", wordWrap=True)
         self.preset_box = QComboBox(objectName="preset")
         self.preset_note = QLabel(wordWrap=True)
+        self.base_box = QComboBox(objectName="start_from")
+        self.base_box.setToolTip("fine-tune: begin from a trained model of this engine (it keeps that model's size "
+                                 "and alphabet, and learns your corpus in far fewer steps) instead of a new one")
         self.device_box = QComboBox(objectName="device")
         self.device_box.addItem("auto")
         self.name_edit = QLineEdit(objectName="run_name", placeholderText="name of the new model")
@@ -92,6 +95,7 @@ class TrainPage(QWidget):
         form.addRow(self.summary)
         form.addRow("Preset", self.preset_box)
         form.addRow(self.preset_note)
+        form.addRow("Start from", self.base_box)
         form.addRow("Device", self.device_box)
         form.addRow("Name", self.name_edit)
         form.addRow(buttons)
@@ -144,6 +148,7 @@ class TrainPage(QWidget):
             for preset in self.form.presets.values():
                 self.preset_box.addItem(preset.name, preset.description)
             self.preset_box.blockSignals(False)
+            self.list_bases()
         self.preset_box.blockSignals(True)
         self.preset_box.setCurrentText(self.form.preset)
         self.preset_box.blockSignals(False)
@@ -155,8 +160,25 @@ class TrainPage(QWidget):
         self.record_button.setVisible(reads_pen_strokes(self.form.engine))
         self.record_button.setEnabled(self.form.can_record)
         for w in (self.engine_box, self.corpus_edit, self.file_button, self.folder_button, self.preset_box,
-                  self.device_box, self.name_edit):
+                  self.base_box, self.device_box, self.name_edit):
             w.setEnabled(not self.form.training)
+
+    def list_bases(self) -> None:
+        """What a new run can start from: nothing, or a trained model of this engine in the Library (engines
+        of one stage: a later stage would need its earlier one too)."""
+        chosen = self.base_box.currentData()
+        self.base_box.clear()
+        self.base_box.addItem("a new model", None)
+        if len(self.engine.stages) == 1:
+            for entry in self.library.entries():
+                if entry.engine == self.form.engine_name and entry.ready and not entry.problem:
+                    self.base_box.addItem(entry.name, str(entry.checkpoint))
+        self.base_box.setCurrentIndex(max(self.base_box.findData(chosen), 0))
+        self.base_box.setEnabled(self.base_box.count() > 1 and not self.form.training)
+
+    def showEvent(self, event) -> None:
+        self.list_bases()              # models trained or renamed since the page was last shown
+        super().showEvent(event)
 
     def devices_known(self, info: dict) -> None:
         self.device_box.clear()
@@ -236,7 +258,8 @@ class TrainPage(QWidget):
 
     def launch(self, resume: bool) -> None:
         self.job = self.worker.submit("train", engine=self.engine.name, data=self.form.corpus, out=str(self.run_dir),
-                                      preset=self.form.preset, resume=resume, device=self.device_box.currentText())
+                                      preset=self.form.preset, resume=resume, device=self.device_box.currentText(),
+                                      start_from=None if resume else self.base_box.currentData())
         self.job.yielded.connect(self.on_events)
         self.job.finished.connect(self.on_finished)
         self.job.errored.connect(self.on_errored)
