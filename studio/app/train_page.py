@@ -277,7 +277,8 @@ class TrainPage(QWidget):
     def stop_job(self) -> None:
         if self.job is not None:
             self.job.cancel()
-            self.progress_label.setText("stopping: saving a checkpoint…")
+            # a step is never cut short (exact resume): on a slow CPU a big preset's step takes seconds
+            self.progress_label.setText("stopping after this step, then saving a checkpoint…")
 
     def resume(self) -> None:
         self.launch(resume=True)
