@@ -165,8 +165,9 @@ def test_library_rename_and_delete(window, qtbot, tmp_path):
     page.select_row(text_model)
     assert not page.actions["Delete…"].isEnabled()
 
-    # a short sample of the chosen model, in its engine's view
+    # a short sample of the chosen model, in its engine's view (until then, a word on what Preview does)
     window.tabs.setCurrentWidget(page)
+    assert page.previews.currentWidget() is page.no_preview
     click(qtbot, page.actions["Preview"])
     assert not page.actions["Preview"].isEnabled()
     wait_for(qtbot, page.preview_job)

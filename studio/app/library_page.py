@@ -66,6 +66,10 @@ class LibraryPage(QWidget):
             self.actions[label] = button
         # a short sample of the chosen model, made on request with the engine's preview settings
         self.previews = EngineViews(engines, views, "preview")
+        self.no_preview = QLabel("Choose a model and press Preview for a short sample of what it makes.",
+                                 objectName="library_no_preview", alignment=Qt.AlignCenter)
+        self.previews.addWidget(self.no_preview)
+        self.previews.setCurrentWidget(self.no_preview)
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(self.previews)
