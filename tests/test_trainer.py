@@ -142,3 +142,22 @@ def test_a_time_budget_not_yet_turned_into_steps_survives_a_resume(corpus_file, 
 def test_training_needs_a_validation_split(corpus_file, tmp_path):
     with pytest.raises(ConfigError, match="val_fraction"):
         run(ENGINE.read_corpus(corpus_file), tmp_path / "run", val_fraction=0.0)
+
+
+def test_text_validation_read_in_pieces_measures_what_whole_batches_do(corpus_file, monkeypatch):
+    import engines.text as text_engine
+    from engines.text.config import TextModelConfig
+    engine = TextEngine()
+    corpus = engine.read_corpus(corpus_file)
+    torch.manual_seed(0)
+    model = engine.build_model(engine.stages[0], TextModelConfig(n_layer=2, n_hidden=32), corpus.meta).eval()
+
+    def measured():
+        with torch.no_grad():
+            parts = list(engine.validate(model, corpus, engine.stages[0], batch_size=8, seq_len=256))
+        return sum(float(loss.value) * units for loss, units in parts) / sum(u for _, u in parts), len(parts)
+
+    in_pieces, pieces = measured()                       # 64 characters a piece: Stop is heard between them
+    monkeypatch.setattr(text_engine, "VALIDATION_PIECE", 256)
+    whole, batches = measured()
+    assert pieces > batches and in_pieces == pytest.approx(whole, rel=1e-5)
