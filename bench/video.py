@@ -106,25 +106,6 @@ def measure_speed(threads: int) -> dict:
             "gpt_weight_bytes": weight_bytes, "bandwidth_bytes_per_second": memory_bandwidth()}
 
 
-def ssim(a, b):
-    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of (N, H, W) images in [0, 1]."""
-    import torch
-    import torch.nn.functional as F
-    x = torch.arange(11, dtype=torch.float64) - 5
-    g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
-    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
-    a, b = a[:, None].double(), b[:, None].double()
-
-    def blur(t):
-        return F.conv2d(t, window)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return s.mean(dim=(1, 2, 3))
-
-
 def measure_quality(run: str, clips: int) -> dict:
     import numpy as np
     import torch
@@ -135,6 +116,7 @@ def measure_quality(run: str, clips: int) -> dict:
     from engines.video.corpus import DIGITS_PER_CLIP, MovingDigitsCorpus, as_floats
     from engines.video.data import CANVAS, bouncing_digits, fit_frames
     from engines.video.prior import sample
+    from engines.video.vqvae import ssim
     torch.set_num_threads(1)
     engine = VideoEngine()
     model, header = load_model(engine, run, "cpu")
@@ -145,9 +127,13 @@ def measure_quality(run: str, clips: int) -> dict:
         meta = read_meta(Path(run) / stage / "last.safetensors")
         history = meta["history"]
         scale = 1 / math.log(2) if stage == "prior" else 1.0
+        # runs saved before checkpoints kept each validation's metrics have none: their points carry {}
+        metrics = [{}] * (len(history["val_steps"]) - len(history.get("val_metrics", []))) + \
+            history.get("val_metrics", [])
         out["curves"][stage] = {"unit": "bits/token" if stage == "prior" else "MSE", "step": meta["step"],
-                                "points": [[round(t / 60, 1), s, v * scale] for t, s, v in
-                                           zip(history["val_times"], history["val_steps"], history["val_losses"])]}
+                                "points": [[round(t / 60, 1), s, v * scale, m] for t, s, v, m in
+                                           zip(history["val_times"], history["val_steps"], history["val_losses"],
+                                               metrics)]}
     # the tokenizer on the held-out clips
     digits = MovingDigitsCorpus(c, 0.1)
     video = as_floats(digits.val)
@@ -210,7 +196,10 @@ def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
           f"{t['codes_used']}/{t['codebook_size']} codes used (perplexity {t['perplexity']:.0f})")
     for stage, curve in quality["curves"].items():
         print(f"{stage} held-out {curve['unit']} against training time (minutes, step, value):")
-        print("   " + "  ".join(f"{m:g}m/{s}: {v:.4f}" for m, s, v in curve["points"]))
+        print("   " + "  ".join(f"{m:g}m/{s}: {v:.4f}" for m, s, v, _ in curve["points"]))
+        if stage == "tokenizer" and any("ssim" in m for *_, m in curve["points"]):
+            print("   PSNR dB / SSIM: " + "  ".join(f"{t:g}m: {m['psnr']:.2f}/{m['ssim']:.3f}"
+                                                  for t, _, _, m in curve["points"] if "ssim" in m))
     p = quality["prediction"]
     print(f"\n10 -> 10 prediction on {p['clips']} held-out moving-digits clips (MSE per frame, SSIM):")
     for name, (mse, s) in OPENSTL.items():

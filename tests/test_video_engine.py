@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.core.checkpoint import load_checkpoint
+from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import ConfigError
 from engines.core.events import Evaluation, Preview, Progress
 from engines.core.interface import Notice, StageRecipe, resolve_settings
@@ -97,6 +97,10 @@ def test_both_stages_learn_report_codebook_use_and_show_previews(trained):
     assert tokenizer[-1].metrics["psnr"][0] > tokenizer[0].metrics["psnr"][0] + 5
     assert tokenizer[-1].metrics["psnr"][1] == "dB" and tokenizer[-1].metrics["unused"][1] == "codes"
     assert tokenizer[-1].metrics["perplexity"][0] > 4 and tokenizer[-1].metrics["restarts"][0] > 0
+    assert 0 < tokenizer[0].metrics["ssim"][0] < tokenizer[-1].metrics["ssim"][0] <= 1
+    # every validation's metrics stay in the checkpoint, for curves against training time
+    kept = read_meta(trained[0] / "tokenizer" / "last.safetensors")["history"]["val_metrics"]
+    assert [m["psnr"] for m in kept] == [e.metrics["psnr"][0] for e in tokenizer]
     assert prior[-1].val_loss < prior[0].val_loss - 1.0 and prior[0].loss_unit == "nats/token"
     assert prior[-1].metrics["bits"][1] == "bits/token" and prior[-1].unit == "frame"
     previews = {stage: [e for e in events if isinstance(e, Preview) and e.stage == stage]

@@ -13,6 +13,8 @@ class History:
     val_steps: list = field(default_factory=list)
     val_losses: list = field(default_factory=list)
     val_times: list = field(default_factory=list)     # seconds of training when each validation ran
+    val_metrics: list = field(default_factory=list)   # each validation's metrics, {name: value}; runs saved
+                                                      # before this was kept have fewer entries than val_steps
 
 
 @dataclass

@@ -407,6 +407,7 @@ class Run:
         self.history.val_steps.append(self.step)
         self.history.val_losses.append(val)
         self.history.val_times.append(self.elapsed)
+        self.history.val_metrics.append({name: value for name, (value, unit) in self.val_metrics.items()})
         self.improved = self.best_val is None or val < self.best_val
         self.best_val = val if self.improved else self.best_val
         # the untrained model of step 0 is measured, but never saved as "best": a run stopped before its

@@ -30,8 +30,8 @@ class VideoEngine(Engine):
     export_formats = (".mp4", ".gif", ".png")
     stages = (
         Stage("tokenizer", "VQ-VAE tokenizer", TokenizerConfig, unit="frame", loss_unit="MSE",
-              metrics=(Metric("mse", "MSE"), Metric("psnr", "dB", True), Metric("perplexity", "codes", True),
-                       Metric("unused", "codes"), Metric("restarts", "codes"))),
+              metrics=(Metric("mse", "MSE"), Metric("psnr", "dB", True), Metric("ssim", "", True),
+                       Metric("perplexity", "codes", True), Metric("unused", "codes"), Metric("restarts", "codes"))),
         Stage("prior", "GPT prior over the codes", PriorConfig, unit="frame", loss_unit="nats/token",
               metrics=(Metric("bits", "bits/token"), Metric("bits_per_pixel", "bits/pixel")),
               builds_on="tokenizer"),
@@ -72,7 +72,7 @@ class VideoEngine(Engine):
         if stage.name == "tokenizer":
             _, m = model(video)
             codebook = getattr(model, "module", model).codebook      # DDP wraps the model
-            return Loss(m["loss"], {"mse": m["mse"], "psnr": m["psnr"], "perplexity": m["perplexity"],
+            return Loss(m["loss"], {"mse": m["mse"], "psnr": m["psnr"], "ssim": m["ssim"], "perplexity": m["perplexity"],
                                     "unused": m["unused"], "restarts": codebook.restarts})
         nats = model(video)
         prior = getattr(model, "module", model)

@@ -26,6 +26,24 @@ import torch.nn.functional as F
 from .config import TokenizerConfig
 
 
+def ssim(a, b):
+    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of each pair of (N, H, W)
+    images in [0, 1] -> (N,). The measure video prediction papers (and OpenSTL) report beside MSE."""
+    x = torch.arange(11, dtype=a.dtype, device=a.device) - 5
+    g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
+    a, b = a[:, None], b[:, None]
+
+    def blur(t):
+        return F.conv2d(t, window)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # encoder and decoder, causal in time
 #
@@ -224,9 +242,13 @@ class VQVAE(nn.Module):
         # frames span [-1, 1], a peak-to-peak range of 2: PSNR = 10 log10(2^2 / MSE), per clip then averaged
         clip_mse = (recon.detach() - video).pow(2).flatten(1).mean(1)
         psnr = (10 * torch.log10(4.0 / clip_mse.clamp_min(1e-10))).mean()
+        with torch.no_grad():
+            frames = lambda v: ((v.float() + 1) / 2).clamp(0, 1).transpose(1, 2).flatten(0, 2)   # (B*T*C, H, W)
+            similarity = ssim(frames(recon), frames(video)).mean()
         loss = mse + self.config.commitment * stats["commitment"]
         return recon, {"loss": loss, "mse": mse.detach(), "commitment": stats["commitment"].detach(), "psnr": psnr,
-                       "perplexity": stats["perplexity"], "unused": stats["unused"], "restarted": stats["restarted"]}
+                       "ssim": similarity, "perplexity": stats["perplexity"], "unused": stats["unused"],
+                       "restarted": stats["restarted"]}
 
     @torch.no_grad()
     def encode(self, video):
