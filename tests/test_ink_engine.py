@@ -22,7 +22,7 @@ from engines.ink.chunks import InkChunk, strokes_of, variation_points
 from engines.ink.data import Alphabet, read_corpus
 from engines.ink.hershey import fallback, synthetic_line
 from engines.ink.model import past_end
-from engines.ink.write import plan_line, wrap
+from engines.ink.write import Page, plan_line, wrap
 
 ENGINE = InkEngine()
 WORDS = "an ox can see a cat on the hill".split()
@@ -267,6 +267,23 @@ def test_font_fallback_is_scaled_to_the_hand(ch):
     np.testing.assert_allclose(np.concatenate(large), 2 * np.concatenate(small))
 
 
+def test_glyphs_take_the_size_of_the_hand_written_before_them():
+    """The font is scaled to the model's own writing on the line, and glyphs never measure themselves (each
+    word from the font was once drawn larger than the one before)."""
+    meta = {"x_height": 2.0, "char_width": 1.0, "lead_in": 0.0, "first_above_baseline": 0.0}
+    page = Page(meta, line_height=8.0, slant=0.0)
+    page.new_line(0)
+    for left in range(0, 30, 3):                    # ten 'letters' 1.5 tall: sine loops, pen lifted after each
+        t = np.linspace(0, 2 * np.pi, 30)
+        pen_up = np.zeros(len(t))
+        pen_up[-1] = 1
+        page.draw(np.column_stack([left + t / 3, -0.75 + 0.75 * np.cos(t)]), pen_up)
+    hand = page.x_height
+    loop = -0.75 + 0.75 * np.cos(np.linspace(0, 2 * np.pi, 30))
+    assert hand == pytest.approx(np.percentile(loop, 80) - np.percentile(loop, 20)) and hand < meta["x_height"]
+    for ch in "jumps over the lazy dog":
+        page.draw_strokes(fallback(ch, page.x_height)[0])
+    assert page.x_height == hand
 def test_a_page_is_reproducible_and_keeps_its_lines_apart(model):
     a, _ = write(model, text="a cat can see the ox on the hill and an ox can see a cat", width=20, seed=3)
     b, _ = write(model, text="a cat can see the ox on the hill and an ox can see a cat", width=20, seed=3)

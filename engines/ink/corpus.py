@@ -14,7 +14,7 @@ import torch
 from ..core.errors import CorpusError
 from ..core.interface import Batch, Corpus
 from .config import InkModelConfig
-from .data import Alphabet, Batcher, InkLine, build_alphabet, prepare, read_corpus
+from .data import Alphabet, Batcher, InkLine, build_alphabet, prepare, read_corpus, stroke_heights
 from .hershey import synthetic_line
 
 RARE = 20                 # characters seen fewer times than this are listed as rare in the summary
@@ -33,9 +33,7 @@ def writing_shape(points: list[np.ndarray], texts: list[str]) -> dict:
         strokes = [s for s in np.split(xy, ends) if len(s) >= 8]
         if not strokes:
             continue
-        for s in strokes:
-            low, base = np.percentile(s[:, 1], [20, 80])
-            x_heights.append(base - low)
+        x_heights += stroke_heights(strokes)
         steps.append(np.hypot(*p[1:][p[:-1, 2] < 0.5, :2].T).mean())
         drops.append(np.percentile(strokes[0][:, 1], 80) - xy[0, 1])
         leads.append(xy[0, 0] - xy[:, 0].min())

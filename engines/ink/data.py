@@ -63,6 +63,13 @@ def points_to_strokes(points: np.ndarray) -> list[np.ndarray]:
     return [s for s in np.split(xy, ends) if len(s)]
 
 
+def stroke_heights(strokes: list[np.ndarray]) -> list[float]:
+    """The middle 60% of the heights of each stroke long enough to be a letter or a word (8 points), not a
+    dot: the one yardstick a hand's and a font's size are measured by. Per stroke, because a line's baseline
+    drifts."""
+    return [float(np.subtract(*np.percentile(s[:, 1], [80, 20]))) for s in strokes if len(s) >= 8]
+
+
 def _strokes_of(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Absolute positions (N, 2) from (0, 0), and for each point the first and last index of its stroke."""
     xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)

@@ -67,15 +67,11 @@ def glyph_source(ch: str) -> tuple[str, str] | None:
 
 @lru_cache(maxsize=None)
 def font_band() -> float:
-    """The font's "x-height" measured the way corpus.writing_shape measures a hand's (the middle 60% of each
-    stroke's heights, points evenly spaced), so the font is scaled to a hand by the same yardstick."""
-    heights = []
-    for s in _font("cursive").strokes_for_text("the quick brown fox jumps over the lazy dog"):
-        s = resample(np.array(s, dtype=np.float64), 1.0)
-        if len(s) >= 8:
-            low, high = np.percentile(s[:, 1], [20, 80])
-            heights.append(high - low)
-    return float(np.median(heights))
+    """The font's "x-height" measured as a hand's is (data.stroke_heights, points evenly spaced), so the font
+    is scaled to a hand by the same yardstick."""
+    from .data import stroke_heights
+    strokes = _font("cursive").strokes_for_text("the quick brown fox jumps over the lazy dog")
+    return float(np.median(stroke_heights([resample(np.array(s, dtype=np.float64), 1.0) for s in strokes])))
 
 
 def fallback(ch: str, x_height: float) -> tuple[list[np.ndarray], float, bool]:

@@ -34,7 +34,7 @@ from ..core.errors import ConfigError, CorpusError
 from ..core.interface import Notice
 from .chunks import InkChunk
 from .corpus import unpack_points, writing_shape
-from .data import Alphabet, points_to_strokes, read_corpus, strokes_to_points
+from .data import Alphabet, points_to_strokes, read_corpus, stroke_heights, strokes_to_points
 from .hershey import MARKS, fallback, mark_strokes, resample
 from .model import InkModel, InkState, past_end
 
@@ -175,7 +175,7 @@ class Page:
         self.pen = np.zeros(2)            # absolute position of the last point sent
         self.sent = 0                     # rows sent so far
         self.line = -1
-        self.ink: list[np.ndarray] = []   # pen-down points of the current line
+        self.ink: list[np.ndarray] = []   # (x, y, pen_up) rows the model wrote on this line (not the font's glyphs)
         self.out: list[np.ndarray] = []   # rows waiting to be sent
         self.down = False                 # the last point sent leaves the pen on the paper
         self.right = None                 # right edge of the line's ink (None: nothing yet)
@@ -197,8 +197,8 @@ class Page:
             self.draw(self.pen[None], np.ones(1))
 
     def recent(self) -> np.ndarray:
-        """The line's last 120 points (a line's baseline drifts: measure it where the pen is)."""
-        return np.concatenate(self.ink)[-120:] if self.ink else np.zeros((0, 2))
+        """The line's last 120 (x, y, pen_up) rows (a line's baseline drifts: measure it where the pen is)."""
+        return np.concatenate(self.ink)[-120:] if self.ink else np.zeros((0, 3))
 
     @property
     def baseline(self) -> float:
@@ -208,9 +208,10 @@ class Page:
 
     @property
     def x_height(self) -> float:
-        if sum(map(len, self.ink)) >= 40:
-            low, base = np.percentile(self.recent()[:, 1], [20, 80])
-            return float(np.clip(base - low, 0.5 * self.meta["x_height"], 2 * self.meta["x_height"]))
+        rows = self.recent()
+        heights = stroke_heights(np.split(rows[:, :2], np.flatnonzero(rows[:, 2] > 0.5) + 1))
+        if len(heights) >= 2:
+            return float(np.clip(np.median(heights), 0.5 * self.meta["x_height"], 2 * self.meta["x_height"]))
         return self.meta["x_height"]
 
     def origin(self, gap: bool) -> np.ndarray:
@@ -221,8 +222,9 @@ class Page:
             x = self.right + self.meta["char_width"] * (1.0 if gap else 0.25) + self.meta["lead_in"]
         return np.array([x, self.baseline - self.meta["first_above_baseline"]])
 
-    def draw(self, xy: np.ndarray, pen_up: np.ndarray) -> None:
-        """Absolute points (n, 2) and their pen-up flags onto the page."""
+    def draw(self, xy: np.ndarray, pen_up: np.ndarray, by_model: bool = True) -> None:
+        """Absolute points (n, 2) and their pen-up flags onto the page. Only the model's points measure the
+        hand's baseline and x-height: glyphs measured too would make each following glyph larger."""
         if not len(xy):
             return
         rows = np.zeros((len(xy), 3), np.float32)
@@ -231,7 +233,8 @@ class Page:
         self.out.append(rows)
         self.pen, self.down = xy[-1].copy(), bool(pen_up[-1] < 0.5)
         down = xy[pen_up < 0.5] if (pen_up < 0.5).any() else xy
-        self.ink.append(xy)
+        if by_model:
+            self.ink.append(np.column_stack([xy, pen_up]))
         self.right = max(self.right if self.right is not None else -np.inf, float(down[:, 0].max()))
 
     def draw_strokes(self, strokes: list[np.ndarray]) -> None:
@@ -239,7 +242,7 @@ class Page:
         for s in strokes:
             up = np.zeros(len(s))
             up[-1] = 1
-            self.draw(s, up)
+            self.draw(s, up, by_model=False)
 
     def take(self) -> np.ndarray:
         rows = np.concatenate(self.out) if self.out else np.zeros((0, 3), np.float32)
@@ -377,7 +380,7 @@ class Writer:
             # past the end but the budget ran out before the pen lifted: finished all the same
             ok = finished.get(r, r not in finished and best[r] >= length - 0.5 and len(pens[r]) >= least)
             added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
-            xy = np.concatenate(added)[-len(pens[r]):] if pens[r] else np.zeros((0, 2))
+            xy = np.concatenate(added)[-len(pens[r]):, :2] if pens[r] else np.zeros((0, 2))
             results[r] = (ok, xy, np.array(pens[r]), np.array(chars[r]), best[r])
         return results
 
