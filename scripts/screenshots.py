@@ -2,8 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshots.py
 
-Uses a throw-away data folder; samples the bundled text and audio models, trains the tiny text preset for a
-minute on Tiny Shakespeare (from ../shared).
+Uses a throw-away data folder; samples the bundled models (ink and video when they are bundled), trains the
+tiny text preset for a minute on Tiny Shakespeare (from ../shared).
 """
 import os
 import sys
@@ -57,6 +57,24 @@ def main() -> None:
     create.generate()
     wait(lambda: create.job is None, 120)
     shoot("create-audio")
+
+    if window.engines["video"].bundled_models():
+        create.engine_box.select("video")
+        create.controls.set_values({"frames": 32, "variations": 3, "seed": 11})
+        create.generate()
+        wait(lambda: create.job is None, 600)
+        view = create.view
+        view.variation_box.setCurrentIndex(1)
+        view.pause()
+        view.show_frame(20)
+        shoot("video-create")
+
+    if window.engines["ink"].bundled_models():
+        create.engine_box.select("ink")
+        create.controls.set_values({"text": "Sequence Studio writes\nin a hand it learned.", "bias": 2.0, "seed": 1})
+        create.generate()
+        wait(lambda: create.job is None, 300)
+        shoot("ink-create")
 
     train = window.train_page
     window.tabs.setCurrentWidget(train)
