@@ -524,6 +524,8 @@ def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[objec
         while run.step < run.max_steps:
             if minutes and time_is_up(run, started, minutes):
                 run.reason = "time limit"
+                if run.step < calibrate_at:     # out of time before the speed was known: the run is complete
+                    run.max_steps = run.step    # as it stands (saved with it, so a resume has nothing left)
                 break
             t0 = time.time()
             loss, units = run.train_step()
@@ -551,6 +553,8 @@ def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[objec
                 yield from run.checkpoint(previews, minutes_left())   # other ranks wait in their next all-reduce
         if main_rank and run.history.val_steps[-1:] != [run.step]:
             yield from run.checkpoint(previews, minutes_left())
+        elif main_rank and run.reason == "time limit":     # validated at this step: keep the ended budget
+            run.save("last.safetensors", True, minutes_left())
     except GeneratorExit:
         if main_rank:
             run.model.train()     # Stop may land mid-validation; the saved run trains on when resumed
