@@ -9,7 +9,7 @@ bench/results/ink.json.
 The model's step is timed with random weights of each preset's shape (its speed does not depend on what it
 learnt); the whole writer with the run's own model, whose stalls and retries are part of the cost. One torch
 thread, each measurement in its own subprocess. The held-out curve is the run's own validation: the unipen preset
-holds out every 10th line (86 lines of all 7 writers), read whole, in nats per point.
+holds out every 10th line (84 lines of all 7 writers), read whole, in nats per point.
 
     python bench/ink.py --legibility 30 20 20        # + CER: recogniser <= 30 epochs / 20 min, 20 texts
 
