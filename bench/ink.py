@@ -4,17 +4,18 @@ and the held-out NLL of a training run (its validation lines), against training 
 bench/results/ink.json.
 
     python bench/ink.py                              # speed of each preset's shape, and the bundled run's curve
-    python bench/ink.py --run /work/runs/ink-bundled # the curve of another run (its validation split)
+    python bench/ink.py --run /work/runs/other-run   # the curve of another run (its validation split)
 
 The model's step is timed with random weights of each preset's shape (its speed does not depend on what it
 learnt); the whole writer with the run's own model, whose stalls and retries are part of the cost. One torch
 thread, each measurement in its own subprocess. The held-out curve is the run's own validation: the unipen preset
 holds out every 10th line (84 lines of all 7 writers), read whole, in nats per point.
 
-    python bench/ink.py --legibility 30 20 20        # + CER: recogniser <= 30 epochs / 20 min, 20 texts
+    python bench/ink.py --legibility 60 30 20        # + CER: recogniser <= 60 epochs / 30 min, 20 texts
 
-Legibility: a BiLSTM-CTC recogniser over the pen points, trained on the run's real training lines, reads the
-held-out lines (real CER) and the same texts written by the run's best model at bias 0, 1 and 2.
+Legibility: a BiLSTM-CTC recogniser over the pen points, trained on the run's real training lines (once; kept in
+bench/results/runs/), reads the held-out lines (real CER), the same texts written by the model (the run's best, or
+--checkpoint) at bias 0, 1 and 2, and 20 fixed pangrams written the same way.
 """
 from __future__ import annotations
 
@@ -31,9 +32,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 UNIPEN = ROOT.parent / "shared" / "data" / "handwriting" / "unipen_cursive"
 RESULTS = ROOT / "bench" / "results"
-RUN = Path("/work/runs/ink-bundled")
+RUN = Path("/work/runs/ink-unipen")        # the bundled model's run (docs/ink.md)
 SHAPES = {"small (3x256)": ("small", {}), "Graves (3x400)": ("small", {"n_hidden": 400}), "tiny": ("tiny", {})}
 LINE = "The quick brown fox jumps over the lazy dog, said Mr. Jones"   # 60 characters
+# a fixed set for legibility: every one holds every letter of the alphabet (upper case only where it starts)
+PANGRAMS = [
+    "The quick brown fox jumps over the lazy dog.", "Pack my box with five dozen liquor jugs.",
+    "How vexingly quick daft zebras jump!", "The five boxing wizards jump quickly.",
+    "Sphinx of black quartz, judge my vow.", "Jackdaws love my big sphinx of quartz.",
+    "Waltz, bad nymph, for quick jigs vex.", "Quick zephyrs blow, vexing daft Jim.",
+    "Two driven jocks help fax my big quiz.", "Five quacking zephyrs jolt my wax bed.",
+    "The jay, pig, fox, zebra and my wolves quack!", "Crazy Fredrick bought many very exquisite opal jewels.",
+    "We promptly judged antique ivory buckles for the next prize.",
+    "A mad boxer shot a quick, gloved jab to the jaw of his dizzy opponent.",
+    "Jaded zombies acted quaintly but kept driving their oxen forward.",
+    "The job requires extra pluck and zeal from every young wage earner.",
+    "Grumpy wizards make toxic brew for the evil queen and jack.",
+    "Just keep examining every low bid quoted for zinc etchings.",
+    "Amazingly few discotheques provide jukeboxes.", "Heavy boxes perform quick waltzes and jigs.",
+]
 
 
 def child(function: str, *args) -> dict:
@@ -260,36 +277,73 @@ def cer(model, points: list, texts: list[str], alphabet) -> float:
     return errors / max(total, 1)
 
 
-def measure_legibility(run: str, epochs: int, minutes: float, lines: int) -> dict:
-    """CER of the recogniser on real held-out lines, and on the run's model writing the same texts (one line
-    each, style chosen by seed) at bias 0, 1 and 2. The page a user gets is measured, font fallbacks included;
-    how many words fell back is reported beside it."""
+def recogniser_for(run: str, epochs: int, minutes: float):
+    """The recogniser for a run's way of reading pen points, trained once and kept in bench/results/runs/ (keyed
+    by the corpus meta that decides the points it sees: scale, smoothing, downsampling, alphabet)."""
+    import hashlib
     import torch
-    torch.set_num_threads(1)
+    from safetensors.torch import load_file, save_file
+    train_points, train_ids, val_points, val_texts, alphabet, header = recogniser_corpus(run)
+    corpus = header["corpus"]
+    key = json.dumps([corpus["scale"], corpus.get("smooth"), corpus.get("downsample"), alphabet.chars, epochs,
+                      minutes], default=str)
+    path = RESULTS / "runs" / f"ink-recogniser-{hashlib.sha256(key.encode()).hexdigest()[:12]}.safetensors"
+    classes = max(max(t) for t in train_ids) + 1
+    if path.exists():
+        recogniser = Recogniser(classes)
+        weights = load_file(path)
+        recogniser.net.load_state_dict({k[4:]: v for k, v in weights.items() if k.startswith("net.")})
+        recogniser.head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+        info = json.loads(path.with_suffix(".json").read_text())
+    else:
+        started = time.perf_counter()
+        recogniser, done = train_recogniser(train_points, train_ids, epochs, minutes * 60)
+        info = {"epochs": done, "minutes": (time.perf_counter() - started) / 60}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({**{f"net.{k}": v for k, v in recogniser.net.state_dict().items()},
+                   **{f"head.{k}": v for k, v in recogniser.head.state_dict().items()}}, path)
+        path.with_suffix(".json").write_text(json.dumps(info))
+    return recogniser, info, val_points, val_texts, alphabet
+
+
+def written_lines(checkpoint: str, texts: list[str], bias: float) -> tuple[list[np.ndarray], int]:
+    """Each text written as one line by the model (style chosen by the seed = the text's index), in the points
+    the model reads; and how many lines needed the font for a word."""
     from engines.core.interface import resolve_settings
     from engines.core.trainer import load_model
     from engines.ink import InkEngine
     from engines.ink.chunks import InkChunk, variation_points
-    train_points, train_ids, val_points, val_texts, alphabet, header = recogniser_corpus(run)
-    started = time.perf_counter()
-    recogniser, done = train_recogniser(train_points, train_ids, epochs, minutes * 60)
-    out = {"run": run, "step": header["step"], "recogniser_epochs": done,
-           "recogniser_minutes": (time.perf_counter() - started) / 60, "lines": lines,
-           "real_cer": cer(recogniser, val_points[:lines], val_texts[:lines], alphabet), "generated": []}
     engine = InkEngine()
-    model, header = load_model(engine, run, "cpu")
+    model, header = load_model(engine, checkpoint, "cpu")
     scale = header["corpus"]["scale"]
+    written, fell_back = [], 0
+    for k, text in enumerate(texts):
+        settings = resolve_settings(engine.controls(), {"text": text, "seed": k, "bias": bias, "width": 400})
+        chunks = list(engine.generate(model, header, settings))
+        fell_back += any("could not follow" in getattr(c, "message", "") for c in chunks)
+        p = variation_points([c for c in chunks if isinstance(c, InkChunk)])
+        p[:, :2] /= scale
+        written.append(np.vstack([np.zeros((1, 3), np.float32), p]))
+    return written, fell_back
+
+
+def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, lines: int) -> dict:
+    """CER of the recogniser on real held-out lines, and on the model writing the same texts and the 20 pangrams
+    (one line each) at bias 0, 1 and 2. The page a user gets is measured, font fallbacks included; how many
+    lines needed the font is reported beside it."""
+    import torch
+    torch.set_num_threads(1)
+    from engines.core.checkpoint import read_meta
+    recogniser, info, val_points, val_texts, alphabet = recogniser_for(run, epochs, minutes)
+    out = {"run": run, "checkpoint": checkpoint, "step": read_meta(checkpoint)["step"],
+           "recogniser_epochs": info["epochs"], "recogniser_minutes": info["minutes"], "lines": lines,
+           "real_cer": cer(recogniser, val_points[:lines], val_texts[:lines], alphabet), "generated": []}
     for bias in (0.0, 1.0, 2.0):
-        written, fell_back = [], 0
-        for k, text in enumerate(val_texts[:lines]):
-            settings = resolve_settings(engine.controls(), {"text": text, "seed": k, "bias": bias, "width": 400})
-            chunks = list(engine.generate(model, header, settings))
-            fell_back += sum("could not follow" in getattr(c, "message", "") for c in chunks)
-            p = variation_points([c for c in chunks if isinstance(c, InkChunk)])
-            p[:, :2] /= scale
-            written.append(np.vstack([np.zeros((1, 3), np.float32), p]))
-        out["generated"].append({"bias": bias, "cer": cer(recogniser, written, val_texts[:lines], alphabet),
-                                 "lines_with_font_fallback": fell_back})
+        row = {"bias": bias}
+        for name, texts in (("heldout", val_texts[:lines]), ("pangrams", PANGRAMS)):
+            written, fell_back = written_lines(checkpoint, texts, bias)
+            row[name] = {"cer": cer(recogniser, written, texts, alphabet), "lines_with_font_fallback": fell_back}
+        out["generated"].append(row)
     return out
 
 
@@ -309,6 +363,8 @@ def main() -> None:
     parser.add_argument("--legibility", nargs=3, type=float, metavar=("EPOCHS", "MINUTES", "LINES"),
                         help="also train the recogniser (at most EPOCHS epochs or MINUTES) and measure CER on LINES "
                              "held-out texts, real and written by the run's best model (e.g. 30 20 20)")
+    parser.add_argument("--checkpoint", help="the model whose writing the legibility test reads (default: the run's "
+                                             "best.safetensors), e.g. assets/ink/unipen-cursive.safetensors")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -316,7 +372,7 @@ def main() -> None:
         result = {"steps": lambda: measure_steps(rest[0], int(rest[1]), rest[2]),
                   "writing": lambda: measure_writing(rest[0]),
                   "training": lambda: measure_training(rest[0], rest[1]),
-                  "legibility": lambda: measure_legibility(rest[0], int(rest[1]), float(rest[2]), int(rest[3]))
+                  "legibility": lambda: measure_legibility(rest[0], rest[1], int(rest[2]), float(rest[3]), int(rest[4]))
                   }[function]()
         print(json.dumps(result))
         return
@@ -335,7 +391,8 @@ def main() -> None:
         report["heldout"] = heldout_curve(args.run)
     if checkpoint and args.legibility:
         epochs, minutes, lines = args.legibility
-        report["legibility"] = child("legibility", str(args.run), int(epochs), minutes, int(lines))
+        report["legibility"] = child("legibility", str(args.run), args.checkpoint or str(args.run / "best.safetensors"),
+                                     int(epochs), minutes, int(lines))
 
     print("\n== the model's step, one thread (random weights of each shape) ==")
     print(f"{'shape':15} {'weights':>9} {'MFLOP/pt':>8} {'pts/s b1':>9} {'bound b1':>9} {'pts/s b8':>9} "
@@ -370,9 +427,13 @@ def main() -> None:
         print(f"\n== legibility: a BiLSTM-CTC recogniser ({g['recogniser_epochs']} epochs, "
               f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
         print(f"real handwriting of the held-out lines: CER {g['real_cer']:.1%}")
+        print(f"written by {g['checkpoint']} (step {g['step']}):")
+        print(f"{'bias':>5} {'CER held-out texts':>19} {'font':>5} {'CER 20 pangrams':>16} {'font':>5}")
         for r in g["generated"]:
-            print(f"written by the run (step {g['step']}) at bias {r['bias']:g}: CER {r['cer']:.1%} "
-                  f"({r['lines_with_font_fallback']} line(s) with words drawn from the font)")
+            h, p = r["heldout"], r["pangrams"]
+            print(f"{r['bias']:5g} {h['cer']:19.1%} {h['lines_with_font_fallback']:5d} {p['cer']:16.1%} "
+                  f"{p['lines_with_font_fallback']:5d}")
+        print("(font: lines with a word the model could not follow, drawn from the Hershey font instead)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ink.json").write_text(json.dumps(report, indent=2))
     print(f"\nwrote {RESULTS / 'ink.json'}")

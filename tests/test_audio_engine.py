@@ -8,7 +8,7 @@ import torch
 
 from engines.audio import AudioEngine
 from engines.audio.config import AudioModelConfig
-from engines.audio.fast import FastGenerator
+from engines.audio.fast import FastGenerator, with_generation_weights
 from engines.audio.model import SILENCE, WaveNet, mu_law_decode, mu_law_encode
 from engines.audio.sample import generate, parse_labels, reference_generate, warm_up_codes
 from engines.core.errors import ConfigError, CorpusError
@@ -114,25 +114,31 @@ def random_model(config, labels) -> WaveNet:
     return model
 
 
-@pytest.mark.parametrize("position_seconds", [0.0, 0.02])
-def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position_seconds):
+@pytest.mark.parametrize("position_seconds,weights", [(0.0, "fp32"), (0.02, "fp32"), (0.02, "int8")])
+def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position_seconds, weights):
+    """fp32: the loop computes exactly what the network computes. int8: exactly what the network computes with
+    its matrices rounded to int8 and scaled back (the model whose held-out NLL bench/audio.py reports)."""
     config = tiny_audio_model(stacks=2, layers_per_stack=4, position_seconds=position_seconds)
     model = random_model(config, [3, 2])
     labels = torch.tensor([[0, 1], [2, 0]])
     primer = np.array([[100, 140, 180, 90]] * 2)
     uniforms = np.random.default_rng(3).random((2, 300))     # 300 samples: well past the receptive field (31)
 
-    fast = FastGenerator(model, labels, 2)
+    fast = FastGenerator(model, labels, 2, weights)
     fast.previous[:] = SILENCE
     warm = np.broadcast_to(warm_up_codes(model, primer[0]), (2, model.receptive_field - 1 + 4))
     fast.run(warm, np.zeros(warm.shape))
     fast_codes, fast_probs = fast.run(np.full((2, 300), -1), uniforms, temperature=0.9, want_probs=True)
 
     history = np.concatenate([np.full((2, model.receptive_field), SILENCE), primer], axis=1)
-    slow_codes, slow_probs = reference_generate(model, labels, history, uniforms, temperature=0.9)
+    reference = with_generation_weights(model, weights)
+    slow_codes, slow_probs = reference_generate(reference, labels, history, uniforms, temperature=0.9)
     assert np.abs(fast_probs - slow_probs).max() < 1e-5
     assert np.array_equal(fast_codes, slow_codes)
     assert len(np.unique(fast_codes)) > 20          # a real draw, not a constant
+    if weights == "int8":                           # and the rounding is real: the fp32 network differs
+        _, fp32_probs = reference_generate(model, labels, history, uniforms, temperature=0.9)
+        assert np.abs(fp32_probs - slow_probs).max() > 1e-4
 
 
 def generate_all(model, meta, **settings):
