@@ -6,6 +6,7 @@ import sys
 from xml.etree import ElementTree
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from engines.ink import InkEngine
@@ -57,3 +58,12 @@ def test_train_sample_export_and_errors(tmp_path):
         failed = studio("sample", "ink", "--checkpoint", run, *args, check=False)
         assert failed.returncode != 0 and message in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.skipif(not InkEngine().bundled_models(), reason="the bundled handwriting model is not in assets/ink/")
+def test_the_bundled_model_writes_without_a_checkpoint(tmp_path):
+    out = tmp_path / "hello.svg"
+    sampled = studio("sample", "ink", "--text", "Hello there, my dear friend.", "--seed", 2, "--out", out)
+    assert "in the hand of writer" in sampled.stderr and "(step " in sampled.stderr
+    chunks, _ = InkEngine().load_sample(out)
+    assert len(variation_points(chunks)) > 100

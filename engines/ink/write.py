@@ -8,8 +8,10 @@ written as its base letter by the model with the accent drawn on top (NFD). Ever
 starts from the same primed state (the style's primer line read through the model, Graves' section 5.5), so
 the whole page keeps one hand while no line depends on how the previous one went.
 
-The window over the text is watched point by point. A piece is finished when the window has passed its
-last character (Graves' rule, `past_end`) and the pen lifts; it has stalled when the window stops moving for
+The window over the text is watched point by point. A piece is finished once the window has passed its
+last character (Graves' rule, `past_end`), at the pen's next lift or a character's worth of points later (the
+window of a trained model does not stay past the end: its lagging Gaussians take over again, and a pen left
+to go on writes gibberish after the text); it has stalled when the window stops moving for
 several characters' worth of points, runs out of its point budget, or jumps to the end without writing. A
 stalled piece is taken back (InkChunk.retract) and written again with new draws; one that keeps stalling is
 split at a space and written in halves, and a single word that still fails is drawn from the font, so a line
@@ -331,6 +333,7 @@ class Writer:
         drawn = {r: 0 for r in rows}
         best = {r: -1.0 for r in rows}                        # furthest the window has been, in characters
         last_move = {r: 0 for r in rows}
+        passed: dict[int, int] = {}                           # when the window first passed the piece's end
         finished: dict[int, bool] = {}
         bias, temperature = self.settings["bias"], self.settings["temperature"]
         u = reading.u - offset                                 # positions of the piece's characters (+ past end)
@@ -366,8 +369,12 @@ class Writer:
                 chars[r].append(at[k])
                 if where[k] > best[r] + 0.5:
                     best[r], last_move[r] = where[k], t
-                if ended[k] and pen_up > 0.5:
-                    finished[r] = len(pens[r]) >= least
+                if ended[k] and r not in passed:
+                    passed[r] = t
+                if r in passed:
+                    if pen_up > 0.5 or t - passed[r] >= self.points_per_char:
+                        pens[r][-1] = 1.0                   # the pen lifts here, whatever it drew
+                        finished[r] = len(pens[r]) >= least
                 elif t - last_move[r] > patience:
                     finished[r] = False                     # stalled
             if t % CHUNK_POINTS == 0:
