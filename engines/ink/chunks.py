@@ -46,3 +46,18 @@ def strokes_of(points: np.ndarray) -> list[np.ndarray]:
     xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)
     ends = np.flatnonzero(points[:, 2] > 0.5) + 1
     return [s for s in np.split(xy, ends) if len(s)]
+
+
+def smooth_stroke(xy: np.ndarray, per_span: int = 4) -> np.ndarray:
+    """A stroke (n, 2) drawn as a pen would, not as a polyline: quadratic curves through the midpoints of its
+    spans, each point a curve's control (the points are 30 ms apart, so corners between them are artefacts of
+    the sampling). Returns the curve as points, per_span per span; the ink view draws the same curves with
+    QPainterPath.quadTo as points arrive."""
+    if len(xy) < 3:
+        return xy
+    mids = (xy[:-1] + xy[1:]) / 2                                       # (n - 1, 2)
+    t = (np.arange(1, per_span + 1) / per_span)[:, None, None]          # (per, 1, 1)
+    a, control, b = mids[:-1], xy[1:-1], mids[1:]                       # curve i: mids[i] -> mids[i + 1]
+    curves = (1 - t) ** 2 * a + 2 * (1 - t) * t * control + t ** 2 * b  # (per, n - 2, 2)
+    return np.vstack([xy[:1], mids[:1], curves.transpose(1, 0, 2).reshape(-1, 2), xy[-1:]])
+

@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ..core.errors import ConfigError, CorpusError
-from .chunks import InkChunk, strokes_of, variation_points
+from .chunks import InkChunk, smooth_stroke, strokes_of, variation_points
 
 X_HEIGHT_PX = 16.0
 MARGIN_PX = 24.0
@@ -125,8 +125,9 @@ def write_svg(path: Path, rows, facts, settings) -> None:
                                       "stroke-linejoin": "round", "display": "none"})
     for strokes in placed:
         if strokes:
-            ElementTree.SubElement(filled, "path", d=" ".join(svg_path(outline(s, pen), True) for s in strokes))
-            ElementTree.SubElement(lines, "path", d=" ".join(svg_path(s, False) for s in strokes))
+            curves = [smooth_stroke(s) for s in strokes]
+            ElementTree.SubElement(filled, "path", d=" ".join(svg_path(outline(c, pen), True) for c in curves))
+            ElementTree.SubElement(lines, "path", d=" ".join(svg_path(c, False) for c in curves))
     ElementTree.ElementTree(svg).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -143,7 +144,7 @@ def draw_strokes(image, strokes: list[np.ndarray], settings: dict) -> None:
     draw = ImageDraw.Draw(image)
     fill, pen = colour(settings), max(1.0, 2 * float(settings.get("stroke_width", 2.0)))
     for s in strokes:
-        xy = [tuple(p) for p in (s * 2).tolist()]
+        xy = [tuple(p) for p in (smooth_stroke(s) * 2).tolist()]
         if len(xy) > 1:
             draw.line(xy, fill=fill, width=int(round(pen)), joint="curve")
         for x, y in (xy[0], xy[-1]):

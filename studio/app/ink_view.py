@@ -60,19 +60,22 @@ class InkLine:
         self.draw(rows)
 
     def draw(self, rows: np.ndarray) -> None:
+        """Each stroke as curves through the midpoints of its spans (engines.ink.chunks.smooth_stroke draws the
+        same for the exports), extended point by point."""
         xy = np.cumsum(rows[:, :2], axis=0, dtype=np.float64) + (self.x, self.y)
         path = self.path
         for (x, y), up in zip(xy.tolist(), (rows[:, 2] > 0.5).tolist()):
             if self.lifted:
                 path.moveTo(x, y)
                 self.stroke_points = 0
+            elif self.stroke_points == 1:
+                path.lineTo((self.x + x) / 2, (self.y + y) / 2)
             else:
-                path.lineTo(x, y)
+                path.quadTo(self.x, self.y, (self.x + x) / 2, (self.y + y) / 2)
             self.stroke_points += 1
-            if up and self.stroke_points == 1:       # a dot: a stroke of one point still leaves ink
-                path.lineTo(x + 1e-3, y)
-            self.lifted = up
-        self.x, self.y = xy[-1]
+            if up:                                   # the stroke ends on its last point (a dot: a short line)
+                path.lineTo(x + 1e-3 if self.stroke_points == 1 else x, y)
+            self.lifted, self.x, self.y = up, x, y
         box = QRectF(QPointF(*xy.min(axis=0)), QPointF(*xy.max(axis=0)))
         self.bounds = box if self.bounds is None else self.bounds.united(box)
         self.points += len(rows)
