@@ -3,8 +3,9 @@ costs one pass through the layers (O(layers)), not a forward pass over the whole
 
 A sample is a few dozen small matrix-vector products. In PyTorch each would be a separate call costing more
 in overhead than in arithmetic, so the whole step - every layer, the output head and the draw - is one loop
-compiled by numba, over float32 copies of the model's weights. It runs in the calling thread: one core per
-generation, which leaves the others to the GUI and the audio callback.
+compiled by numba, over copies of the model's weights in int8 (the default; a float32 scale per output) or
+float32. It runs in the calling thread: one core per generation, which leaves the others to the GUI and the
+audio callback.
 
 Compiling the loop takes ~10 s, so numba keeps it on disk (cache=True): in __pycache__ beside this file, or
 in the user's cache folder when the install is read-only. warm_up() fills that cache ahead of time.
