@@ -42,6 +42,7 @@ from .model import InkModel, InkState, past_end
 
 WRITE_MIN_COUNT = 5       # a character seen fewer times in training is drawn from the font instead
 ATTEMPTS = 3              # draws of a piece before it is split or drawn from the font
+PIECE_CHARS = 20          # longest text written in one go from the primed state (see short_pieces)
 CHUNK_POINTS = 8          # model steps per streamed chunk (~30 chunks a second at the speed of a core)
 MAX_PRIMER_POINTS = 2500
 # model -> {primer: (state, last point)}: reading a primer costs a pass over its points, once per model and style
@@ -55,6 +56,14 @@ class Piece:
     glyph: str = ""              # or one character drawn from the font
     marks: list[tuple[int, str]] = field(default_factory=list)   # (index in text, combining accent)
     gap: bool = False            # a space before it
+
+    def split(self, words: int) -> tuple[Piece, Piece]:
+        """The piece cut at a space: its first `words` words, and the rest (with a gap before it)."""
+        left = " ".join(self.text.split(" ")[:words])
+        cut = len(left) + 1
+        return (Piece(self.start, left, marks=[m for m in self.marks if m[0] < len(left)], gap=self.gap),
+                Piece(self.start + cut, self.text[cut:], marks=[(i - cut, a) for i, a in self.marks if i >= cut],
+                      gap=True))
 
 
 def wrap(text: str, width: int) -> list[str]:
@@ -103,7 +112,23 @@ def plan_line(line: str, writable: set[str]) -> tuple[list[Piece], set[str]]:
             p.text = p.text.rstrip(" ")
     for before, after in zip(pieces, pieces[1:]):
         after.gap = after.gap or line[after.start - 1:after.start].isspace()
-    return [p for p in pieces if p.text or p.glyph], substituted
+    return short_pieces([p for p in pieces if p.text or p.glyph]), substituted
+
+
+def short_pieces(pieces: list[Piece], limit: int | None = None) -> list[Piece]:
+    """Runs of text cut at spaces into pieces of at most `limit` characters (a longer word stays whole). A model
+    trained on the first few hundred points of each line follows a short text reliably and loses its place late
+    in a long one (bench/ink.py measures both); every piece starts from the same primed state, so the hand is
+    the same."""
+    limit = limit or PIECE_CHARS
+    out = []
+    for p in pieces:
+        while len(p.text) > limit and " " in p.text:
+            lengths = np.cumsum([len(w) + 1 for w in p.text.split(" ")]) - 1
+            first, p = p.split(max(1, int(np.searchsorted(lengths, limit, side="right"))))
+            out.append(first)
+        out.append(p)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -277,7 +302,12 @@ class Writer:
         if primer is None:
             self.state0 = self.model.initial_state(1, device)
             self.x0 = torch.zeros(1, 3, device=device)
+            self.lift_height = None
             return
+        # where the primer's pen left the paper, above (-) or below its baseline (measured as the page measures
+        # a line's): every piece goes on from there, so its first move lands at the height the model meant
+        xy = np.cumsum(primer.points[:, :2], axis=0)
+        self.lift_height = float(xy[-1, 1] - np.percentile(xy[-120:, 1], 80))
         # the head's weight sum changes with every training step: a model being trained (its previews) is never
         # served a state primed by older weights
         key = (primer.text, primer.points.tobytes(), str(device), float(self.model.head.weight.detach().sum()))
@@ -346,6 +376,8 @@ class Writer:
                     d = np.array(moves[r][drawn[r]:])
                     start = page.origin(piece.gap) if drawn[r] == 0 else page.pen
                     if drawn[r] == 0:
+                        if self.lift_height is not None:        # the first move's height, from the primer's end
+                            start[1] = page.baseline + self.lift_height + d[0, 1]
                         d[0] = 0.0
                     page.draw(start + np.cumsum(d, axis=0), np.array(pens[r][drawn[r]:]))
                     drawn[r] = len(pens[r])
@@ -425,13 +457,9 @@ class Writer:
                 break
         if not pending:
             return
-        words = piece.text.split(" ")
-        if len(words) > 1 and self.budget > 0:        # shorter texts are easier to follow: halves
-            half = len(words) // 2
-            left = " ".join(words[:half])
-            first = Piece(piece.start, left, marks=[m for m in piece.marks if m[0] < len(left)], gap=piece.gap)
-            second = Piece(piece.start + len(left) + 1, " ".join(words[half:]),
-                           marks=[(i - len(left) - 1, a) for i, a in piece.marks if i > len(left)], gap=True)
+        words = piece.text.count(" ") + 1
+        if words > 1 and self.budget > 0:             # shorter texts are easier to follow: halves
+            first, second = piece.split(words // 2)
             yield from self.write_piece(pending, first)
             yield from self.write_piece(pending, second)
             return
