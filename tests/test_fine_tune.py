@@ -45,3 +45,13 @@ def test_fine_tuning_is_refused_with_resume_and_for_engines_with_stages(capsys, 
     code, text = studio(capsys, "train", "video", "--data", "moving-digits", "--out", tmp_path / "v",
                         "--from", tmp_path / "base", "--device", "cpu")
     assert code == 2 and "fine-tuning is for engines of one stage" in text and not (tmp_path / "v").exists()
+
+
+def test_model_settings_set_explicitly_apply_to_the_fine_tuned_model_but_not_a_new_shape(capsys, tmp_path):
+    base, mine = tmp_path / "base", write_corpus(tmp_path / "mine.txt", n_chars=5_000, seed=2)
+    assert train_tiny(capsys, write_corpus(tmp_path / "a.txt", seed=1), base, "--steps", 5)[0] == 0
+    code, text = train_tiny(capsys, mine, tmp_path / "tuned", "--steps", 2, "--from", base, "--set", "model.dropout=0.3")
+    assert code == 0, text
+    assert read_meta(tmp_path / "tuned" / "last.safetensors")["model_config"]["dropout"] == 0.3
+    code, text = train_tiny(capsys, mine, tmp_path / "wider", "--steps", 2, "--from", base, "--set", "model.n_hidden=96")
+    assert code == 2 and "model.n_hidden=96 would change the shape" in text and "Traceback" not in text, text

@@ -196,7 +196,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
     with the same preset (the app reads it to show its summary). `start_from` (a checkpoint or run folder)
     fine-tunes: the new run starts from its weights, so it keeps its model shape and reads the corpus the
-    way it read its own (vocabulary, scale), with this preset's training settings."""
+    way it read its own (vocabulary, scale), with this preset's training settings; model settings in
+    `overrides` still apply (e.g. the ink engine's synthetic_lines=0)."""
     if not str(data).strip():
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
     if start_from is not None and resume:
@@ -235,7 +236,11 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         source = sampling_checkpoint(engine, start_from)
         header = read_meta(source, engine.name)
         stage = engine.stages[0]
-        recipes[stage.name] = StageRecipe(header["model_config"], recipes[stage.name].train, str(source))
+        # the model's own settings, and any the user set explicitly (e.g. how the corpus is read; a changed
+        # shape is refused when the weights load)
+        model = {**header["model_config"], **overrides.get(stage.name, {}).get("model", {})}
+        config_from_dict(stage.model_config_class, model, f"fine-tuning {source.name}")
+        recipes[stage.name] = StageRecipe(model, recipes[stage.name].train, str(source))
         corpus_meta, corpus = header["corpus"], None
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
@@ -305,7 +310,15 @@ class Run:
         started_from = None
         if recipe.start_from:
             tensors, header = load_checkpoint(recipe.start_from, engine=engine.name, prefix="model.")
-            load_weights(model, tensors, header, recipe.start_from)
+            changed = {k: v for k, v in recipe.model.items() if header["model_config"].get(k) != v}
+            try:
+                load_weights(model, tensors, header, recipe.start_from)
+            except CheckpointError:
+                if not changed:
+                    raise
+                raise ConfigError(f"{', '.join(f'model.{k}={v}' for k, v in changed.items())} would change the shape "
+                                  f"of the model fine-tuning starts from ({Path(recipe.start_from).name}): it "
+                                  f"keeps that model's shape") from None
             started_from = {"file": Path(recipe.start_from).name, "step": header["step"],
                             "sha256": weights_digest(model)}
         return cls(engine, stage, corpus, folder, device, model, cfg, dataclasses.asdict(config),

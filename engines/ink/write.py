@@ -143,8 +143,9 @@ class Primer:
 
 
 def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Primer:
-    """A user's sample (any units, any pen rate) in the model's units: scaled so that a character is as
-    wide as in the corpus, and redrawn with the corpus' point spacing."""
+    """A user's sample (any units, any pen rate) in the model's units: scaled so that its characters are as
+    wide and its letters as tall (by the corpus' yardstick) as the corpus' (the geometric mean of the two:
+    print is wider and flatter than cursive), and redrawn with the corpus' point spacing."""
     if not text.strip():
         raise ConfigError(f"the style sample {name} has no text: the model needs to know what it says "
                           f"(InkML: an annotation of type 'truth'; the pen pad: the style text)")
@@ -154,6 +155,9 @@ def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Pri
     if not np.isfinite(xy).all() or width <= 0:
         raise ConfigError(f"the style sample {name} has no width to measure its size by")
     scale = meta["char_width"] * len(text) / width
+    heights = stroke_heights([s * scale for s in strokes])
+    if heights and np.median(heights) > 0:
+        scale *= math.sqrt(meta["x_height"] / float(np.median(heights)))
     strokes = [resample(s * scale, meta["step"]) for s in strokes]
     out = strokes_to_points(strokes)
     if len(out) > MAX_PRIMER_POINTS:
@@ -318,10 +322,18 @@ class Writer:
             ids = torch.tensor([self.alphabet.encode(self.prefix)], device=device)
             with torch.inference_mode():
                 out = self.model(points, torch.ones(points.shape[:2], dtype=torch.bool, device=device), ids,
-                                 torch.ones_like(ids, dtype=torch.bool))
+                                 torch.ones_like(ids, dtype=torch.bool), want_phi=True)
+            state = out.state
+            # a hand unlike the training data's can leave the window short of the primer's end, and the pen would
+            # then first have to write the rest of the primer's text: move the window on to where the new text
+            # starts (kappa counts characters), keeping the hand the state holds
+            phi = out.phi[0, -1]
+            centre = float((phi * torch.arange(len(phi), device=device)).sum() / phi.sum().clamp_min(1e-9))
+            if centre < len(self.prefix) - 1:
+                state = state._replace(kappa=state.kappa + (len(self.prefix) - centre))
             if len(cache) >= 8:
                 cache.clear()
-            cache[key] = (out.state, points[:, -1])
+            cache[key] = (state, points[:, -1])
         self.state0, self.x0 = cache[key]
 
     def start_state(self, n: int) -> tuple[torch.Tensor, InkState]:
