@@ -37,15 +37,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def write_hershey_corpus(folder: Path, lines: int = 200, seed: int = 0, most_words: int = 5) -> Path:
+def write_hershey_corpus(folder: Path, lines: int = 200, seed: int = 0, most_words: int = 5, size: float = 1.0) -> Path:
     """The studio's corpus format (strokes.npz + texts.jsonl) of exactly aligned lines in Hershey's cursive,
-    in integer tablet-like units, by three 'writers'."""
+    in integer tablet-like units (`size` times larger), by three 'writers'."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     points, offsets, rows = [], [0], []
     for i in range(lines):
         text = " ".join(rng.choice(WORDS, rng.integers(1, most_words + 1)))
-        p = np.round(synthetic_line(text, rng, 20.0, 7.0)).astype(np.int16)
+        p = np.round(synthetic_line(text, rng, 20.0 * size, 7.0 * size)).astype(np.int16)
         points.append(p)
         offsets.append(offsets[-1] + len(p))
         rows.append({"index": i, "writer": f"w{i % 3}", "text": text})
@@ -405,3 +405,21 @@ def test_exact_resume(trained, tmp_path):
     a = load_checkpoint(tmp_path / "straight" / "last.safetensors", prefix="model.")[0]
     b = load_checkpoint(tmp_path / "stopped" / "last.safetensors", prefix="model.")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pen_data_in_other_units_is_read_at_the_models_size(tmp_path):
+    """Fine-tuning on a user's recordings (pad pixels) with a model trained on tablet units: the lines are scaled
+    to the size the model writes at, and the model's own corpus read again is left exactly as it was."""
+    from engines.ink.config import InkModelConfig
+    from engines.ink.corpus import read_ink_corpus, writing_shape
+    config = InkModelConfig(**TINY)
+    own = read_ink_corpus(write_hershey_corpus(tmp_path / "own", lines=40), config)
+    again = read_ink_corpus(tmp_path / "own", config, meta=own.meta)
+    assert all(np.array_equal(a, b) for a, b in zip(own.train, again.train))
+    assert not any("scaled" in w for w in again.summary["warnings"])
+    big = read_ink_corpus(write_hershey_corpus(tmp_path / "big", lines=40, seed=1, size=5.0), config, meta=own.meta)
+    said = [w for w in big.summary["warnings"] if "scaled to match" in w]
+    assert said and 4.5 < float(said[0].split("was ")[1].split("x the size")[0]) < 5.5, big.summary["warnings"]
+    texts = ["x" * len(t) for t in big.train_texts]      # only their lengths count
+    width = writing_shape(big.train, texts)["char_width"]
+    assert abs(width / own.meta["char_width"] - 1) < 0.2

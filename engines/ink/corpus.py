@@ -7,6 +7,7 @@ point sits above its baseline) and one primer line per writer, the built-in styl
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import torch
@@ -133,8 +134,16 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         raise CorpusError(f"{path}: {len(lines)} line(s) cannot be split into training and validation lines")
 
     points, new_meta = prepare(lines, config.smooth, config.downsample, meta=dict(meta) if meta else None)
-    meta = new_meta if meta is None else meta
     texts = [l.text for l in lines]
+    if meta is not None and conditional:
+        # pen data in other units than the model's corpus (a tablet's pixels, not UNIPEN's): at the model's size
+        factor = size_factor(points, texts, meta)
+        if factor is not None:
+            for p in points:
+                p[:, :2] *= factor
+            warnings.append(f"the pen data was {1 / factor:.2g}x the size of the writing this model learnt from: "
+                            f"scaled to match")
+    meta = new_meta if meta is None else meta
     train_idx = [i for i, v in enumerate(is_val) if not v]
     if "alphabet" not in meta:
         alphabet = build_alphabet([texts[i] for i in train_idx]) if conditional else None
@@ -157,6 +166,15 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
 
     summary = describe(path, lines, points, is_val, alphabet, meta, synthetic, warnings)
     return InkCorpus(train_points, train_texts, [points[i] for i in val_idx], encode(val_idx), meta, summary)
+
+
+def size_factor(points: list[np.ndarray], texts: list[str], meta: dict, tolerance: float = 1.25) -> float | None:
+    """How much to scale lines (in a model's units) so that their characters are as wide and their letters as
+    tall as in the model's own corpus (the geometric mean of the two: print is wider and flatter than cursive),
+    or None within `tolerance` (the model's own corpus, read again to resume, is left exactly as it was)."""
+    shape = writing_shape(points, texts)
+    factor = math.sqrt(meta["char_width"] / shape["char_width"] * meta["x_height"] / shape["x_height"])
+    return None if 1 / tolerance <= factor <= tolerance else factor
 
 
 def synthetic_lines(n: int, texts: list[str], meta: dict) -> list[tuple[np.ndarray, str]]:
