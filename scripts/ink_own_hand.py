@@ -88,7 +88,9 @@ def stack(images: list[Path], labels: list[str], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "assets" / "ink" / "unipen-cursive.safetensors"))
-    parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps (a few minutes on a core)")
+    parser.add_argument("--steps", type=int, default=100, help="fine-tuning steps (a few minutes on a core)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate (the preset's is for "
+                                                                "training from scratch)")
     parser.add_argument("--work", type=Path, help="keep the recordings and the fine-tuned run here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="own-hand-"))
@@ -102,7 +104,7 @@ def main() -> None:
     run = work / "fine-tuned"
     # the recordings alone: the font's lines that taught the bundled model to read would drown 8 lines of a hand
     studio("train", "ink", "--data", str(recordings.parent), "--from", args.model, "--steps", str(args.steps),
-           "--set", "model.synthetic_lines=0", "--out", str(run), "--no-preview")
+           "--set", "model.synthetic_lines=0", "--set", f"train.lr={args.lr}", "--out", str(run), "--no-preview")
     studio("sample", "ink", "--checkpoint", str(run), "--style-file", str(style), "--text", TEXT,
            "--seed", "1", "--bias", "1.5", "--width", "40", "--out", str(docs / "own-hand-fine-tuned.png"),
            "--quiet")
@@ -114,7 +116,8 @@ def main() -> None:
     stack([docs / "own-hand-recording.png", docs / "own-hand-primed.png", docs / "own-hand-fine-tuned.png"],
           [f"the recording (1 of {len(files)} lines): \"{line.text}\"",
            "the bundled model, primed with that line (no training)",
-           f"the bundled model fine-tuned on the {len(files)} lines for {args.steps} steps, same primer"],
+           f"the bundled model fine-tuned on the {len(files)} lines for {args.steps} steps (lr {args.lr:g}), same "
+           f"primer"],
           docs / "own-hand.png")
     print(f"wrote {docs / 'own-hand.png'} (work in {work})")
 
