@@ -224,7 +224,9 @@ def cmd_train(args) -> int:
                 print(f"{event.reason} at step {event.step}; best validation loss {event.best_val_loss:.4f} "
                       f"{event.loss_unit}; model: {event.checkpoint}", file=sys.stderr)
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        # after a Ctrl-C the process is on its way out: one more press during the interpreter's shutdown would
+        # print a traceback from inside its exit handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else previous_handler)
     return 0
 
 
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:         # Ctrl-C before training began, or a second one: no traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)        # nor from a third one while the process exits
         print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:           # `studio info ... | head` closed the pipe: nothing left to say
