@@ -6,7 +6,7 @@ No person can sit at this machine's pen pad, so the recording is a stand-in save
 hand unlike any in the training data: upright print letters (the Hershey "futural" outlines, not the cursive
 the model knows) leaning left, with a slow wobble in the pen's path and in each line's baseline.
 
-    .venv/bin/python scripts/ink_own_hand.py [--model assets/ink/unipen-cursive.safetensors] [--steps 200]
+    .venv/bin/python scripts/ink_own_hand.py [--model assets/ink/unipen-cursive.safetensors] [--steps 100] [--lr 3e-4]
 
 writes docs/samples/ink/own-hand.png (and the three pieces beside it); the recordings and the fine-tuned run go
 to a temporary folder unless --work is given.
