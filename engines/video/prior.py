@@ -174,24 +174,24 @@ def sample(model: GPT, primer, frames: int, labels=None, temperature: float = 1.
     c = model.config
     frame_tokens, window_tokens = c.code_height * c.code_width, c.block_size
     B = primer.size(0)
-    codes = primer.flatten(1)                                            # (B, k*h*w), grows a token at a time
+    done = primer[0].numel()                                             # codes so far, the primer's included
+    codes = primer.flatten(1)[:, max(0, done - (window_tokens - frame_tokens)):]   # (B, n): the codes in view
     start = model.start_tokens(labels, B)
-    window = max(0, codes.size(1) - (window_tokens - frame_tokens))      # first code in view
     cache = None
-    while codes.size(1) < frames * frame_tokens:
-        if codes.size(1) - window == window_tokens:                      # the window is full: slide it
-            window += frame_tokens
-            cache = None
+    while done < frames * frame_tokens:
+        if codes.size(1) == window_tokens:        # the window is full: slide it on a code frame (and forget
+            codes, cache = codes[:, frame_tokens:], None      # the oldest, so a long clip costs no more a frame)
         if cache is not None:
             logits, _ = model(codes[:, -1:], cache=cache)
         else:
-            context = torch.cat([start, codes[:, window:]], 1)
+            context = torch.cat([start, codes], 1)
             if use_cache:
                 cache = KVCache(c, B, device=context.device, dtype=model.wte.weight.dtype)
             logits, _ = model(context, cache=cache)
         probs = filtered_probs(logits[:, -1], temperature, top_k, top_p)
         codes = torch.cat([codes, draw(probs, generator)[:, None]], 1)
-        if codes.size(1) % frame_tokens == 0:
+        done += 1
+        if done % frame_tokens == 0:
             yield codes[:, -frame_tokens:].view(B, c.code_height, c.code_width)
 
 
