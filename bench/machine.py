@@ -59,3 +59,10 @@ def describe(m: dict) -> str:
     return (f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), {m['isa_level']} "
             f"[{' '.join(m['isa']) or 'baseline'}]; torch {m['torch']} kernels: {m['torch_cpu_capability']}, "
             f"numba {m['numba']}{forced}")
+
+
+def tag(m: dict) -> str:
+    """A file-name part that tells results from different ISAs apart, e.g. 'avx-512-bf16' or 'avx2-forced'."""
+    if m["forced"]:
+        return m["torch_cpu_capability"].lower() + "-forced"
+    return m["isa_level"].replace(" ", "-").lower()

@@ -1,8 +1,9 @@
 """Text engine benchmark: quality against wall-clock time, training throughput, sampling speed against
 its memory-bandwidth bound, first-character latency and peak memory. Prints a table, writes JSON.
 
-    python bench/text.py                      # everything; trains the default preset for 30 and 5 minutes
+    python bench/text.py                      # everything; `studio train text --minutes 30` and `--minutes 5`
     python bench/text.py --run DIR            # reuse a finished 30-minute run for the quality numbers
+    python bench/text.py --curve mini         # a preset's [curve] table (what --minutes chooses sizes by)
     python bench/text.py --skip-quality       # speed, memory and validation cost only (~8 minutes)
 
 Corpus: ../shared/data/text/tinyshakespeare/input.txt, last 10% held out (as nanoGPT does).
@@ -18,10 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+from machine import describe, machine, tag
+
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
 RESULTS = ROOT / "bench" / "results"
 CORPUS_SIZES_MB = (1, 20, 200)      # validation cost against corpus size
+PRESETS = ("tiny", "mini", "compact", "small", "large")
 
 
 def child(function: str, *args) -> dict:
@@ -39,34 +43,19 @@ def peak_rss_mb() -> float:
 # measurements (each in a child process)
 
 
-def measure_training(preset: str, threads: int, steps: int = 7) -> dict:
+def measure_training(preset: str, threads: int) -> dict:
+    """Whole training steps at the preset's batch and precision, as `studio train --minutes` times them."""
     import torch
+    from engines.core.budget import training_speed
     from engines.core.device import autocast_dtype
-    from engines.core.trainer import make_optimizer
     from engines.text import TextEngine
-    from engines.text.config import TextModelConfig
     torch.set_num_threads(threads)
-    engine = TextEngine()
-    stage = engine.stage()
-    p = engine.preset(preset).stages[stage.name]
-    corpus = engine.read_corpus(SHAKESPEARE)
-    model = engine.build_model(stage, TextModelConfig(**p.model), corpus.meta)
-    optimizer = make_optimizer(model, p.train)
-    amp = autocast_dtype(torch.device("cpu"), p.train.precision)
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        batch = corpus.batch(p.train.batch_size, p.train.seq_len, gen)
-        with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
-            loss = engine.loss(model, batch, stage).value
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - t0)
-    per_step = sorted(times[2:])[len(times[2:]) // 2]
-    return {"preset": preset, "threads": threads, "chars_per_second": p.train.batch_size * p.train.seq_len / per_step,
-            "precision": str(amp or "fp32"), "peak_rss_mb": peak_rss_mb()}
+    engine, cpu = TextEngine(), torch.device("cpu")
+    chosen = engine.preset(preset)
+    speed = training_speed(engine, engine.read_corpus(SHAKESPEARE), chosen, cpu, steps=4)
+    precision = autocast_dtype(cpu, chosen.stages["model"].train.precision)
+    return {"preset": preset, "threads": threads, "chars_per_second": speed,
+            "precision": str(precision or "fp32"), "peak_rss_mb": peak_rss_mb()}
 
 
 def gemv_bandwidth(n_bytes: int, threads: int) -> float:
@@ -175,29 +164,50 @@ def cli_training(mb: int) -> dict:
 # the report
 
 
-def train_run(out: Path, minutes: float) -> Path:
-    """The documented command that builds the bundled model, with a time budget."""
+def train_run(out: Path, minutes: float) -> tuple[Path, float]:
+    """What a user types with a time budget, `studio train text --minutes M`: the model size is chosen here
+    by a throughput probe. (run folder, wall-clock seconds of the whole command)"""
+    t0 = time.perf_counter()
     if not (out / "last.safetensors").exists():
-        subprocess.run([sys.executable, "-m", "studio", "train", "text", "--data", SHAKESPEARE, "--preset", "small",
-                        "--minutes", str(minutes), "--out", out, "--no-preview"], check=True, cwd=ROOT)
-    return out
+        subprocess.run([sys.executable, "-m", "studio", "train", "text", "--data", SHAKESPEARE, "--minutes",
+                        str(minutes), "--out", out, "--no-preview"], check=True, cwd=ROOT)
+    return out, time.perf_counter() - t0
+
+
+def budget_result(run: Path, seconds: float) -> dict:
+    from engines.core.checkpoint import read_meta
+    meta = read_meta(run / "last.safetensors")
+    h = meta["history"]
+    curve = [{"minutes": t / 60, "step": s, "val_loss": v} for t, s, v in zip(h["val_times"], h["val_steps"], h["val_losses"])]
+    return {"run": str(run), "preset": meta["preset"], "command_minutes": seconds / 60, "curve": curve,
+            "minutes_trained": meta["elapsed_seconds"] / 60, "steps": meta["step"],
+            "best_val_loss": meta["metrics"]["best_val_loss"], **child("heldout", run / "best.safetensors")}
 
 
 def quality(run: Path | None, minutes: float) -> dict:
-    """The default preset given 30 minutes (its curve against wall-clock time), and given 5 minutes (the
-    schedule fitted to that budget, as `--minutes 5` does for a user in a hurry)."""
+    """`studio train text --minutes 30` and `--minutes 5` on this machine: the size each chose, its curve
+    against wall-clock time, and the held-out loss of its best checkpoint."""
+    isa = tag(machine())
+    runs = {minutes: (run, 0.0) if run else train_run(RESULTS / "runs" / f"text-{minutes:g}min-{isa}", minutes),
+            5: train_run(RESULTS / "runs" / f"text-5min-{isa}", 5)}
+    return {f"{m:g}_minutes": budget_result(*r) for m, r in runs.items()}
+
+
+def curve(preset: str) -> str:
+    """One run of a preset over its whole max_steps on Tiny Shakespeare, its validations as the preset's
+    [curve] table (validation loss against characters trained)."""
     from engines.core.checkpoint import read_meta
-    run = train_run(run or RESULTS / "runs" / "text-small", minutes)
-    short = train_run(RESULTS / "runs" / "text-small-5min", 5)
-    meta, short_meta = read_meta(run / "last.safetensors"), read_meta(short / "last.safetensors")
-    h = meta["history"]
-    curve = [{"minutes": t / 60, "step": s, "val_loss": v} for t, s, v in zip(h["val_times"], h["val_steps"], h["val_losses"])]
-    return {"run": str(run), "curve": curve, "minutes_trained": meta["elapsed_seconds"] / 60, "steps": meta["step"],
-            "best_val_loss": meta["metrics"]["best_val_loss"],
-            "five_minute_run": {"run": str(short), "step": short_meta["step"],
-                                "best_val_loss": short_meta["metrics"]["best_val_loss"],
-                                "minutes_trained": short_meta["elapsed_seconds"] / 60},
-            **child("heldout", run / "best.safetensors")}
+    from engines.text import TextEngine
+    out = RESULTS / "runs" / f"text-curve-{preset}"
+    if not (out / "last.safetensors").exists():
+        subprocess.run([sys.executable, "-m", "studio", "train", "text", "--data", SHAKESPEARE, "--preset", preset,
+                        "--out", out, "--no-preview"], check=True, cwd=ROOT)
+    train = TextEngine().preset(preset).stages["model"].train
+    h = read_meta(out / "last.safetensors")["history"]
+    points = [(step * train.batch_size * train.seq_len, loss) for step, loss in zip(h["val_steps"], h["val_losses"]) if step]
+    return (f"[curve]   # bench/text.py --curve {preset}: validation every {train.eval_interval} steps of one "
+            f"{train.max_steps}-step run\nunits = [{', '.join(f'{u:.3g}' for u, _ in points)}]\n"
+            f"loss = [{', '.join(f'{v:.3f}' for _, v in points)}]")
 
 
 def main() -> None:
@@ -206,8 +216,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--checkpoint", default=None, help="model for the sampling numbers (default: bundled)")
+    parser.add_argument("--curve", metavar="PRESET", help="train PRESET once over its max_steps and print its "
+                        "[curve] table for presets/text/PRESET.toml (what `studio train --minutes` chooses by)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.curve:
+        print(curve(args.curve))
+        return
     if args.child:
         function, *rest = args.child
         result = {"training": lambda: measure_training(rest[0], int(rest[1])),
@@ -222,31 +237,25 @@ def main() -> None:
 
     from engines.text import TextEngine
     checkpoint = args.checkpoint or str(TextEngine().bundled_models()[0])
-    from machine import describe, machine
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
     print(describe(report["machine"]))
     if not args.skip_quality:
         report["quality"] = quality(args.run, args.minutes)
-    report["training"] = [child("training", preset, threads) for preset in ("tiny", "small", "large") for threads in (1, 2)]
+    report["training"] = [child("training", preset, threads) for preset in PRESETS for threads in (1, 2)]
     report["sampling"] = [child("sampling", checkpoint, threads, variations)
                           for threads, variations in ((1, 1), (2, 1), (2, 8))]
     report["validation_cost"] = [child("validation", mb) for mb in CORPUS_SIZES_MB]
     report["cli_tiny_3_steps"] = [child("cli", mb) for mb in CORPUS_SIZES_MB]
 
-    print("\n== quality (default preset 'small', Tiny Shakespeare, last 10% held out) ==")
-    if "quality" in report:
-        q = report["quality"]
-        print(f"{'minutes':>8} {'step':>6} {'val loss':>9}")
-        for p in q["curve"]:
-            print(f"{p['minutes']:8.1f} {p['step']:6d} {p['val_loss']:9.4f}")
-        five = q["five_minute_run"]
-        print(f"30-minute run: best validation {q['best_val_loss']:.4f} after {q['minutes_trained']:.1f} min "
-              f"({q['steps']} steps); held-out of its best checkpoint in fp32: {q['heldout_nats_per_char']:.4f} nats/char")
-        print(f" 5-minute run: best validation {five['best_val_loss']:.4f} after {five['minutes_trained']:.1f} min "
-              f"({five['step']} steps)")
+    print("\n== quality: `studio train text --minutes M` (size chosen by its probe; Tiny Shakespeare, last 10% held out) ==")
+    for name, q in report.get("quality", {}).items():
+        print(f"{name.replace('_', ' ')}: preset {q['preset']}, {q['steps']} steps in {q['minutes_trained']:.1f} min "
+              f"of training ({q['command_minutes']:.1f} min for the whole command); best validation "
+              f"{q['best_val_loss']:.4f}; whole held-out 10% in fp32: {q['heldout_nats_per_char']:.4f} nats/char")
+        print("   " + "  ".join(f"{p['minutes']:.1f} min {p['val_loss']:.3f}" for p in q["curve"]))
     print("\n== training throughput (chars/s) ==")
     print(f"{'preset':8} {'1 thread':>10} {'2 threads':>10} {'peak MB':>8}")
-    for preset in ("tiny", "small", "large"):
+    for preset in PRESETS:
         rows = {r["threads"]: r for r in report["training"] if r["preset"] == preset}
         print(f"{preset:8} {rows[1]['chars_per_second']:10,.0f} {rows[2]['chars_per_second']:10,.0f} "
               f"{max(r['peak_rss_mb'] for r in rows.values()):8.0f}")
@@ -268,8 +277,9 @@ def main() -> None:
         print(f"{v['corpus_mb']:9d} {v['read_seconds']:7.1f} {v['held_out_chars']:12,} {v['validation_chars']:10,} "
               f"{v['validation_seconds']:12.2f} {v['peak_rss_mb']:8.0f} {c['seconds']:13.1f} {c['peak_rss_mb']:11.0f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "text.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {RESULTS / 'text.json'}")
+    out = RESULTS / f"text-{tag(report['machine'])}.json"     # one file per ISA: AVX2 and AVX-512 side by side
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
     studio info CHECKPOINT
 
 Sampling flags come from each engine's own controls (`studio sample text --help`).
+`--minutes M` without `--preset` (text) times each model size here and trains the one that should do best in M.
 Multi-GPU / multi-node: `torchrun --nproc_per_node N -m studio train ...` (rank 0 logs and saves).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from engines import available_engines, get_engine
@@ -67,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset; "
                         "with --resume, extends a run to this many)")
-    budget.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it. "
+                        "Without --preset (text): times each model size for a few steps here and trains the one "
+                        "that should reach the lowest loss in that time")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped "
                        "(with the run's own preset, settings and seed)")
     train.add_argument("--from", dest="start_from", metavar="CHECKPOINT",
@@ -175,10 +179,12 @@ def cmd_train(args) -> int:
     pick_device(args.device)
     if args.stage:
         engine.stage(args.stage)     # a clear error for a stage the engine does not have
+    overrides = parse_overrides(engine, args.set)
+    start_from = default_checkpoint(engine) if args.start_from == "bundled" else args.start_from
     corpus, recipes, preset = trainer.prepare_run(
-        engine, args.data, args.out, args.preset, parse_overrides(engine, args.set), args.resume,
+        engine, args.data, args.out, args.preset, overrides, args.resume,
         max_steps=10**9 if args.minutes else args.steps,   # with a time budget, the budget decides
-        device=args.device, start_from=default_checkpoint(engine) if args.start_from == "bundled" else args.start_from)
+        device=args.device, start_from=start_from)
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
         s = corpus.summary
@@ -186,6 +192,18 @@ def cmd_train(args) -> int:
             print(f"corpus: {line}", file=sys.stderr)
         for w in s["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
+    # a new run with a time budget and no model named: the preset that should do best in that time, here
+    names_a_model = args.preset or start_from or any(o["model"] for o in overrides.values())
+    if args.minutes and not (names_a_model or args.resume) and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        started = time.time()
+        chosen = choose_preset(engine, corpus, args.minutes, pick_device(args.device))
+        if chosen:
+            corpus, recipes, preset = trainer.prepare_run(engine, args.data, args.out, chosen, overrides,
+                                                          max_steps=10**9, device=args.device, corpus=corpus)
+            args.minutes -= (time.time() - started) / 60      # the probe came out of the budget
+            if args.minutes <= 0:
+                raise StudioError(f"timing the model sizes took the whole budget ({(time.time() - started) / 60:.2g} "
+                                  f"min): give more --minutes, or name a --preset")
     events = trainer.train(engine, corpus, args.out, recipes=recipes, stage=args.stage, preset=preset,
                            resume=args.resume, device=args.device, seed=args.seed, minutes=args.minutes,
                            previews=not args.no_preview, extend_to=args.steps if args.resume else None,
@@ -209,7 +227,8 @@ def cmd_train(args) -> int:
                       f"{args.engine} --data {args.data} --out {args.out} --resume", file=sys.stderr)
                 return 130
             if isinstance(event, events_.StageStarted):
-                steps = f"resuming from step {event.step} of {event.max_steps}" if event.step else f"{event.max_steps} steps"
+                steps = (f"resuming from step {event.step} of {event.max_steps}" if event.step else
+                         "steps fitted to the time left" if args.minutes else f"{event.max_steps} steps")
                 print(f"stage {event.index}/{event.count}: {event.stage} ({event.title}), {steps}, "
                       f"loss in {event.loss_unit}", file=sys.stderr)
             elif isinstance(event, events_.Progress) and (tty or event.logged):
@@ -229,6 +248,28 @@ def cmd_train(args) -> int:
         # print a traceback from inside its exit handlers
         signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else previous_handler)
     return 0
+
+
+def choose_preset(engine, corpus, minutes: float, device) -> str | None:
+    """Times each preset that has a measured curve and prints what each should reach in the budget; the
+    preset with the lowest expected loss, or None when the engine has no curves."""
+    from engines.core.budget import candidates
+
+    if not any(p.curve for p in engine.presets().values()):
+        return None
+    print(f"time budget {minutes:g} min: timing a training step of each model size here ({device.type})",
+          file=sys.stderr)
+    found = candidates(engine, corpus, minutes, device)
+    stage = engine.stages[0]
+    print(f"  {'preset':10} {stage.unit + 's/s':>10} {stage.unit + 's in budget':>16} {'expected loss':>14}",
+          file=sys.stderr)
+    for c in found:
+        mark = "  <- chosen" if c is found[0] else ""
+        print(f"  {c.preset:10} {c.units_per_second:10,.0f} {c.units:16,.0f} {c.expected_loss:14.3f}{mark}",
+              file=sys.stderr)
+    print(f"  expected loss: {stage.loss_unit} on the presets' reference corpus ({engine.curve_corpus}) after that many "
+          f"{stage.unit}s; a bigger corpus favours a bigger model: name one with --preset", file=sys.stderr)
+    return found[0].preset
 
 
 def cmd_sample(args) -> int:

@@ -277,6 +277,23 @@ class Preset:
     name: str
     description: str
     stages: dict[str, StageRecipe]
+    # held-out loss against units trained, measured once on the engine's reference corpus with the schedule
+    # fitted to each budget: [(units, loss), ...]. Units are the same on any machine, so a short throughput
+    # probe turns a time budget into the preset that should do best in it (engines.core.budget)
+    curve: list[tuple[float, float]] = field(default_factory=list)
+
+
+def read_curve(table: dict, where: str) -> list[tuple[float, float]]:
+    if not table:
+        return []
+    units, losses = table.get("units"), table.get("loss")
+    ok = (set(table) == {"units", "loss"} and isinstance(units, list) and isinstance(losses, list)
+          and len(units) == len(losses) >= 2 and all(isinstance(v, (int, float)) for v in units + losses)
+          and units == sorted(units) and units[0] > 0)
+    if not ok:
+        raise ConfigError(f"{where}: [curve] needs `units` (increasing, above 0) and `loss`, two lists of "
+                          f"numbers of the same length (at least 2)")
+    return list(zip(map(float, units), map(float, losses)))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -310,6 +327,7 @@ class Engine:
     default_preset: str = "small"
     export_formats: tuple[str, ...] = ()   # file suffixes, first is the default
     version: int = 1                # bump when a checkpoint from an older engine can no longer be loaded
+    curve_corpus: str = ""          # the reference corpus the presets' [curve] tables were measured on
 
     # describe ------------------------------------------------------------------------------------
     def controls(self) -> list[Control]:
@@ -327,14 +345,15 @@ class Engine:
 
     def presets(self) -> dict[str, Preset]:
         """Presets from presets/<engine>/*.toml: `description`, then per stage a model table and a train
-        table: [model] and [train] for a single-stage engine, [<stage>.model] and [<stage>.train] otherwise."""
+        table: [model] and [train] for a single-stage engine, [<stage>.model] and [<stage>.train] otherwise.
+        A single-stage preset may add a [curve] table: `units` and `loss`, lists of equal length."""
         presets = {}
         for path in sorted((PRESETS_DIR / self.name).glob("*.toml")):
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
             where = f"preset {path}"
             single = len(self.stages) == 1
-            expected = {"description"} | ({"model", "train"} if single else {s.name for s in self.stages})
+            expected = {"description"} | ({"model", "train", "curve"} if single else {s.name for s in self.stages})
             if set(raw) - expected:
                 raise ConfigError(f"{where}: unknown table(s) {', '.join(sorted(set(raw) - expected))}")
             recipes = {}
@@ -343,7 +362,8 @@ class Engine:
                 config_from_dict(stage.model_config_class, tables.get("model", {}), where)  # fail early on typos
                 recipes[stage.name] = StageRecipe(tables.get("model", {}),
                                                   config_from_dict(TrainConfig, tables.get("train", {}), where))
-            presets[path.stem] = Preset(path.stem, raw.get("description", ""), recipes)
+            presets[path.stem] = Preset(path.stem, raw.get("description", ""), recipes,
+                                        read_curve(raw.get("curve", {}), where))
         return presets
 
     def preset(self, name: str | None) -> Preset:

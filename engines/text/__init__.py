@@ -25,6 +25,7 @@ class TextEngine(Engine):
     title = "Text — character-level LSTM/GRU (char-rnn)"
     default_preset = "small"
     export_formats = (".txt",)
+    curve_corpus = "Tiny Shakespeare, last 10% held out"
     stages = (Stage("model", "character model", TextModelConfig, unit="char",
                     metrics=(Metric("bits", "bits/char"),)),)
 
