@@ -1,3 +1,4 @@
+import gc
 import os
 import random
 from pathlib import Path
@@ -14,6 +15,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 use_null_sound_output()
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def collect_earlier_tests_garbage():
+    """Collect what earlier tests left (their windows and widgets) before this one starts, where nothing holds a
+    Qt lock. Left to itself, a collection can start inside one of PySide's signal disconnections and destroy
+    widgets there, which deadlocks on Qt's connection mutex (seen once in CI, while a window was being built)."""
+    gc.collect()
 
 
 def write_corpus(path: Path, n_chars: int = 20_000, seed: int = 0) -> Path:
