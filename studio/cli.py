@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="total optimizer steps of the run (overrides the preset; "
                         "with --resume, extends a run to this many)")
     budget.add_argument("--minutes", type=float, help="wall-clock budget; the learning-rate schedule is fitted to it. "
-                        "Without --preset (text): times each model size for a few steps here and trains the one "
+                        "Without --preset (text): times a training step of each model size here and trains the one "
                         "that should reach the lowest loss in that time")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped "
                        "(with the run's own preset, settings and seed)")

@@ -277,9 +277,9 @@ class Preset:
     name: str
     description: str
     stages: dict[str, StageRecipe]
-    # held-out loss against units trained, measured once on the engine's reference corpus with the schedule
-    # fitted to each budget: [(units, loss), ...]. Units are the same on any machine, so a short throughput
-    # probe turns a time budget into the preset that should do best in it (engines.core.budget)
+    # held-out loss against units trained, measured once on the engine's reference corpus (the validations of
+    # one run over the preset's max_steps): [(units, loss), ...]. Units are the same on any machine, so a short
+    # throughput probe turns a time budget into the preset that should do best in it (engines.core.budget)
     curve: list[tuple[float, float]] = field(default_factory=list)
 
 

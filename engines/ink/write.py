@@ -115,17 +115,16 @@ def plan_line(line: str, writable: set[str]) -> tuple[list[Piece], set[str]]:
     return short_pieces([p for p in pieces if p.text or p.glyph]), substituted
 
 
-def short_pieces(pieces: list[Piece], limit: int | None = None) -> list[Piece]:
-    """Runs of text cut at spaces into pieces of at most `limit` characters (a longer word stays whole). A model
-    trained on the first few hundred points of each line follows a short text reliably and loses its place late
-    in a long one (bench/ink.py measures both); every piece starts from the same primed state, so the hand is
-    the same."""
-    limit = limit or PIECE_CHARS
+def short_pieces(pieces: list[Piece]) -> list[Piece]:
+    """Runs of text cut at spaces into pieces of at most PIECE_CHARS characters (a longer word stays whole). A
+    model trained on the first few hundred points of each line follows a short text reliably and loses its place
+    late in a long one (docs/ink.md: the legibility of both); every piece starts from the same primed state, so
+    the hand is the same."""
     out = []
     for p in pieces:
-        while len(p.text) > limit and " " in p.text:
+        while len(p.text) > PIECE_CHARS and " " in p.text:
             lengths = np.cumsum([len(w) + 1 for w in p.text.split(" ")]) - 1
-            first, p = p.split(max(1, int(np.searchsorted(lengths, limit, side="right"))))
+            first, p = p.split(max(1, int(np.searchsorted(lengths, PIECE_CHARS, side="right"))))
             out.append(first)
         out.append(p)
     return out
