@@ -105,21 +105,24 @@ def test_a_tiny_wavenet_learns_the_tones(audio_corpus, tmp_path):
     assert losses[-1] < losses[0] - 1.2        # tones are predictable: over 1.7 bits/sample learned
 
 
-def random_model(config, labels) -> WaveNet:
+def random_model(config, labels, position_field=None) -> WaveNet:
     torch.manual_seed(1)
-    model = WaveNet(config, labels).eval()
+    model = WaveNet(config, labels, position_field).eval()
     with torch.no_grad():    # larger than initial weights, so the distributions are far from uniform
         for p in model.parameters():
             p.mul_(3.0)
     return model
 
 
-@pytest.mark.parametrize("position_seconds,weights", [(0.0, "fp32"), (0.02, "fp32"), (0.02, "int8")])
-def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position_seconds, weights):
+@pytest.mark.parametrize("position_seconds,position_field,weights",
+                         [(0.0, None, "fp32"), (0.02, None, "fp32"), (0.02, None, "int8"), (0.02, 0, "fp32")])
+def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position_seconds, position_field,
+                                                                           weights):
     """fp32: the loop computes exactly what the network computes. int8: exactly what the network computes with
-    its matrices rounded to int8 and scaled back (the model whose held-out NLL bench/audio.py reports)."""
+    its matrices rounded to int8 and scaled back (the model whose held-out NLL bench/audio.py reports). With a
+    position field, each variation follows the course over time of its own label."""
     config = tiny_audio_model(stacks=2, layers_per_stack=4, position_seconds=position_seconds)
-    model = random_model(config, [3, 2])
+    model = random_model(config, [3, 2], position_field)
     labels = torch.tensor([[0, 1], [2, 0]])
     primer = np.array([[100, 140, 180, 90]] * 2)
     uniforms = np.random.default_rng(3).random((2, 300))     # 300 samples: well past the receptive field (31)

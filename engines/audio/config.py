@@ -14,6 +14,9 @@ class AudioModelConfig:
     # > 0: the model is also told how far into a recording it is (in 10 ms steps, up to this many seconds),
     # so a conditioned word comes out in order rather than as a babble of its sounds
     position_seconds: float = 0.0
+    # a label field (e.g. "digit"): each of its values learns its own course over time instead of one course
+    # shared by all, so "seven" can be told which of its sounds comes 0.2 s in (needs position_seconds > 0)
+    position_per: str = ""
     # where labels come from: "auto" (sub-folder names when files sit in sub-folders), "none", or a file name
     # pattern: "{digit}_{speaker}_{}" reads 7_jackson_0.wav as digit 7, speaker jackson ({name} is a label
     # field, {} matches anything; a file whose name does not fit is skipped with a warning naming it)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import AudioModelConfig
-from .model import POSITION_STEP_SECONDS, WaveNet
+from .model import POSITION_STEP_SECONDS, WaveNet, position_steps
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
@@ -58,8 +58,8 @@ def _matvec(w, scale, v, out, acc):
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _generate(steps, time, start, position_step, previous, forced, uniforms, inv_temperature, embed,
-              w_dilated, s_dilated, gate_bias, position_bias, w_residual, s_residual, b_residual, w_skip, s_skip,
+def _generate(steps, time, start, position_step, course_rows, course_start, previous, forced, uniforms,
+              inv_temperature, embed, w_dilated, s_dilated, gate_bias, position_bias, w_residual, s_residual, b_residual, w_skip, s_skip,
               b_skip, w_head1, s_head1, b_head1, w_head2, s_head2, b_head2, dilations, offsets, queues,
               codes_out, probs_out):
     batch, layers = previous.shape[0], dilations.shape[0]
@@ -75,7 +75,7 @@ def _generate(steps, time, start, position_step, previous, forced, uniforms, inv
     acc = np.empty(max(gates2, skip_width, residual, 256), np.float32)
     logits = np.empty(256, np.float64)              # the draw in double precision, as the reference path's
     for s in range(steps):
-        row = min(max((time + s - start) // position_step + 1, 0), position_bias.shape[0] - 1)
+        row = min(max((time + s - start) // position_step + 1, 0), course_rows - 1)
         for b in range(batch):
             x[:] = embed[previous[b]]
             skip[:] = 0.0
@@ -85,7 +85,7 @@ def _generate(steps, time, start, position_step, previous, forced, uniforms, inv
                 both[residual:] = x
                 queues[b, slot] = x            # this layer's input now is its "past" `dilation` steps from now
                 for o in range(gates2):
-                    h[o] = gate_bias[b, l, o] + position_bias[row, l, o]
+                    h[o] = gate_bias[b, l, o] + position_bias[course_start[b] + row, l, o]
                 _matvec(w_dilated[l], s_dilated[l], both, h, acc)
                 for g in range(gates):          # tanh(a) * sigmoid(b), with sigmoid(b) = (1 + tanh(b / 2)) / 2
                     z[g] = _tanh(h[g]) * (np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * h[gates + g]))
@@ -210,6 +210,9 @@ class FastGenerator:
         # positions count from the first sample after the warm-up silence (see sample.warm_up_codes)
         self.start = model.receptive_field
         self.position_step = max(1, round(c.sample_rate * POSITION_STEP_SECONDS))
+        self.course_rows = max(position_steps(c), 1)
+        start = model.position_course_start(labels.cpu() if labels is not None else None)
+        self.course_start = np.ascontiguousarray(np.broadcast_to(start.numpy().astype(np.int64), (batch,)))
 
     def bytes_per_sample(self) -> int:
         """What one sample of one variation reads: every matrix and scale, the biases, one row of the embedding
@@ -229,8 +232,8 @@ class FastGenerator:
         # Fortran-ordered, a view can be read-only): any other type is another signature of the loop, compiled
         # at the first sample because warm_up() did not compile it
         forced, uniforms = np.array(forced, np.int64, order="C"), np.array(uniforms, np.float64, order="C")
-        _generate(steps, self.time, self.start, self.position_step, self.previous, forced, uniforms,
-                  1.0 / float(temperature), *self.weights, self.dilations, self.offsets, self.queues, codes, probs)
+        _generate(steps, self.time, self.start, self.position_step, self.course_rows, self.course_start,
+                  self.previous, forced, uniforms, 1.0 / float(temperature), *self.weights, self.dilations, self.offsets, self.queues, codes, probs)
         self.time += steps
         return codes, probs
 

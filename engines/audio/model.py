@@ -7,7 +7,9 @@ gives exactly T predictions, each from its full receptive field: training never 
 Global conditioning (a speaker, a digit, a folder name) is one embedding per label field, summed, and added
 to every layer's gate as a bias. Optionally the model also hears where in a recording it is (10 ms steps
 since its first sample): a receptive field of ~0.1 s cannot tell the start of "seven" from its end, and this
-one cheap input lets a short training run say the sounds of a word in order. Fast sample-by-sample
+one cheap input lets a short training run say the sounds of a word in order. Summed with the labels, the
+position can only add the same course to every word; with `position_per` one label field (the digit) gets a
+course of its own per value, a learnt script of when each word makes which sound. Fast sample-by-sample
 generation reuses these weights in fast.py.
 """
 from __future__ import annotations
@@ -80,14 +82,18 @@ class ResidualLayer(nn.Module):
 
 
 class WaveNet(nn.Module):
-    def __init__(self, config: AudioModelConfig, label_sizes: list[int]):
+    def __init__(self, config: AudioModelConfig, label_sizes: list[int], position_field: int | None = None):
+        """label_sizes: how many values each label field has; position_field: the index of the field whose
+        values each get their own course over time (config.position_per), None for one course shared by all."""
         super().__init__()
         c = config
         self.config = config
         self.receptive_field = receptive_field(config)
         self.embed = nn.Embedding(256, c.residual_channels)   # the causal "conv" over the previous sample
         self.labels = nn.ModuleList(nn.Embedding(n, c.label_channels) for n in label_sizes) if label_sizes else None
-        self.positions = nn.Embedding(position_steps(c), c.label_channels) if position_steps(c) else None
+        self.position_field = position_field
+        courses = label_sizes[position_field] if position_field is not None else 1
+        self.positions = nn.Embedding(courses * position_steps(c), c.label_channels) if position_steps(c) else None
         conditioned = self.labels is not None or self.positions is not None
         self.condition_to_gates = nn.ModuleList(nn.Linear(c.label_channels, 2 * c.gate_channels, bias=False)
                                                 for _ in dilations(c)) if conditioned else None
@@ -109,10 +115,16 @@ class WaveNet(nn.Module):
         return [project(vector) for project in self.condition_to_gates]
 
     def position_gate_biases(self) -> list:
-        """Each layer's gate bias for every row of the position table: (steps, 2G), or None."""
+        """Each layer's gate bias for every row of the position table: (courses x steps, 2G), or None."""
         if self.positions is None:
             return [None] * len(self.layers)
         return [project(self.positions.weight) for project in self.condition_to_gates]
+
+    def position_course_start(self, labels):
+        """(B,) the first row of each variation's course in the position table (0 with one shared course)."""
+        if self.position_field is None:
+            return torch.zeros(len(labels) if labels is not None else 1, dtype=torch.long)
+        return labels[:, self.position_field] * position_steps(self.config)
 
     def forward(self, codes, labels=None, positions=None, targets=None):
         """codes: (B, T) int64 and positions (B, T) rows of the position table (if the model uses them) ->
@@ -122,7 +134,9 @@ class WaveNet(nn.Module):
         if keep < 1:
             raise ValueError(f"need at least {self.receptive_field} samples of context, got {codes.size(1)}")
         x = self.embed(codes).transpose(1, 2)
-        where = self.positions(positions) if self.positions is not None else None        # (B, T, C)
+        where = None
+        if self.positions is not None:                                                    # (B, T, C)
+            where = self.positions(positions + self.position_course_start(labels).to(positions.device)[:, None])
         skips = 0
         label_biases = self.label_gate_biases(labels)
         for i, layer in enumerate(self.layers):
