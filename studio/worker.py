@@ -2,7 +2,8 @@
 
 The GUI never imports torch. It sends jobs over a command queue and reads events from an event queue:
 
-    commands  (kind, job, {...}) for kind in generate | train | summarize | load | convert;  ("cancel", job)
+    commands  (kind, job, {...}) for kind in generate | prepare | train | summarize | load | convert;
+              ("cancel", job)
     events    ("ready", None, {"devices": [...]})
               ("started" | "yielded" | "errored" | "finished", job, payload)
 
@@ -12,7 +13,9 @@ tensor, say) is an error rather than a pickle, so unpickling in the GUI imports 
 one job at a time and looks for "cancel" between every two items a job yields, so a stop lands within a
 training step, a validation batch or a sampling step. Cancelling training closes the trainer's generator,
 which saves a resumable checkpoint first. The last model loaded and the last corpus summarised are kept, so
-generating again starts at once and training starts without reading the corpus a second time.
+generating again starts at once and training starts without reading the corpus a second time. `prepare`
+loads a model before it is asked for and lets its engine get ready for the settings being chosen
+(Engine.prepare), so the first Generate does not wait for either.
 """
 from __future__ import annotations
 
@@ -108,8 +111,8 @@ class Worker:
             if job in self.cancelled:     # stopped before it started: the window still hears that it ended
                 self.send("finished", job, {"cancelled": True, "reason": "stopped", "settings": {}})
                 continue
-            handler = {"generate": self.generate, "train": self.train, "summarize": self.summarize,
-                       "load": self.load, "convert": self.convert}[kind]
+            handler = {"generate": self.generate, "prepare": self.prepare, "train": self.train,
+                       "summarize": self.summarize, "load": self.load, "convert": self.convert}[kind]
             try:
                 self.send("started", job, command[2])
                 result = handler(job, **command[2])
@@ -184,6 +187,15 @@ class Worker:
             record = sample_record(eng.name, checkpoint, header, settings, stopped_early=cancelled)
             eng.export(chunks, record, Path(save_to))
         return {"settings": settings, "cancelled": cancelled, "saved": save_to}
+
+    def prepare(self, job, engine: str, checkpoint: str, settings: dict, device: str = "auto") -> dict:
+        """Load the model and let its engine get ready for these settings, so that generating starts at once."""
+        from engines import get_engine
+        from engines.core.interface import resolve_settings
+        eng = get_engine(engine)
+        model, header = self.model(eng, checkpoint, device)
+        eng.prepare(model, header, resolve_settings(eng.controls(), settings))
+        return {}
 
     def load(self, job, engine: str, path: str) -> dict:
         """A saved sample, streamed like a generation, so a view shows it the same way."""

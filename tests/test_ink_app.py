@@ -377,7 +377,7 @@ def window(qtbot, tmp_path, monkeypatch):
     close_window(win)
 
 
-def test_a_recorded_hand_trains_on_the_train_page_and_is_written_on_create(window, qtbot):
+def test_a_recorded_hand_trains_on_the_train_page_and_is_written_on_create(window, qtbot, monkeypatch):
     from studio.app.ink_view import InkView
     from studio.app.pen_recorder import SENTENCES
     page = window.train_page
@@ -418,6 +418,18 @@ def test_a_recorded_hand_trains_on_the_train_page_and_is_written_on_create(windo
     create.controls.fields["text"].set_value("Jo & Max")
     create.controls.fields["seed"].set_value(1)
     create.controls.fields["style_file"].set_value(str(folder / "sentence-05.inkml"))   # in the recorded hand
+    failed = []
+    submit = window.worker.submit
+
+    def submit_watched(kind, **arguments):
+        job = submit(kind, **arguments)
+        job.errored.connect(failed.append)
+        return job
+    monkeypatch.setattr(window.worker, "submit", submit_watched)
+    create.controls.fields["text"].set_value("Jo & Max!")
+    # once the edits pause, the worker loads the model and reads the hand, before anyone asks it to write
+    qtbot.waitUntil(lambda: create.prepared == create.showing() and create.preparing is None, timeout=30_000)
+    assert not failed
     click(qtbot, create.generate_button)
     wait_for(qtbot, create.job, 60_000)
     assert create.view.page.points > 20 and create.view.line_rects()

@@ -342,6 +342,24 @@ def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tm
         write(model, text="an ox", pen_sample=pen)
 
 
+def test_prepare_reads_the_chosen_hand_ahead_so_writing_starts_from_the_primed_state(trained, monkeypatch):
+    """What the app does while the user types: after prepare, Generate in that style reads no primer line (the
+    only forward pass writing makes); another style still gets read, and the page is the same either way."""
+    model, header = load_model(ENGINE, trained[0], "cpu")     # a model of its own: nothing primed yet
+    writer_a, writer_b = sorted(header["corpus"]["styles"])[:2]
+    reference, _ = write((model, header), text="an ox", style=writer_a)
+    model, header = load_model(ENGINE, trained[0], "cpu")
+    ENGINE.prepare(model, header, settings(text="an ox", style=writer_a))
+    primer_reads = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: primer_reads.append(1) or forward(*a, **k))
+    chunks, _ = write((model, header), text="an ox", style=writer_a)
+    assert primer_reads == []
+    assert all(np.array_equal(a, b) for a, b in zip(variation_points(chunks), variation_points(reference)))
+    write((model, header), text="an ox", style=writer_b)
+    assert primer_reads == [1]
+
+
 # ----------------------------------------------------------------------------------------------------
 # files
 

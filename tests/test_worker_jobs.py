@@ -35,6 +35,15 @@ def test_the_model_is_loaded_once_until_its_file_changes(tmp_path):
     assert worker.model(engine, str(checkpoint), "cpu")[0] is not first
 
 
+def test_prepare_loads_the_model_that_generate_then_uses(tmp_path):
+    checkpoint = str(TextEngine().bundled_models()[0])
+    worker = Worker(queue.Queue(), queue.Queue())
+    assert worker.prepare(1, "text", checkpoint, {"length": 5}, "cpu") == {}
+    prepared = worker.loaded[1]
+    worker.generate(2, "text", checkpoint, {"length": 5, "seed": 1}, "cpu")
+    assert worker.loaded[1] is prepared
+
+
 def test_the_summarised_corpus_is_the_one_training_reads(corpus_file):
     worker = Worker(queue.Queue(), queue.Queue())
     summarised = worker.read_corpus("text", str(corpus_file), "tiny")

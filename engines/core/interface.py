@@ -413,6 +413,11 @@ class Engine:
         config ...); `settings` were resolved with resolve_settings."""
         raise NotImplementedError
 
+    def prepare(self, model, header: dict, settings: dict) -> None:
+        """Do now what the first output of generate(model, header, settings) would otherwise wait for (the ink
+        engine reads the chosen hand's primer line through the model). The app calls it in the worker while
+        the user is still choosing settings; it draws nothing. By default there is nothing to do."""
+
     def preview(self, model, header: dict, stage: Stage, corpus: Corpus) -> list:
         """The chunks the Train page shows in the engine's view after each validation of `stage`. By default a
         short sample once the last stage trains, and nothing before it: an earlier stage cannot sample, but its

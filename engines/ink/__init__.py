@@ -103,6 +103,10 @@ class InkEngine(Engine):
         from .write import generate
         return generate(model, header["corpus"], settings)
 
+    def prepare(self, model, header: dict, settings: dict) -> None:
+        from .write import prepare
+        prepare(model, header["corpus"], settings)
+
     def export(self, chunks: list, settings: dict, path: Path) -> Path:
         """SVG (filled outlines; single-line paths for plotters in a hidden group), PNG or an animated GIF;
         the sample and its settings inside the file, and the settings in a .json beside it."""

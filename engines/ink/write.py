@@ -536,17 +536,31 @@ def substitution_notice(substituted: set[str], alphabet: Alphabet) -> str:
     return "; ".join(parts)
 
 
+def primed_writer(model: InkModel, meta: dict, settings: dict) -> tuple[Writer, str]:
+    """A Writer in the style the settings choose, primed (from PRIMED when that style was read before), and how
+    the style is described."""
+    primer, described = choose_primer(meta, settings, np.random.default_rng(settings["seed"]))
+    if primer is not None:      # lay the page out, and size the font, by the chosen hand itself
+        meta = {**meta, **writing_shape([primer.points], [primer.text])}
+    writer = Writer(model, meta, settings, meta["scale"])
+    writer.prime(primer)
+    return writer, described
+
+
+def prepare(model: InkModel, meta: dict, settings: dict) -> None:
+    """Read the chosen style's primer through the model now, while the user is still typing, so that the first
+    point after Generate comes from the primed state in PRIMED instead of waiting for ~500 points to be read."""
+    if meta.get("alphabet") is not None:
+        primed_writer(model, meta, settings)
+
+
 def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk | Notice]:
     from .export import colour
     colour(settings)                      # a bad colour is an error before any ink flows, not at export
     if meta.get("alphabet") is None:
         yield from scribble(model, meta, settings)
         return
-    rng = np.random.default_rng(settings["seed"])
-    primer, described = choose_primer(meta, settings, rng)
-    if primer is not None:      # lay the page out, and size the font, by the chosen hand itself
-        meta = {**meta, **writing_shape([primer.points], [primer.text])}
-    writer = Writer(model, meta, settings, meta["scale"])
+    writer, described = primed_writer(model, meta, settings)
     lines = wrap(settings["text"], settings["width"])
     if not lines:
         yield Notice("nothing to write: the text is empty")
@@ -556,7 +570,6 @@ def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk |
     yield Notice(f"writing {len(lines)} line(s) {described}")
     if substituted:
         yield Notice(substitution_notice(substituted, writer.alphabet))
-    writer.prime(primer)
     yield from writer.write(lines)
     if writer.fell_back:
         yield Notice(f"the pen could not follow {', '.join(repr(t) for t in sorted(writer.fell_back))}: "

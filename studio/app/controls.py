@@ -6,12 +6,15 @@ as `FieldClass(control)`, showing the control's default, with
     value()            the current value, as plain data the control's `validate` accepts (a number, a bool,
                        a str, a list of strokes ...): it goes to the worker and, as JSON, into the settings file
     set_value(value)   show a value that `control.validate` has already checked
+
+and a signal the user's edits send: `changed` if the field defines one (fields made of several widgets), else
+its Qt widget's own (valueChanged, textChanged, toggled, currentTextChanged). ControlsForm.changed gathers them.
 """
 from __future__ import annotations
 
 import random
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
                                QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -84,6 +87,7 @@ class SeedField(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.spin, 1)
         row.addWidget(self.reroll)
+        self.changed = self.spin.valueChanged
         self.set_value(control.default)
 
     def value(self) -> int:
@@ -164,6 +168,7 @@ class MediaField(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.edit, 1)
         row.addWidget(self.browse)
+        self.changed = self.edit.textChanged
 
     def file_filter(self) -> str:
         suffixes = " ".join(f"*{s}" for s in self.control.media) or "*"
@@ -194,6 +199,7 @@ class StrokesField(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.pad, 1)
         layout.addWidget(self.clear_button, 0, Qt.AlignRight)
+        self.changed = self.pad.changed
         self.set_value(control.default or [])
 
     def value(self) -> list:
@@ -207,7 +213,17 @@ FIELDS = {"float": FloatField, "int": IntField, "seed": SeedField, "bool": BoolF
           "choice": ChoiceField, "media": MediaField, "strokes": StrokesField}
 
 
+def change_signal(field: QWidget):
+    """The signal `field` sends when its value is edited (see the module's docstring)."""
+    for name in ("changed", "valueChanged", "textChanged", "toggled", "currentTextChanged"):
+        if hasattr(field, name):
+            return getattr(field, name)
+    raise TypeError(f"{type(field).__name__} has no signal saying that its value changed")
+
+
 class ControlsForm(QWidget):
+    changed = Signal()          # any field's value, edited by the user or set by set_values
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.layout_ = QFormLayout(self)
@@ -225,6 +241,7 @@ class ControlsForm(QWidget):
             field.setToolTip(control.help)
             self.fields[control.name] = field
             self.layout_.addRow(control.label, field)
+            change_signal(field).connect(self.changed)
 
     def values(self) -> dict:
         return {name: field.value() for name, field in self.fields.items()}

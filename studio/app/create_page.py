@@ -1,15 +1,21 @@
-"""Create: pick an engine and a model, set the controls, Generate, watch it stream, Stop, Export."""
+"""Create: pick an engine and a model, set the controls, Generate, watch it stream, Stop, Export.
+
+While the user chooses, the page asks the worker to `prepare` the model and settings shown (load the model; the
+ink engine reads the chosen hand's primer), so that Generate starts at once."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
 from .controls import ControlsForm, EngineBox
 from .views import export_sample, export_target, make_view, show_job
+
+PREPARE_AFTER_MS = 400      # a pause in the user's edits this long, and the worker prepares what they show
 
 
 class CreatePage(QWidget):
@@ -37,6 +43,10 @@ class CreatePage(QWidget):
             self.views.addWidget(view)
         self.remembered: dict[str, dict] = {}
         self.shown_engine: str | None = None
+        self.preparing = None                   # the prepare Job while it runs
+        self.prepared: tuple | None = None      # what the worker last prepared: (engine, checkpoint, settings)
+        self.prepare_timer = QTimer(self, singleShot=True, interval=PREPARE_AFTER_MS)
+        self.prepare_timer.timeout.connect(self.prepare)
 
         side = QWidget()
         form = QFormLayout(side)
@@ -59,6 +69,8 @@ class CreatePage(QWidget):
         self.generate_button.clicked.connect(self.generate)
         self.stop_button.clicked.connect(self.stop)
         self.export_button.clicked.connect(self.export)
+        self.controls.changed.connect(self.prepare_timer.start)
+        self.model_box.currentIndexChanged.connect(self.prepare_timer.start)
         self.engine_changed()
 
     # --- state ---
@@ -103,6 +115,30 @@ class CreatePage(QWidget):
         self.refresh_models(select=checkpoint)
 
     # --- actions ---
+    def prepare(self) -> None:
+        """Let the worker load the model shown and get ready for the settings shown, unless it is busy (a
+        generation or a training run) or has already done so; called after a pause in the user's edits."""
+        checkpoint = self.model_box.currentData()
+        if checkpoint is None or self.job is not None or self.preparing is not None or self.worker.busy:
+            return
+        if self.showing() == self.prepared:
+            return
+        self.prepared = self.showing()
+        self.preparing = self.worker.submit("prepare", engine=self.engine.name, checkpoint=str(checkpoint),
+                                            settings=self.controls.values())
+        # a failure is left for Generate to report; edits made meanwhile are prepared next
+        self.preparing.finished.connect(self.prepare_ended)
+        self.preparing.errored.connect(self.prepare_ended)
+
+    def showing(self) -> tuple:
+        """The engine, model and settings shown, as prepare records them."""
+        return (self.engine.name, str(self.model_box.currentData()),
+                json.dumps(self.controls.values(), sort_keys=True))
+
+    def prepare_ended(self, _result: dict) -> None:
+        self.preparing = None
+        self.prepare_timer.start()
+
     def generate(self, settings: dict | None = None) -> None:
         checkpoint = self.model_box.currentData()
         if checkpoint is None:
@@ -123,7 +159,8 @@ class CreatePage(QWidget):
         self.stop_button.setEnabled(True)
         self.export_button.setEnabled(False)
         self.notices.clear()
-        self.status.setText("waiting: the worker is busy (pause training to generate now)" if self.worker.busy
+        busy = self.worker.busy and not (self.preparing is not None and self.preparing.running)
+        self.status.setText("waiting: the worker is busy (pause training to generate now)" if busy
                             else "starting…")
 
     def replay(self, settings: dict) -> None:
