@@ -144,6 +144,19 @@ def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(posit
         assert np.abs(fp32_probs - slow_probs).max() > 1e-4
 
 
+def test_a_course_per_label_needs_that_label_and_positions():
+    stage = ENGINE.stage()
+    labelled = {"labels": {"digit": ["1", "7"], "speaker": ["a", "b"]}}
+    model = ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="speaker"), labelled)
+    assert model.positions.num_embeddings == 2 * 6          # two speakers, each 1 + 5 steps of 10 ms
+    with pytest.raises(ConfigError, match="names no label field.*digit, speaker"):
+        ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="accent"), labelled)
+    with pytest.raises(ConfigError, match="it has no labels"):
+        ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="digit"), {"labels": {}})
+    with pytest.raises(ConfigError, match="needs position_seconds"):
+        ENGINE.build_model(stage, tiny_audio_model(position_per="digit"), labelled)
+
+
 def generate_all(model, meta, **settings):
     settings = resolve_settings(ENGINE.controls(), settings)
     return list(generate(model, {"sample_rate": 8000, **meta}, settings)), settings
