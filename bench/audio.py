@@ -5,6 +5,7 @@ real recordings recognises the digits it says. Prints tables, writes bench/resul
 
     python bench/audio.py                         # everything (~8 minutes)
     python bench/audio.py --run DIR               # also report a training run's curve (e.g. the bundled one's)
+    python bench/audio.py --skip-speed --checkpoint FILE   # a model's quality alone (~5 minutes)
 
 RTF = seconds of audio produced per wall-clock second, batch 1, one thread (the acceptance numbers);
 batches of variations are reported beside them. Each measurement runs in its own subprocess with one
@@ -237,7 +238,6 @@ def digit_classifier():
 def measure_recognisability(checkpoint: str, temperature: float = 1.0, per_digit: int = 10, seconds: float = 1.0) -> dict:
     """Generate `per_digit` words for each digit (random speakers) and let the classifier name them."""
     import numpy as np
-    import torch
     from engines.audio import AudioEngine
     from engines.core.interface import Notice, resolve_settings
     from engines.core.trainer import load_model
@@ -271,6 +271,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, action="append", default=[],
                         help="a training run folder whose validation curve to report (repeatable)")
     parser.add_argument("--checkpoint", help="model for the held-out number (default: the bundled one)")
+    parser.add_argument("--per-digit", type=int, default=30,
+                        help="words generated per digit for the recognition share (default 30: a share of 300 words)")
+    parser.add_argument("--skip-speed", action="store_true", help="only the model's quality (held-out NLL, recognition)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -279,7 +282,8 @@ def main() -> None:
                   "stream": lambda: measure_stream(rest[0]),
                   "training": lambda: measure_training(rest[0], int(rest[1])),
                   "heldout": lambda: measure_heldout(rest[0]),
-                  "recognisability": lambda: measure_recognisability(rest[0], float(rest[1]))}[function]()
+                  "recognisability": lambda: measure_recognisability(rest[0], float(rest[1]), int(rest[2]))
+                  }[function]()
         print(json.dumps(result))
         return
 
@@ -288,15 +292,27 @@ def main() -> None:
     from machine import describe, machine
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
     print(describe(report["machine"]))
-    report["generation"] = [child("generation", p, v, w) for p in PRESETS for v in (1, 8) for w in WEIGHT_TYPES]
-    report["stream"] = [child("stream", p) for p in PRESETS]
-    report["training"] = [child("training", p, t) for p in ("small", "wide16k") for t in (1, 2)]
+    if not args.skip_speed:
+        report["generation"] = [child("generation", p, v, w) for p in PRESETS for v in (1, 8) for w in WEIGHT_TYPES]
+        report["stream"] = [child("stream", p) for p in PRESETS]
+        report["training"] = [child("training", p, t) for p in ("small", "wide16k") for t in (1, 2)]
     bundled = args.checkpoint or next(iter(AudioEngine().bundled_models()), None)
     if bundled and FSDD.exists():
         report["heldout"] = child("heldout", bundled)
-        report["recognisability"] = [child("recognisability", bundled, t) for t in (1.0, 0.9)]
+        report["recognisability"] = [child("recognisability", bundled, t, args.per_digit) for t in (1.0, 0.9)]
     report["runs"] = {str(run): training_curve(run) for run in args.run}
 
+    if not args.skip_speed:
+        print_speed(report)
+    print_quality(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("audio-quality.json" if args.skip_speed else "audio.json")
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out}")
+
+
+def print_speed(report: dict) -> None:
+    from engines.audio.fast import WEIGHT_TYPES
     print("\n== generation, one thread (random weights of each preset's shape) ==")
     print(f"{'preset':8} {'rate':>6} {'RF ms':>6} {'kFLOP/smp':>9} {'weights':>7} {'kB/smp':>6} {'cached smp/s':>12} "
           f"{'RTF':>5} {'GFLOP/s':>7} {'bound smp/s':>11} {'share':>5} {'8 var. smp/s':>12}")
@@ -322,6 +338,9 @@ def main() -> None:
     for preset in ("small", "wide16k"):
         rows = {r["threads"]: r for r in report["training"] if r["preset"] == preset}
         print(f"{preset:8} {rows[1]['samples_per_second']:10,.0f} {rows[2]['samples_per_second']:10,.0f}")
+
+
+def print_quality(report: dict) -> None:
     if "heldout" in report:
         h = report["heldout"]
         print(f"\n== bundled model, FSDD test split (recordings 0-4, {h['heldout_samples']:,} samples) ==")
@@ -343,9 +362,6 @@ def main() -> None:
         print(f"{'minutes':>8} {'step':>6} {'bits/sample':>11}")
         for point in curve:
             print(f"{point['minutes']:8.1f} {point['step']:6d} {point['bits_per_sample']:11.3f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "audio.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {RESULTS / 'audio.json'}")
 
 
 if __name__ == "__main__":
