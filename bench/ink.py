@@ -281,7 +281,6 @@ def recogniser_for(run: str, epochs: int, minutes: float):
     """The recogniser for a run's way of reading pen points, trained once and kept in bench/results/runs/ (keyed
     by the corpus meta that decides the points it sees: scale, smoothing, downsampling, alphabet)."""
     import hashlib
-    import torch
     from safetensors.torch import load_file, save_file
     train_points, train_ids, val_points, val_texts, alphabet, header = recogniser_corpus(run)
     corpus = header["corpus"]

@@ -16,7 +16,7 @@ from engines.core.interface import Notice, resolve_settings
 from engines.core.trainer import Evaluation, load_model, train
 from helpers import recipes, tiny_audio_model, tiny_train
 
-from conftest import SHARED, write_audio_corpus
+from conftest import SHARED
 
 ENGINE = AudioEngine()
 
