@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from engines import available_engines, get_engine
@@ -166,6 +165,7 @@ def format_evaluation(event) -> str:
 def cmd_train(args) -> int:
     from engines.core import events as events_
     from engines.core import trainer
+    from engines.core.budget import fit_preset, has_curves
     from engines.core.device import pick_device
 
     engine = get_engine(args.engine)
@@ -194,16 +194,14 @@ def cmd_train(args) -> int:
             print(f"warning: {w}", file=sys.stderr)
     # a new run with a time budget and no model named: the preset that should do best in that time, here
     names_a_model = args.preset or start_from or any(o["model"] for o in overrides.values())
-    if args.minutes and not (names_a_model or args.resume) and int(os.environ.get("WORLD_SIZE", 1)) == 1:
-        started = time.time()
-        chosen = choose_preset(engine, corpus, args.minutes, pick_device(args.device))
-        if chosen:
-            corpus, recipes, preset = trainer.prepare_run(engine, args.data, args.out, chosen, overrides,
-                                                          max_steps=10**9, device=args.device, corpus=corpus)
-            args.minutes -= (time.time() - started) / 60      # the probe came out of the budget
-            if args.minutes <= 0:
-                raise StudioError(f"timing the model sizes took the whole budget ({(time.time() - started) / 60:.2g} "
-                                  f"min): give more --minutes, or name a --preset")
+    if (args.minutes and not (names_a_model or args.resume) and int(os.environ.get("WORLD_SIZE", 1)) == 1
+            and has_curves(engine)):
+        print(f"time budget {args.minutes:g} min: timing a training step of each model size here "
+              f"({pick_device(args.device).type})", file=sys.stderr)
+        chosen, (corpus, recipes, preset) = fit_preset(engine, args.data, args.out, corpus, args.minutes,
+                                                       args.device, overrides)
+        print_choice(chosen)
+        args.minutes = chosen.minutes_left
     events = trainer.train(engine, corpus, args.out, recipes=recipes, stage=args.stage, preset=preset,
                            resume=args.resume, device=args.device, seed=args.seed, minutes=args.minutes,
                            previews=not args.no_preview, extend_to=args.steps if args.resume else None,
@@ -250,26 +248,16 @@ def cmd_train(args) -> int:
     return 0
 
 
-def choose_preset(engine, corpus, minutes: float, device) -> str | None:
-    """Times each preset that has a measured curve and prints what each should reach in the budget; the
-    preset with the lowest expected loss, or None when the engine has no curves."""
-    from engines.core.budget import candidates
-
-    if not any(p.curve for p in engine.presets().values()):
-        return None
-    print(f"time budget {minutes:g} min: timing a training step of each model size here ({device.type})",
-          file=sys.stderr)
-    found = candidates(engine, corpus, minutes, device)
-    stage = engine.stages[0]
-    print(f"  {'preset':10} {stage.unit + 's/s':>10} {stage.unit + 's in budget':>16} {'expected loss':>14}",
-          file=sys.stderr)
-    for c in found:
-        mark = "  <- chosen" if c is found[0] else ""
-        print(f"  {c.preset:10} {c.units_per_second:10,.0f} {c.units:16,.0f} {c.expected_loss:14.3f}{mark}",
+def print_choice(chosen) -> None:
+    """The table of a time budget fitted here (an events.PresetChosen)."""
+    unit = chosen.unit
+    print(f"  {'preset':10} {unit + 's/s':>10} {unit + 's in budget':>16} {'expected loss':>14}", file=sys.stderr)
+    for i, c in enumerate(chosen.candidates):
+        mark = "  <- chosen" if i == 0 else ""
+        print(f"  {c['preset']:10} {c['units_per_second']:10,.0f} {c['units']:16,.0f} {c['expected_loss']:14.3f}{mark}",
               file=sys.stderr)
-    print(f"  expected loss: {stage.loss_unit} on the presets' reference corpus ({engine.curve_corpus}) after that many "
-          f"{stage.unit}s; a bigger corpus favours a bigger model: name one with --preset", file=sys.stderr)
-    return found[0].preset
+    print(f"  expected loss: {chosen.loss_unit} on the presets' reference corpus ({chosen.curve_corpus}) after that "
+          f"many {unit}s; a bigger corpus favours a bigger model: name one with --preset", file=sys.stderr)
 
 
 def cmd_sample(args) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
-import os
 import queue
 import shutil
 import threading
@@ -220,16 +219,26 @@ class Worker:
         return {"saved": str(target_path)}
 
     def train(self, job, engine: str, data: str, out: str, preset: str | None = None, resume: bool = False,
-              device: str = "auto", stage: str | None = None, start_from: str | None = None) -> dict:
+              device: str = "auto", stage: str | None = None, start_from: str | None = None,
+              minutes: float | None = None, fit_size: bool = False) -> dict:
+        """minutes: a time budget the schedule is fitted to (a resumed run keeps its own); fit_size: a new run
+        trains the preset that should do best in that time here, timed first (budget.fit_preset)."""
         from engines import get_engine
         from engines.core import trainer
+        from engines.core.budget import fit_preset, has_curves
         from engines.core.events import Finished, Progress
         eng = get_engine(engine)
+        minutes = None if resume else minutes
         corpus = None if resume else self.read_corpus(engine, data, preset)
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
-                                                      device=device, start_from=start_from)
+                                                      max_steps=10**9 if minutes else None, device=device,
+                                                      start_from=start_from)
+        if minutes and fit_size and start_from is None and has_curves(eng):
+            chosen, (corpus, recipes, preset) = fit_preset(eng, data, out, corpus, minutes, device)
+            self.send("yielded", job, [plain(chosen)])
+            minutes = chosen.minutes_left
         events = trainer.train(eng, corpus, out, recipes=recipes, stage=stage, preset=preset, resume=resume,
-                               device=device)
+                               device=device, minutes=minutes)
         last_progress, step = 0.0, 0
         for event in events:
             step = getattr(event, "step", step)

@@ -450,6 +450,40 @@ def test_the_train_form_forgets_a_stale_summary_and_waits_for_the_new_one():
     assert not form.can_start
 
 
+def test_the_size_is_fitted_only_to_a_time_budget_of_an_engine_with_measured_curves():
+    from studio.app.train_form import TrainForm
+    form = TrainForm(available_engines(), lambda *request: None)
+    form.set_engine("text")
+    form.set_fit_size(True)
+    assert not form.can_fit_size and not form.fitting          # no budget yet: the preset's steps
+    form.set_minutes(30)
+    assert form.can_fit_size and form.fitting
+    form.set_engine("audio")                                   # its presets carry no curves to choose by
+    assert not form.can_fit_size and not form.fitting
+
+
+def test_a_time_budget_trains_the_size_timed_best_here(window, qtbot, tmp_path):
+    from engines.core.checkpoint import read_meta
+    page = window.train_page
+    window.tabs.setCurrentWidget(page)
+    page.engine_box.select("text")
+    page.set_corpus(str(write_corpus(tmp_path / "plays.txt")))
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
+    assert not page.fit_box.isVisible()                        # the preset's steps, until a budget is set
+    page.minutes_box.setValue(0.4)
+    assert page.fit_box.isVisible() and page.preset_box.isEnabled()
+    page.fit_box.setChecked(True)
+    assert not page.preset_box.isEnabled()                     # the timing chooses it
+    page.device_box.setCurrentText("cpu")
+    click(qtbot, page.start_button)
+    qtbot.waitUntil(lambda: page.fit_note.text().startswith("Training "), timeout=180_000)
+    chosen = page.fit_note.text().split()[1].rstrip(":")
+    assert chosen in ("mini", "compact", "small") and "others:" in page.fit_note.text()
+    result = wait_for(qtbot, page.job, 120_000)
+    assert result["reason"] in ("time limit", "completed")
+    assert read_meta(page.run_dir / "last.safetensors")["preset"] == chosen
+
+
 def test_a_new_run_can_start_from_a_trained_model_of_the_library(window, qtbot, tmp_path):
     from engines.core.checkpoint import read_meta
     from studio.cli import main

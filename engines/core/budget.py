@@ -14,20 +14,22 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
-from .device import autocast_dtype
+from .device import autocast_dtype, pick_device
+from .errors import ConfigError
+from .events import PresetChosen
 from .interface import Corpus, Engine, Preset, config_from_dict
-from .trainer import make_optimizer
+from .trainer import make_optimizer, prepare_run
 
 # a validation reads val_units held-out units forward only, about a third of the cost of training on them
 VALIDATION_COST = 1 / 3
 
 
 @dataclass
-class Candidate:
+class Candidate:        # a plain dataclass, so the worker can send it to the window
     preset: str
     units_per_second: float     # whole training steps, measured here
     units: float                # trained within the budget at that speed
@@ -89,3 +91,27 @@ def candidates(engine: Engine, corpus: Corpus, minutes: float, device: torch.dev
             units = speed * minutes * 60 * useful_share(preset, engine)
             found.append(Candidate(preset.name, speed, units, expected_loss(preset.curve, units)))
     return sorted(found, key=lambda c: c.expected_loss)
+
+
+def has_curves(engine: Engine) -> bool:
+    return any(p.curve for p in engine.presets().values())
+
+
+def fit_preset(engine: Engine, data, out_dir, corpus: Corpus, minutes: float, device: str = "auto",
+               overrides: dict | None = None) -> tuple[PresetChosen, tuple]:
+    """A new run with a time budget and no model named (the CLI's --minutes without --preset, the Train page's
+    "fit the size to the time"): time every preset with a curve here and get the run of the best one ready.
+    (what was measured, prepare_run's (corpus, recipes, preset) for the chosen preset). The timing comes out of
+    the budget; a budget it uses up entirely is an error."""
+    started = time.time()
+    found = candidates(engine, corpus, minutes, pick_device(device))
+    prepared = prepare_run(engine, data, out_dir, found[0].preset, overrides, max_steps=10**9, device=device,
+                           corpus=corpus)
+    took = (time.time() - started) / 60
+    if took >= minutes:
+        raise ConfigError(f"timing the model sizes took the whole budget ({took:.2g} min): give it more minutes, "
+                          f"or name a preset")
+    stage = engine.stages[0]
+    chosen = PresetChosen([asdict(c) for c in found], stage.unit, stage.loss_unit, engine.curve_corpus,
+                          minutes - took)
+    return chosen, prepared

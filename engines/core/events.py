@@ -87,3 +87,14 @@ class Finished:
     checkpoint: str
     best_val_loss: float | None
     loss_unit: str
+
+
+@dataclass
+class PresetChosen:
+    """A new run fitted to a time budget here (engines.core.budget.fit_preset): every preset with a measured
+    curve, timed on this machine, best expected loss first; the first is the one trained."""
+    candidates: list        # of {"preset", "units_per_second", "units", "expected_loss"}
+    unit: str               # what the units are ("char" ...)
+    loss_unit: str
+    curve_corpus: str       # where the curves were measured
+    minutes_left: float     # of the budget, after the timing

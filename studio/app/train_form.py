@@ -1,5 +1,5 @@
-"""The Train page's form as a Qt-free model: engine, preset, corpus, the corpus's summary and whether Start is
-allowed. The page's widgets set it and redraw from it when it reports a change, as napari's widgets observe
+"""The Train page's form as a Qt-free model: engine, preset, corpus, the corpus's summary, a time budget and
+whether Start is allowed. The page's widgets set it and redraw from it when it reports a change, as napari's widgets observe
 their models.
 
 A summary is read the way the chosen engine and preset will read the corpus (a sample rate, labels ...), so
@@ -36,6 +36,8 @@ class TrainForm:
         self.request = 0             # the latest summary asked for
         self.reading = False
         self.training = False
+        self.minutes = 0.0           # a time budget the schedule is fitted to; 0: the preset's steps
+        self.fit_size = False        # with a budget: train the size that should do best in it on this machine
 
     # --- observed by the page ---
     def on_change(self, listener: Callable[[], None]) -> None:
@@ -56,6 +58,16 @@ class TrainForm:
     @property
     def can_record(self) -> bool:
         return reads_pen_strokes(self.engine) and not self.training
+
+    @property
+    def can_fit_size(self) -> bool:
+        """Whether the size can be fitted to the budget: a budget is set, and the engine's presets carry
+        measured curves of loss against training (what the choice is read from)."""
+        return self.minutes > 0 and any(p.curve for p in self.presets.values())
+
+    @property
+    def fitting(self) -> bool:
+        return self.fit_size and self.can_fit_size
 
     @property
     def can_start(self) -> bool:
@@ -88,6 +100,14 @@ class TrainForm:
             return
         self.preset = name
         self.reread()
+
+    def set_minutes(self, minutes: float) -> None:
+        self.minutes = max(float(minutes), 0.0)
+        self.changed()
+
+    def set_fit_size(self, fit: bool) -> None:
+        self.fit_size = fit
+        self.changed()
 
     def set_corpus(self, path: str) -> None:
         self.corpus = path.strip()

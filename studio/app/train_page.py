@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from studio import format_seconds
 
@@ -50,6 +50,14 @@ class TrainPage(QWidget):
         self.base_box = QComboBox(objectName="start_from")
         self.base_box.setToolTip("fine-tune: begin from a trained model of this engine (it keeps that model's size "
                                  "and alphabet, and learns your corpus in far fewer steps) instead of a new one")
+        self.minutes_box = QDoubleSpinBox(objectName="train_minutes", decimals=1, maximum=100_000, singleStep=5,
+                                          suffix=" min", specialValueText="the preset's steps")
+        self.minutes_box.setToolTip("a time budget: the learning rate's schedule is fitted to it, so the run ends "
+                                    "on time with its best model (0: train the preset's number of steps)")
+        self.fit_box = QCheckBox("fit the model size to that time on this machine", objectName="fit_size")
+        self.fit_box.setToolTip("time a training step of each model size here first (10-20 s), and train the one "
+                                "that should reach the lowest loss in the time")
+        self.fit_note = QLabel(objectName="fit_note", wordWrap=True)
         self.device_box = QComboBox(objectName="device")
         self.device_box.addItem("auto")
         self.name_edit = QLineEdit(objectName="run_name", placeholderText="name of the new model")
@@ -96,6 +104,9 @@ class TrainPage(QWidget):
         form.addRow("Preset", self.preset_box)
         form.addRow(self.preset_note)
         form.addRow("Start from", self.base_box)
+        form.addRow("Train for", self.minutes_box)
+        form.addRow("", self.fit_box)
+        form.addRow(self.fit_note)
         form.addRow("Device", self.device_box)
         form.addRow("Name", self.name_edit)
         form.addRow(buttons)
@@ -114,6 +125,9 @@ class TrainPage(QWidget):
 
         self.engine_box.currentIndexChanged.connect(lambda: self.form.set_engine(self.engine_box.currentData()))
         self.preset_box.currentTextChanged.connect(self.form.set_preset)
+        self.minutes_box.valueChanged.connect(self.form.set_minutes)
+        self.fit_box.toggled.connect(self.form.set_fit_size)
+        self.base_box.currentIndexChanged.connect(self.form_changed)
         self.corpus_edit.editingFinished.connect(lambda: self.form.set_corpus(self.corpus_edit.text()))
         self.file_button.clicked.connect(self.choose_file)
         self.folder_button.clicked.connect(self.choose_folder)
@@ -160,8 +174,12 @@ class TrainPage(QWidget):
         self.record_button.setVisible(reads_pen_strokes(self.form.engine))
         self.record_button.setEnabled(self.form.can_record)
         for w in (self.engine_box, self.corpus_edit, self.file_button, self.folder_button, self.preset_box,
-                  self.base_box, self.device_box, self.name_edit):
+                  self.base_box, self.device_box, self.name_edit, self.minutes_box):
             w.setEnabled(not self.form.training)
+        # a fine-tuned model keeps its size: there is nothing to fit
+        self.fit_box.setVisible(self.form.can_fit_size and self.base_box.currentData() is None)
+        self.fit_box.setEnabled(not self.form.training)
+        self.preset_box.setEnabled(not self.form.training and not (self.form.fitting and self.fit_box.isVisible()))
 
     def list_bases(self) -> None:
         """What a new run can start from: nothing, or a trained model of this engine in the Library (engines
@@ -259,7 +277,10 @@ class TrainPage(QWidget):
     def launch(self, resume: bool) -> None:
         self.job = self.worker.submit("train", engine=self.engine.name, data=self.form.corpus, out=str(self.run_dir),
                                       preset=self.form.preset, resume=resume, device=self.device_box.currentText(),
-                                      start_from=None if resume else self.base_box.currentData())
+                                      start_from=None if resume else self.base_box.currentData(),
+                                      minutes=self.form.minutes or None,
+                                      fit_size=self.form.fitting and self.fit_box.isVisible())
+        self.fit_note.clear()
         self.job.yielded.connect(self.on_events)
         self.job.finished.connect(self.on_finished)
         self.job.errored.connect(self.on_errored)
@@ -316,6 +337,8 @@ class TrainPage(QWidget):
                 self.preview.begin(self.engine.preview_settings())
                 self.preview.add(item["chunks"])
                 self.preview.end()
+            elif kind == "PresetChosen":
+                self.fit_note.setText(fit_description(item))
             elif kind == "CheckpointSaved":
                 self.model_saved.emit()
         self.train_curve.setData(*self.train_points)
@@ -348,3 +371,12 @@ class TrainPage(QWidget):
         self.progress_label.setText("failed" + ("; the last checkpoint is kept — Resume continues from it"
                                                 if resumable else ""))
         self.message.emit("error", error["message"])
+
+
+def fit_description(chosen: dict) -> str:
+    """A PresetChosen event in words: the size trained, and what each size should have reached."""
+    best, *others = chosen["candidates"]
+    rest = ", ".join(f"{c['preset']} {c['expected_loss']:.3f}" for c in others)
+    return (f"Training {best['preset']}: {best['units_per_second']:,.0f} {chosen['unit']}s/s here, expected "
+            f"{best['expected_loss']:.3f} {chosen['loss_unit']} on {chosen['curve_corpus']} in the time"
+            + (f" (others: {rest})" if rest else ""))
