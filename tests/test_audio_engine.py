@@ -44,6 +44,11 @@ def test_corpus_is_resampled_mixed_down_trimmed_and_labelled_by_folder(audio_cor
     rf = corpus.receptive_field
     assert codes.shape == (4, rf - 1 + 300) and targets.shape == (4, 300) and labels.shape == (4, 1)
     assert torch.equal(codes[:, rf:], targets[:, :-1])   # targets are the inputs shifted by one sample
+    # each recording trains with silence after it, as long as the model's setting says
+    longer = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model(sample_rate=8000, tail_seconds=0.3))
+    for short, long in zip(corpus.train, longer.train):
+        assert len(long) - len(short) == 0.25 * 8000
+        assert (long[len(short) - 400:] == SILENCE).all() and (short[-400:] == SILENCE).all()
 
 
 def test_files_named_by_pattern_give_several_label_fields(tmp_path):

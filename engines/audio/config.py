@@ -22,5 +22,8 @@ class AudioModelConfig:
     # field, {} matches anything; a file whose name does not fit is skipped with a warning naming it)
     conditioning: str = "auto"
     silence_db: float = 40.0         # leading/trailing audio this far below the file's peak is trimmed
+    # silence after each training recording: how its sound ends. Longer than the receptive field, it also shows
+    # a model that hears its position that a word is followed by silence, not by the start of another word
+    tail_seconds: float = 0.05
     # file names (glob) held out for validation; empty: every n-th file, n from val_fraction
     validation_files: str = ""

@@ -23,7 +23,6 @@ from .config import AudioModelConfig
 from .model import SILENCE, mu_law_encode, position_index, position_steps, receptive_field
 
 SILENT_PEAK = 1e-4          # a file whose loudest sample is below -80 dBFS holds nothing to learn
-TAIL_SECONDS = 0.05         # silence after each recording, so the model learns how sounds end
 MAX_FILE_SECONDS = 3600
 
 
@@ -150,6 +149,7 @@ class AudioCorpus(Corpus):
     def __init__(self, train: list[Recording], val: list[Recording], label_values: dict[str, list[str]],
                  config: AudioModelConfig, summary: dict):
         self.rate = config.sample_rate
+        self.tail = int(config.tail_seconds * config.sample_rate)
         self.receptive_field = receptive_field(config)
         self.position_steps = position_steps(config)
         self.meta = {"sample_rate": config.sample_rate, "labels": label_values}
@@ -164,10 +164,9 @@ class AudioCorpus(Corpus):
         self.val_labels = [[index[f][r.labels[f]] for f in self.fields] for r in val]
 
     def padded(self, codes: np.ndarray) -> torch.Tensor:
-        """Silence before (the context a recording starts from) and a short silence after it."""
-        tail = int(TAIL_SECONDS * self.rate)
+        """Silence before (the context a recording starts from) and after it (config.tail_seconds)."""
         return torch.from_numpy(np.concatenate([np.full(self.receptive_field, SILENCE, np.uint8), codes,
-                                                np.full(tail, SILENCE, np.uint8)]))
+                                                np.full(self.tail, SILENCE, np.uint8)]))
 
     def positions(self, first: torch.Tensor, length: int) -> torch.Tensor:
         """Position-table rows of `length` inputs per row, the first at sample offset `first` (B,)."""
