@@ -94,6 +94,8 @@ class WaveNet(nn.Module):
         self.position_field = position_field
         courses = label_sizes[position_field] if position_field is not None else 1
         self.positions = nn.Embedding(courses * position_steps(c), c.label_channels) if position_steps(c) else None
+        if self.positions is not None:     # rows no recording is long enough to train stay neutral, not random
+            nn.init.zeros_(self.positions.weight)
         conditioned = self.labels is not None or self.positions is not None
         self.condition_to_gates = nn.ModuleList(nn.Linear(c.label_channels, 2 * c.gate_channels, bias=False)
                                                 for _ in dilations(c)) if conditioned else None
