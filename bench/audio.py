@@ -235,8 +235,29 @@ def digit_classifier():
     return predict, accuracy
 
 
+def onset_and_ending(audio, rate: int = 8000) -> tuple[bool, bool]:
+    """(whether a word was said at all: a 50 ms stretch louder than -50 dBFS, as the quietest FSDD recording's
+    loudest is -43; whether sound follows it: a 50 ms stretch in the last 0.3 s of a 1 s sample, where FSDD's
+    words have ended, within 30 dB of the loudest, so that trimming silence as the classifier does keeps it)."""
+    import numpy as np
+    frame = rate // 20
+    audio = np.pad(audio[:rate], (0, max(0, rate - len(audio))))
+    db = 20 * np.log10(np.sqrt((audio[: len(audio) // frame * frame].reshape(-1, frame) ** 2).mean(1)) + 1e-9)
+    said = db.max() > -50
+    return bool(said), bool(said and db[-6:].max() > db.max() - 30)
+
+
+def real_onsets_and_endings() -> dict:
+    """onset_and_ending of the real test recordings (0-4), each in a 1 s sample: what clean words look like."""
+    import numpy as np
+    import soundfile as sf
+    found = np.array([onset_and_ending(sf.read(f, dtype="float32")[0]) for f in sorted(FSDD.glob("*_[0-4].wav"))])
+    return {"no_word": float(1 - found[:, 0].mean()), "sound_after": float(found[:, 1].mean())}
+
+
 def measure_recognisability(checkpoint: str, temperature: float = 1.0, per_digit: int = 10, seconds: float = 1.0) -> dict:
-    """Generate `per_digit` words for each digit (random speakers) and let the classifier name them."""
+    """Generate `per_digit` words for each digit (random speakers) and let the classifier name them; count the
+    words never said and those followed by more sound (onset_and_ending)."""
     import numpy as np
     from engines.audio import AudioEngine
     from engines.core.interface import Notice, resolve_settings
@@ -245,6 +266,7 @@ def measure_recognisability(checkpoint: str, temperature: float = 1.0, per_digit
     engine = AudioEngine()
     model, meta = load_model(engine, checkpoint)
     confusion = np.zeros((10, 10), int)
+    shapes = []
     for digit in range(10):
         settings = resolve_settings(engine.controls(), {"seconds": seconds, "label": f"digit={digit}", "seed": digit,
                                                         "variations": per_digit, "temperature": temperature})
@@ -252,8 +274,12 @@ def measure_recognisability(checkpoint: str, temperature: float = 1.0, per_digit
         audio = np.concatenate([c.audio for c in chunks], axis=1)
         for variation in audio:
             confusion[digit, predict(variation)] += 1
+            shapes.append(onset_and_ending(variation, meta["corpus"]["sample_rate"]))
+    shapes = np.array(shapes)
     return {"checkpoint": checkpoint, "classifier_accuracy_on_real_test_recordings": real_accuracy,
             "generated_accuracy": float(np.trace(confusion) / confusion.sum()),
+            "no_word": float(1 - shapes[:, 0].mean()), "sound_after": float(shapes[:, 1].mean()),
+            "real": real_onsets_and_endings(),
             "per_digit": {str(d): float(confusion[d, d] / per_digit) for d in range(10)},
             "confusion": confusion.tolist(), "per_digit_samples": per_digit, "seconds": seconds,
             "temperature": temperature}
@@ -357,6 +383,8 @@ def print_quality(report: dict) -> None:
         for r in report["recognisability"]:
             print(f"temperature {r['temperature']:.2f}: {r['generated_accuracy']:.0%}   per digit: "
                   + "  ".join(f"{d}: {a:.0%}" for d, a in r["per_digit"].items()))
+            print(f"    no word said: {r['no_word']:.0%}; sound in the last 0.3 s of the second: "
+                  f"{r['sound_after']:.0%} (real recordings: {r['real']['no_word']:.0%} / {r['real']['sound_after']:.0%})")
     for run, curve in report["runs"].items():
         print(f"\n== validation curve of {run} ==")
         print(f"{'minutes':>8} {'step':>6} {'bits/sample':>11}")
