@@ -99,6 +99,15 @@ def test_quiet_recordings_are_kept_because_the_threshold_is_relative_to_each_fil
     assert "kept 3.0 s of 4.0 s read" in corpus.summary["lines"][1]
 
 
+def test_a_recording_starts_and_ends_with_a_sound():
+    from engines.audio.data import trim
+    tone = 0.5 * np.sin(np.arange(800) / 3)
+    faint = np.full(40, 1e-5)                      # within a µ-law code of silence: still silence to the model
+    codes = trim(np.concatenate([np.zeros(500), faint, tone, faint, np.zeros(500)]).astype(np.float32), 40.0)
+    assert abs(int(codes[0]) - SILENCE) > 1 and abs(int(codes[-1]) - SILENCE) > 1
+    assert 780 <= len(codes) <= 800
+
+
 def test_a_tiny_wavenet_learns_the_tones(audio_corpus, tmp_path):
     config = tiny_audio_model(position_seconds=0.5)
     corpus = ENGINE.read_corpus(audio_corpus, 0.2, model_config=config)

@@ -96,9 +96,16 @@ def truncation(path: Path, log: str, seconds: float) -> str | None:
 
 
 def trim(audio: np.ndarray, silence_db: float) -> np.ndarray:
+    """The recording without the silence at its ends, as µ-law codes. librosa finds the sound by 32 ms frames;
+    within the first and last frame, samples the model cannot tell from silence (within a code of it) go too,
+    so that a recording starts with a sound: from silence, at the start of a recording, the next sample is
+    always sound, and generation starts its word rather than staying silent (30% of FSDD's recordings began
+    within a code of silence)."""
     import librosa
     trimmed, _ = librosa.effects.trim(audio, top_db=silence_db, frame_length=256, hop_length=64)
-    return trimmed
+    codes = mu_law_encode(trimmed)
+    sound = np.flatnonzero(np.abs(codes.astype(np.int16) - SILENCE) > 1)
+    return codes[sound[0]:sound[-1] + 1] if len(sound) else codes[:0]
 
 
 def label_reader(conditioning: str, root: Path, files: list[Path], known: dict[str, list[str]] | None = None):
@@ -261,7 +268,7 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
         if np.abs(audio).max() < SILENT_PEAK:
             warnings.append(f"skipped {p.name}: it is silent")
             continue
-        codes = mu_law_encode(trim(audio, config.silence_db))
+        codes = trim(audio, config.silence_db)
         if len(codes) == 0:
             warnings.append(f"skipped {p.name}: nothing left after trimming silence")
             continue
