@@ -38,12 +38,22 @@ def test_corpus_is_resampled_mixed_down_trimmed_and_labelled_by_folder(audio_cor
     assert 0.5 < s["seconds_kept"] / s["seconds_read"] < 0.8
     assert "40 dB below" in " ".join(s["lines"]) and "kept" in s["lines"][1]
     assert s["train_samples"] + s["validation_samples"] == pytest.approx(s["seconds_kept"] * 8000, abs=80)
-    batch = corpus.batch(4, 300, torch.Generator().manual_seed(0))
-    codes, labels, targets = batch.tensors["codes"], batch.tensors["labels"], batch.tensors["targets"]
-    assert batch.units == 4 * 300
     rf = corpus.receptive_field
-    assert codes.shape == (4, rf - 1 + 300) and targets.shape == (4, 300) and labels.shape == (4, 1)
-    assert torch.equal(codes[:, rf:], targets[:, :-1])   # targets are the inputs shifted by one sample
+    onsets = 0
+    for seed in range(20):
+        batch = corpus.batch(4, 300, torch.Generator().manual_seed(seed))
+        codes, labels, targets = batch.tensors["codes"], batch.tensors["labels"], batch.tensors["targets"]
+        assert codes.shape == (4, rf - 1 + 300) and targets.shape == (4, 300) and labels.shape == (4, 1)
+        counted = targets >= 0         # not counted: targets in the silence before a recording
+        assert batch.units == counted.sum() > 0
+        # targets are the inputs shifted by one sample
+        assert torch.equal(codes[:, rf:][counted[:, :-1]], targets[:, :-1][counted[:, :-1]])
+        for row in range(4):           # a recording's first sample, predicted from silence alone
+            first = int(counted[row].int().argmax())
+            if first > 0:
+                onsets += 1
+                assert (codes[row, first:first + rf - 1] == SILENCE).all() and targets[row, first] != SILENCE
+    assert onsets >= 2
     # each recording trains with silence after it, as long as the model's setting says
     longer = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model(sample_rate=8000, tail_seconds=0.3))
     for short, long in zip(corpus.train, longer.train):

@@ -181,20 +181,28 @@ class AudioCorpus(Corpus):
 
     def batch(self, batch_size: int, seq_len: int, generator):
         """Windows from recordings drawn in proportion to their length:
-        (context + inputs, labels, positions of the inputs, targets)."""
+        (context + inputs, labels, positions of the inputs, targets).
+
+        A window may begin up to seq_len - 1 samples before its recording's silent context, its targets there
+        not counted (-100): otherwise only a window that begins exactly at the start would ever show the first
+        sample of a recording predicted from silence (1 in ~5,000 for a spoken digit), and a model that never
+        learnt how a sound starts from silence stays silent when it generates from silence."""
         width = self.receptive_field + seq_len
         picks = torch.multinomial(self.train_weights, batch_size, replacement=True, generator=generator)
         windows = torch.full((batch_size, width), SILENCE, dtype=torch.long)
         starts = torch.zeros(batch_size, dtype=torch.long)
         for row, i in enumerate(picks.tolist()):
             codes = self.train[i]
-            starts[row] = int(torch.randint(0, max(1, len(codes) - width + 1), (1,), generator=generator))
-            piece = codes[starts[row]:starts[row] + width]
-            windows[row, :len(piece)] = piece.long()
+            start = int(torch.randint(1 - seq_len, max(1, len(codes) - width + 1), (1,), generator=generator))
+            piece = codes[max(start, 0):start + width]
+            windows[row, max(-start, 0):max(-start, 0) + len(piece)] = piece.long()
+            starts[row] = start
         positions = self.positions(starts - self.receptive_field, width - 1)
-        targets = windows[:, self.receptive_field:]
+        targets = windows[:, self.receptive_field:].clone()
+        before = torch.arange(seq_len)[None] < -starts[:, None]       # targets in the silence before a recording
+        targets[before] = -100
         return Batch({"codes": windows[:, :-1], "labels": self.train_labels[picks], "positions": positions,
-                      "targets": targets}, targets.numel())
+                      "targets": targets}, int((~before).sum()))
 
     def validation_batches(self, batch_size: int, seq_len: int):
         """Every held-out recording from its first scored sample (`first`: 0, or where the held-out end of a
