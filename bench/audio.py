@@ -369,7 +369,7 @@ def print_speed(report: dict) -> None:
 def print_quality(report: dict) -> None:
     if "heldout" in report:
         h = report["heldout"]
-        print(f"\n== bundled model, FSDD test split (recordings 0-4, {h['heldout_samples']:,} samples) ==")
+        print(f"\n== {h['checkpoint']}, FSDD test split (recordings 0-4, {h['heldout_samples']:,} samples) ==")
         print(f"{h['heldout_bits_per_sample']:.4f} bits/sample after {h['training_minutes']:.0f} min "
               f"({h['step']} steps); with the int8 weights generation uses: "
               f"{h['heldout_bits_by_weights']['int8']:.4f} "
