@@ -69,8 +69,9 @@ class CreatePage(QWidget):
         self.generate_button.clicked.connect(self.generate)
         self.stop_button.clicked.connect(self.stop)
         self.export_button.clicked.connect(self.export)
-        self.controls.changed.connect(self.prepare_timer.start)
-        self.model_box.currentIndexChanged.connect(self.prepare_timer.start)
+        # (start() without arguments: currentIndexChanged's index would be taken for the timer's interval)
+        self.controls.changed.connect(lambda: self.prepare_timer.start())
+        self.model_box.currentIndexChanged.connect(lambda: self.prepare_timer.start())
         self.engine_changed()
 
     # --- state ---

@@ -57,7 +57,7 @@ class TrainPage(QWidget):
         self.fit_box = QCheckBox("fit the model size to that time on this machine", objectName="fit_size")
         self.fit_box.setToolTip("time a training step of each model size here first (10-20 s), and train the one "
                                 "that should reach the lowest loss in the time")
-        self.fit_note = QLabel(objectName="fit_note", wordWrap=True)
+        self.fit_note = QLabel(objectName="fit_note", wordWrap=True, visible=False)   # what the timing chose
         self.device_box = QComboBox(objectName="device")
         self.device_box.addItem("auto")
         self.name_edit = QLineEdit(objectName="run_name", placeholderText="name of the new model")
@@ -280,7 +280,7 @@ class TrainPage(QWidget):
                                       start_from=None if resume else self.base_box.currentData(),
                                       minutes=self.form.minutes or None,
                                       fit_size=self.form.fitting and self.fit_box.isVisible())
-        self.fit_note.clear()
+        self.fit_note.hide()
         self.job.yielded.connect(self.on_events)
         self.job.finished.connect(self.on_finished)
         self.job.errored.connect(self.on_errored)
@@ -339,6 +339,7 @@ class TrainPage(QWidget):
                 self.preview.end()
             elif kind == "PresetChosen":
                 self.fit_note.setText(fit_description(item))
+                self.fit_note.show()
             elif kind == "CheckpointSaved":
                 self.model_saved.emit()
         self.train_curve.setData(*self.train_points)
