@@ -470,7 +470,7 @@ def test_a_time_budget_trains_the_size_timed_best_here(window, qtbot, tmp_path):
     page.set_corpus(str(write_corpus(tmp_path / "plays.txt")))
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
     assert not page.fit_box.isVisible()                        # the preset's steps, until a budget is set
-    page.minutes_box.setValue(0.4)
+    page.minutes_box.setValue(0.8)
     assert page.fit_box.isVisible() and page.preset_box.isEnabled()
     page.fit_box.setChecked(True)
     assert not page.preset_box.isEnabled()                     # the timing chooses it
