@@ -59,9 +59,9 @@ def _matvec(w, scale, v, out, acc):
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _generate(steps, time, start, position_step, course_rows, course_start, previous, forced, uniforms,
-              inv_temperature, embed, w_dilated, s_dilated, gate_bias, position_bias, w_residual, s_residual, b_residual, w_skip, s_skip,
-              b_skip, w_head1, s_head1, b_head1, w_head2, s_head2, b_head2, dilations, offsets, queues,
-              codes_out, probs_out):
+              inv_temperature, embed, w_dilated, s_dilated, gate_bias, position_bias, w_residual, s_residual,
+              b_residual, w_skip, s_skip, b_skip, w_head1, s_head1, b_head1, w_head2, s_head2, b_head2, dilations,
+              offsets, queues, codes_out, probs_out):
     batch, layers = previous.shape[0], dilations.shape[0]
     residual, gates2 = embed.shape[1], w_dilated.shape[2]
     gates, skip_width = gates2 // 2, w_skip.shape[2]
@@ -233,7 +233,8 @@ class FastGenerator:
         # at the first sample because warm_up() did not compile it
         forced, uniforms = np.array(forced, np.int64, order="C"), np.array(uniforms, np.float64, order="C")
         _generate(steps, self.time, self.start, self.position_step, self.course_rows, self.course_start,
-                  self.previous, forced, uniforms, 1.0 / float(temperature), *self.weights, self.dilations, self.offsets, self.queues, codes, probs)
+                  self.previous, forced, uniforms, 1.0 / float(temperature), *self.weights, self.dilations,
+                  self.offsets, self.queues, codes, probs)
         self.time += steps
         return codes, probs
 

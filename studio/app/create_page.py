@@ -122,9 +122,10 @@ class CreatePage(QWidget):
         checkpoint = self.model_box.currentData()
         if checkpoint is None or self.job is not None or self.preparing is not None or self.worker.busy:
             return
-        if self.showing() == self.prepared:
+        shown = self.showing()
+        if shown == self.prepared:
             return
-        self.prepared = self.showing()
+        self.prepared = shown
         self.preparing = self.worker.submit("prepare", engine=self.engine.name, checkpoint=str(checkpoint),
                                             settings=self.controls.values())
         # a failure is left for Generate to report; edits made meanwhile are prepared next

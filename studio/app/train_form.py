@@ -1,6 +1,6 @@
 """The Train page's form as a Qt-free model: engine, preset, corpus, the corpus's summary, a time budget and
-whether Start is allowed. The page's widgets set it and redraw from it when it reports a change, as napari's widgets observe
-their models.
+whether Start is allowed. The page's widgets set it and redraw from it when it reports a change, as napari's
+widgets observe their models.
 
 A summary is read the way the chosen engine and preset will read the corpus (a sample rate, labels ...), so
 choosing another engine or preset after a corpus asks for a new one, and Start waits for it. Reading is the
