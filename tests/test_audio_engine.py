@@ -12,7 +12,7 @@ from engines.audio.fast import FastGenerator, with_generation_weights
 from engines.audio.model import SILENCE, WaveNet, mu_law_decode, mu_law_encode
 from engines.audio.sample import generate, parse_labels, reference_generate, warm_up_codes
 from engines.core.errors import ConfigError, CorpusError
-from engines.core.interface import Notice, resolve_settings
+from engines.core.interface import Notice, config_from_dict, resolve_settings
 from engines.core.trainer import Evaluation, load_model, train
 from helpers import recipes, tiny_audio_model, tiny_train
 
@@ -189,8 +189,11 @@ def test_a_course_per_label_needs_that_label_and_positions():
         ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="accent"), labelled)
     with pytest.raises(ConfigError, match="it has no labels"):
         ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="digit"), {"labels": {}})
+    # what a preset or --set gives is checked before anything is read
     with pytest.raises(ConfigError, match="needs position_seconds"):
-        ENGINE.build_model(stage, tiny_audio_model(position_per="digit"), labelled)
+        config_from_dict(AudioModelConfig, {"position_per": "digit"}, "preset x")
+    with pytest.raises(ConfigError, match="cannot be negative"):
+        config_from_dict(AudioModelConfig, {"tail_seconds": -1.0}, "preset x")
 
 
 def generate_all(model, meta, **settings):

@@ -60,8 +60,6 @@ class AudioEngine(Engine):
         if config.position_per and config.position_per not in fields:
             raise ConfigError(f"position_per={config.position_per!r} names no label field of this corpus "
                               f"({'its fields: ' + ', '.join(fields) if fields else 'it has no labels'})")
-        if config.position_per and config.position_seconds <= 0:
-            raise ConfigError("position_per needs position_seconds > 0: there is no course over time to split")
         return WaveNet(config, [len(v) for v in corpus_meta["labels"].values()],
                        fields.index(config.position_per) if config.position_per else None)
 

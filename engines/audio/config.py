@@ -1,6 +1,8 @@
 """The audio model's shape and how its corpus is read (torch-free, so the GUI can read presets instantly)."""
 from dataclasses import dataclass
 
+from ..core.errors import ConfigError
+
 
 @dataclass
 class AudioModelConfig:
@@ -27,3 +29,14 @@ class AudioModelConfig:
     tail_seconds: float = 0.05
     # file names (glob) held out for validation; empty: every n-th file, n from val_fraction
     validation_files: str = ""
+
+    def check(self) -> None:
+        sizes = (self.sample_rate, self.stacks, self.layers_per_stack, self.residual_channels, self.gate_channels,
+                 self.skip_channels, self.label_channels)
+        if min(sizes) < 1:
+            raise ConfigError("model.sample_rate, stacks, layers_per_stack and the channel counts must be at least 1")
+        if self.position_seconds < 0 or self.tail_seconds < 0 or self.silence_db <= 0:
+            raise ConfigError(f"model.position_seconds and tail_seconds cannot be negative, and silence_db must be "
+                              f"above 0 ({self.position_seconds}, {self.tail_seconds}, {self.silence_db})")
+        if self.position_per and self.position_seconds <= 0:
+            raise ConfigError("model.position_per needs position_seconds > 0: there is no course over time to split")
