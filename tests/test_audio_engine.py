@@ -140,28 +140,31 @@ def random_model(config, labels, position_field=None) -> WaveNet:
     return model
 
 
-@pytest.mark.parametrize("position_seconds,position_field,weights",
-                         [(0.0, None, "fp32"), (0.02, None, "fp32"), (0.02, None, "int8"), (0.02, 0, "fp32")])
-def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position_seconds, position_field,
-                                                                           weights):
+@pytest.mark.parametrize("position,position_field,weights",
+                         [({}, None, "fp32"), ({"position_seconds": 0.02}, None, "fp32"),
+                          ({"position_seconds": 0.02}, None, "int8"), ({"position_seconds": 0.02}, 0, "fp32"),
+                          ({"position_shares": 5}, 0, "fp32")])
+def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(position, position_field, weights):
     """fp32: the loop computes exactly what the network computes. int8: exactly what the network computes with
     its matrices rounded to int8 and scaled back (the model whose held-out NLL bench/audio.py reports). With a
-    position field, each variation follows the course over time of its own label."""
-    config = tiny_audio_model(stacks=2, layers_per_stack=4, position_seconds=position_seconds)
+    position field, each variation follows the course over time of its own label; with position shares, in
+    shares of its own word length, then past its end."""
+    config = tiny_audio_model(stacks=2, layers_per_stack=4, **position)
     model = random_model(config, [3, 2], position_field)
     labels = torch.tensor([[0, 1], [2, 0]])
+    lengths = np.array([60, 200]) if "position_shares" in position else None
     primer = np.array([[100, 140, 180, 90]] * 2)
     uniforms = np.random.default_rng(3).random((2, 300))     # 300 samples: well past the receptive field (31)
 
     history = np.concatenate([np.full((2, model.receptive_field), SILENCE), primer], axis=1)
     reference = with_generation_weights(model, weights)
-    slow_codes, slow_probs = reference_generate(reference, labels, history, uniforms, temperature=0.9)
+    slow_codes, slow_probs = reference_generate(reference, labels, history, uniforms, 0.9, lengths)
     assert len(np.unique(slow_codes)) > 20          # a real draw, not a constant
 
     # the loop follows the reference sample step by step: at each step it draws from its own state (then put
     # back), and is fed the reference's code. The two paths round differently (~3e-6 in the distribution
     # function), so a uniform number closer than that to one of its steps may pick the neighbouring code
-    fast = FastGenerator(model, labels, 2, weights)
+    fast = FastGenerator(model, labels, 2, weights, lengths)
     fast.previous[:] = SILENCE
     warm = np.broadcast_to(warm_up_codes(model, primer[0]), (2, model.receptive_field - 1 + 4))
     fast.run(warm, np.zeros(warm.shape))
@@ -176,7 +179,7 @@ def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(posit
     tie = (np.abs(cdf - uniforms[..., None] * cdf[..., -1:]) < 5e-6).any(axis=-1)
     assert tie.sum() <= 3 and np.array_equal(drawn[~tie], slow_codes[~tie])
     if weights == "int8":                           # and the rounding is real: the fp32 network differs
-        _, fp32_probs = reference_generate(model, labels, history, uniforms, temperature=0.9)
+        _, fp32_probs = reference_generate(model, labels, history, uniforms, 0.9, lengths)
         assert np.abs(fp32_probs - slow_probs).max() > 1e-4
 
 
@@ -190,10 +193,37 @@ def test_a_course_per_label_needs_that_label_and_positions():
     with pytest.raises(ConfigError, match="it has no labels"):
         ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="digit"), {"labels": {}})
     # what a preset or --set gives is checked before anything is read
-    with pytest.raises(ConfigError, match="needs position_seconds"):
+    with pytest.raises(ConfigError, match="needs position_seconds or position_shares"):
         config_from_dict(AudioModelConfig, {"position_per": "digit"}, "preset x")
+    with pytest.raises(ConfigError, match="set one of them"):
+        config_from_dict(AudioModelConfig, {"position_seconds": 1.0, "position_shares": 10}, "preset x")
     with pytest.raises(ConfigError, match="cannot be negative"):
         config_from_dict(AudioModelConfig, {"tail_seconds": -1.0}, "preset x")
+
+
+def test_positions_in_shares_of_a_word_run_from_before_it_to_after_it(audio_corpus):
+    """With position_shares, a training window's rows say: before the recording (0), which fifth of it (1-5),
+    after it (6); the corpus keeps the recordings' lengths per label, and generation draws each word's length
+    from them and says what it drew."""
+    config = tiny_audio_model(sample_rate=8000, position_shares=5, position_per="folder", tail_seconds=0.1)
+    corpus = ENGINE.read_corpus(audio_corpus, model_config=config)
+    lengths = corpus.meta["word_lengths"]
+    assert set(lengths) == {"", "high", "low"} and all(len(q) == 21 and q == sorted(q) for q in lengths.values())
+    after = 0
+    for seed in range(10):
+        batch = corpus.batch(2, 2000, torch.Generator().manual_seed(seed))
+        # the row of the input each target is predicted from
+        rows, targets = batch.tensors["positions"][:, corpus.receptive_field - 1:], batch.tensors["targets"]
+        assert (torch.diff(rows, dim=1) >= 0).all() and rows.min() >= 0 and rows.max() <= 6
+        counted = targets >= 0          # "before" is counted only where it predicts the recording's first sample
+        assert ((rows == 0) & counted).sum() <= 2 and set(rows[~counted].unique().tolist()) <= {0}
+        assert (targets[rows == 6] == SILENCE).all()          # after the recording: its silent tail
+        after += int((rows == 6).sum())
+    assert after > 0
+    model = ENGINE.build_model(ENGINE.stage(), config, corpus.meta).eval()
+    chunks, _ = generate_all(model, corpus.meta, seconds=0.05, seed=0, variations=3, label="low")
+    drawn = [float(t[:-2]) for t in chunks[1].message.removeprefix("word length: ").split(" | ")]
+    assert len(drawn) == 3 and all(lengths["low"][0] <= 8000 * d + 40 <= lengths["low"][-1] + 80 for d in drawn)
 
 
 def generate_all(model, meta, **settings):

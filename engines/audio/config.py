@@ -16,6 +16,11 @@ class AudioModelConfig:
     # > 0: the model is also told how far into a recording it is (in 10 ms steps, up to this many seconds),
     # so a conditioned word comes out in order rather than as a babble of its sounds
     position_seconds: float = 0.0
+    # > 0, instead of position_seconds: the model is told how far through the recording it is in this many
+    # equal shares of its length (plus "before it" and "after it"), and generation draws each word's length
+    # from the training recordings'. A word said fast and one said slowly then follow one script, and the
+    # model knows when its word is over
+    position_shares: int = 0
     # a label field (e.g. "digit"): each of its values learns its own course over time instead of one course
     # shared by all, so "seven" can be told which of its sounds comes 0.2 s in (needs position_seconds > 0)
     position_per: str = ""
@@ -35,8 +40,13 @@ class AudioModelConfig:
                  self.skip_channels, self.label_channels)
         if min(sizes) < 1:
             raise ConfigError("model.sample_rate, stacks, layers_per_stack and the channel counts must be at least 1")
-        if self.position_seconds < 0 or self.tail_seconds < 0 or self.silence_db <= 0:
-            raise ConfigError(f"model.position_seconds and tail_seconds cannot be negative, and silence_db must be "
-                              f"above 0 ({self.position_seconds}, {self.tail_seconds}, {self.silence_db})")
-        if self.position_per and self.position_seconds <= 0:
-            raise ConfigError("model.position_per needs position_seconds > 0: there is no course over time to split")
+        if min(self.position_seconds, self.position_shares, self.tail_seconds) < 0 or self.silence_db <= 0:
+            raise ConfigError(f"model.position_seconds, position_shares and tail_seconds cannot be negative, and "
+                              f"silence_db must be above 0 ({self.position_seconds}, {self.position_shares}, "
+                              f"{self.tail_seconds}, {self.silence_db})")
+        if self.position_seconds > 0 and self.position_shares > 0:
+            raise ConfigError("model.position_seconds and position_shares are two ways of telling the model its "
+                              "position: set one of them")
+        if self.position_per and not (self.position_seconds > 0 or self.position_shares > 0):
+            raise ConfigError("model.position_per needs position_seconds or position_shares > 0: there is no "
+                              "course over time to split")

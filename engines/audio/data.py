@@ -20,7 +20,7 @@ import torch
 from ..core.errors import CorpusError
 from ..core.interface import Batch, Corpus
 from .config import AudioModelConfig
-from .model import SILENCE, mu_law_encode, position_index, position_steps, receptive_field
+from .model import SILENCE, mu_law_encode, position_index, receptive_field
 
 SILENT_PEAK = 1e-4          # a file whose loudest sample is below -80 dBFS holds nothing to learn
 MAX_FILE_SECONDS = 3600
@@ -158,15 +158,18 @@ class AudioCorpus(Corpus):
         self.rate = config.sample_rate
         self.tail = int(config.tail_seconds * config.sample_rate)
         self.receptive_field = receptive_field(config)
-        self.position_steps = position_steps(config)
+        self.config = config
         self.meta = {"sample_rate": config.sample_rate, "labels": label_values}
+        if config.position_shares:
+            self.meta["word_lengths"] = word_lengths(train, config.position_per)
         self.summary = summary
         self.fields = list(label_values)
         index = {f: {v: i for i, v in enumerate(values)} for f, values in label_values.items()}
         self.train = [self.padded(r.codes) for r in train]
         self.train_labels = torch.tensor([[index[f][r.labels[f]] for f in self.fields] for r in train],
                                          dtype=torch.long).reshape(len(train), len(self.fields))
-        self.train_weights = torch.tensor([len(r.codes) for r in train], dtype=torch.float)
+        self.train_lengths = torch.tensor([len(r.codes) for r in train])
+        self.train_weights = self.train_lengths.float()
         self.val = val
         self.val_labels = [[index[f][r.labels[f]] for f in self.fields] for r in val]
 
@@ -175,9 +178,10 @@ class AudioCorpus(Corpus):
         return torch.from_numpy(np.concatenate([np.full(self.receptive_field, SILENCE, np.uint8), codes,
                                                 np.full(self.tail, SILENCE, np.uint8)]))
 
-    def positions(self, first: torch.Tensor, length: int) -> torch.Tensor:
-        """Position-table rows of `length` inputs per row, the first at sample offset `first` (B,)."""
-        return position_index(first[:, None] + torch.arange(length), self.rate, self.position_steps)
+    def positions(self, first: torch.Tensor, length: int, recording_lengths: torch.Tensor) -> torch.Tensor:
+        """Position-table rows of `length` inputs per row, the first at sample offset `first` (B,) of a
+        recording `recording_lengths` (B,) samples long."""
+        return position_index(first[:, None] + torch.arange(length), self.config, recording_lengths[:, None])
 
     def batch(self, batch_size: int, seq_len: int, generator):
         """Windows from recordings drawn in proportion to their length:
@@ -197,7 +201,7 @@ class AudioCorpus(Corpus):
             piece = codes[max(start, 0):start + width]
             windows[row, max(-start, 0):max(-start, 0) + len(piece)] = piece.long()
             starts[row] = start
-        positions = self.positions(starts - self.receptive_field, width - 1)
+        positions = self.positions(starts - self.receptive_field, width - 1, self.train_lengths[picks])
         targets = windows[:, self.receptive_field:].clone()
         before = torch.arange(seq_len)[None] < -starts[:, None]       # targets in the silence before a recording
         targets[before] = -100
@@ -208,14 +212,14 @@ class AudioCorpus(Corpus):
         """Every held-out recording from its first scored sample (`first`: 0, or where the held-out end of a
         recording split by time begins, read on from the audio before it) to its last, in windows of seq_len
         predictions; targets past a recording's end are -100 (ignored by the loss)."""
-        rows, labels, starts, targets = [], [], [], []
+        rows, labels, starts, lengths, targets = [], [], [], [], []
 
         def stacked():
             target = torch.stack(targets)
             return Batch({"codes": torch.stack(rows),
                           "labels": torch.tensor(labels, dtype=torch.long).reshape(len(rows), -1),
                           "positions": self.positions(torch.tensor(starts) - self.receptive_field,
-                                                      self.receptive_field + seq_len - 1),
+                                                      self.receptive_field + seq_len - 1, torch.tensor(lengths)),
                           "targets": target}, int((target >= 0).sum()))
 
         # recordings in a fixed shuffled order, so a validation that reads only part of the split hears
@@ -235,10 +239,11 @@ class AudioCorpus(Corpus):
                 rows.append(row[:-1])
                 labels.append(label)
                 starts.append(start)
+                lengths.append(len(codes))
                 targets.append(target)
                 if len(rows) == batch_size:
                     yield stacked()
-                    rows, labels, starts, targets = [], [], [], []
+                    rows, labels, starts, lengths, targets = [], [], [], [], []
         if rows:
             yield stacked()
 
@@ -316,6 +321,21 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
                "silence_db": config.silence_db, "train_samples": train_samples, "validation_samples": val_samples,
                "labels": {f: len(v) for f, v in label_values.items()}, "lines": lines, "warnings": warnings}
     return AudioCorpus(train, val, label_values, config, summary)
+
+
+LENGTH_QUANTILES = 21
+
+
+def word_lengths(recordings: list[Recording], field: str) -> dict[str, list[int]]:
+    """The training recordings' lengths in samples, as quantiles (0%, 5%, ..., 100%): of all of them under "",
+    and per value of `field` if one is named. Generation draws a word's length from them
+    (sample.draw_word_lengths)."""
+    groups: dict[str, list[int]] = {"": [len(r.codes) for r in recordings]}
+    for r in recordings:
+        if field:
+            groups.setdefault(r.labels[field], []).append(len(r.codes))
+    return {value: [int(round(q)) for q in np.quantile(found, np.linspace(0, 1, LENGTH_QUANTILES))]
+            for value, found in sorted(groups.items())}
 
 
 def split(recordings: list[Recording], validation_files: str, val_fraction: float):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import AudioModelConfig
-from .model import POSITION_STEP_SECONDS, WaveNet, position_steps
+from .model import WaveNet, position_ratio, position_steps
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
@@ -58,7 +58,7 @@ def _matvec(w, scale, v, out, acc):
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _generate(steps, time, start, position_step, course_rows, course_start, previous, forced, uniforms,
+def _generate(steps, time, start, position_num, position_den, course_rows, course_start, previous, forced, uniforms,
               inv_temperature, embed, w_dilated, s_dilated, gate_bias, position_bias, w_residual, s_residual,
               b_residual, w_skip, s_skip, b_skip, w_head1, s_head1, b_head1, w_head2, s_head2, b_head2, dilations,
               offsets, queues, codes_out, probs_out):
@@ -75,8 +75,8 @@ def _generate(steps, time, start, position_step, course_rows, course_start, prev
     acc = np.empty(max(gates2, skip_width, residual, 256), np.float32)
     logits = np.empty(256, np.float64)              # the draw in double precision, as the reference path's
     for s in range(steps):
-        row = min(max((time + s - start) // position_step + 1, 0), course_rows - 1)
         for b in range(batch):
+            row = min(max((time + s - start) * position_num // position_den[b] + 1, 0), course_rows - 1)
             x[:] = embed[previous[b]]
             skip[:] = 0.0
             for l in range(layers):
@@ -162,7 +162,10 @@ class FastGenerator:
     the default model) outgrow a core's L2 cache. bench/audio.py measures the held-out NLL of both (the int8
     model's stays within 0.01 bits of fp32); "fp32" is the exact path the equality test holds to."""
 
-    def __init__(self, model: WaveNet, labels: torch.Tensor | None, batch: int, weights: str = "int8"):
+    def __init__(self, model: WaveNet, labels: torch.Tensor | None, batch: int, weights: str = "int8",
+                 lengths: np.ndarray | None = None):
+        """lengths: (batch,) each variation's word length in samples, for a model told its position in shares of
+        the recording's length (see sample.draw_word_lengths)."""
         if weights not in WEIGHT_TYPES:
             raise ValueError(f"weights must be one of {WEIGHT_TYPES}, not {weights!r}")
         c = model.config
@@ -209,7 +212,10 @@ class FastGenerator:
         self.batch = batch
         # positions count from the first sample after the warm-up silence (see sample.warm_up_codes)
         self.start = model.receptive_field
-        self.position_step = max(1, round(c.sample_rate * POSITION_STEP_SECONDS))
+        if c.position_shares and lengths is None:
+            raise ValueError("a model told its position in shares of a recording's length needs word lengths")
+        self.position_num, den = position_ratio(c, None if lengths is None else np.asarray(lengths, np.int64))
+        self.position_den = np.ascontiguousarray(np.broadcast_to(np.maximum(den, 1), (batch,)), np.int64)
         self.course_rows = max(position_steps(c), 1)
         start = model.position_course_start(labels.cpu() if labels is not None else None)
         self.course_start = np.ascontiguousarray(np.broadcast_to(start.numpy().astype(np.int64), (batch,)))
@@ -232,9 +238,9 @@ class FastGenerator:
         # Fortran-ordered, a view can be read-only): any other type is another signature of the loop, compiled
         # at the first sample because warm_up() did not compile it
         forced, uniforms = np.array(forced, np.int64, order="C"), np.array(uniforms, np.float64, order="C")
-        _generate(steps, self.time, self.start, self.position_step, self.course_rows, self.course_start,
-                  self.previous, forced, uniforms, 1.0 / float(temperature), *self.weights, self.dilations,
-                  self.offsets, self.queues, codes, probs)
+        _generate(steps, self.time, self.start, self.position_num, self.position_den, self.course_rows,
+                  self.course_start, self.previous, forced, uniforms, 1.0 / float(temperature), *self.weights,
+                  self.dilations, self.offsets, self.queues, codes, probs)
         self.time += steps
         return codes, probs
 

@@ -9,8 +9,10 @@ to every layer's gate as a bias. Optionally the model also hears where in a reco
 since its first sample): a receptive field of ~0.1 s cannot tell the start of "seven" from its end, and this
 one cheap input lets a short training run say the sounds of a word in order. Summed with the labels, the
 position can only add the same course to every word; with `position_per` one label field (the digit) gets a
-course of its own per value, a learnt script of when each word makes which sound. Fast sample-by-sample
-generation reuses these weights in fast.py.
+course of its own per value, a learnt script of when each word makes which sound. Counted in shares of the
+recording's length instead of 10 ms steps (`position_shares`), the script holds for a word said fast or slowly,
+and a row for "after the recording" says the word is over; generation then draws each word's length from the
+training recordings'. Fast sample-by-sample generation reuses these weights in fast.py.
 """
 from __future__ import annotations
 
@@ -45,14 +47,26 @@ POSITION_STEP_SECONDS = 0.01
 
 
 def position_steps(config: AudioModelConfig) -> int:
-    """Size of the position table: 0 (positions off), else 'before the recording' + one per 10 ms."""
+    """Rows of the position table per course: 0 (positions off); else 'before the recording', then one per 10 ms
+    (position_seconds) or one per share of its length and 'after it' (position_shares)."""
+    if config.position_shares > 0:
+        return config.position_shares + 2
     return 1 + round(config.position_seconds / POSITION_STEP_SECONDS) if config.position_seconds > 0 else 0
 
 
-def position_index(offsets, rate: int, steps: int):
-    """Samples since a recording's first sample (negative before it) -> rows of the position table."""
-    step = max(1, round(rate * POSITION_STEP_SECONDS))
-    return (offsets // step + 1).clip(0, max(steps - 1, 0))
+def position_ratio(config: AudioModelConfig, lengths):
+    """(num, den): sample offset x falls in row x * num // den + 1 (den (B, 1): each recording's length in
+    samples, with position_shares)."""
+    if config.position_shares > 0:
+        return config.position_shares, lengths
+    return 1, max(1, round(config.sample_rate * POSITION_STEP_SECONDS))
+
+
+def position_index(offsets, config: AudioModelConfig, lengths=None):
+    """Samples since a recording's first sample (negative before it) -> rows of the position table. `lengths`
+    (B, 1) are the recordings' lengths in samples, needed with position_shares."""
+    num, den = position_ratio(config, lengths)
+    return (offsets * num // den + 1).clip(0, max(position_steps(config) - 1, 0))
 
 
 def receptive_field(config: AudioModelConfig) -> int:

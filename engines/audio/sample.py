@@ -18,7 +18,7 @@ from ..core.errors import ConfigError
 from ..core.interface import Notice
 from .chunks import AudioChunk
 from .fast import FastGenerator
-from .model import SILENCE, WaveNet, mu_law_decode, mu_law_encode, position_index, position_steps
+from .model import SILENCE, WaveNet, mu_law_decode, mu_law_encode, position_index
 
 CHUNK_SECONDS = 0.05
 PRIMER_BLOCK_SECONDS = 1.0        # the primer is fed a block at a time; Stop is heard between blocks
@@ -57,6 +57,21 @@ def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
         rows.append([label_values[f].index(row[f]) for f in fields])
         described.append(" ".join(f"{f}={row[f]}" for f in fields))
     return torch.tensor(rows, dtype=torch.long), described
+
+
+def draw_word_lengths(model: WaveNet, meta: dict, labels: torch.Tensor | None, variations: int,
+                      rng: np.random.Generator) -> np.ndarray | None:
+    """Each variation's word length in samples, for a model told its position in shares of a recording's length
+    (None for any other): drawn from the training recordings' lengths for its value of position_per."""
+    if not model.config.position_shares:
+        return None
+    quantiles, field = meta["word_lengths"], model.config.position_per
+    values = [""] * variations
+    if field:
+        values = [meta["labels"][field][i] for i in labels[:, list(meta["labels"]).index(field)].tolist()]
+    grid = np.linspace(0, 1, len(quantiles[""]))
+    return np.array([round(np.interp(rng.random(), grid, quantiles.get(v, quantiles[""]))) for v in values],
+                    np.int64)
 
 
 def primer_codes(path: str, rate: int) -> tuple[np.ndarray, str | None]:
@@ -105,7 +120,10 @@ def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk 
     primer, cut_short = primer_codes(settings["primer"], rate) if settings.get("primer") else (None, None)
     if cut_short:
         yield Notice(cut_short)
-    fast = FastGenerator(model, labels, variations)
+    lengths = draw_word_lengths(model, meta, labels, variations, rng)
+    if lengths is not None:
+        yield Notice("word length: " + " | ".join(f"{n / rate:.2f} s" for n in lengths))
+    fast = FastGenerator(model, labels, variations, lengths=lengths)
     fast.previous[:] = SILENCE
     feed(fast, warm_up_codes(model, None))
     if primer is not None:
@@ -122,17 +140,19 @@ def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk 
 
 
 def reference_generate(model: WaveNet, labels: torch.Tensor | None, history: np.ndarray, uniforms: np.ndarray,
-                       temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                       temperature: float = 1.0, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The slow, obviously-correct path: a full forward pass over the receptive field for every sample.
     history: (B, >= receptive field) codes already there, starting with the receptive field of silence that
-    generation starts from. Returns new codes (B, steps) and their probabilities."""
+    generation starts from; lengths as FastGenerator takes them. Returns new codes (B, steps) and their
+    probabilities."""
     window = model.receptive_field
     codes = torch.from_numpy(history.astype(np.int64))
     new, all_probs = [], []
     with torch.no_grad():
         for s in range(uniforms.shape[1]):
             offsets = torch.arange(codes.size(1) - window, codes.size(1)) - window
-            positions = position_index(offsets, model.config.sample_rate, position_steps(model.config))
+            positions = position_index(offsets[None], model.config,
+                                       None if lengths is None else torch.from_numpy(lengths)[:, None])
             logits, _ = model(codes[:, -window:], labels, positions.expand(len(codes), -1))
             probs = torch.softmax(logits[:, :, -1].double() / temperature, dim=-1).numpy()
             cdf = np.cumsum(probs, axis=1)
