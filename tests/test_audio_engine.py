@@ -224,6 +224,8 @@ def test_positions_in_shares_of_a_word_run_from_before_it_to_after_it(audio_corp
     chunks, _ = generate_all(model, corpus.meta, seconds=0.05, seed=0, variations=3, label="low")
     drawn = [float(t[:-2]) for t in chunks[1].message.removeprefix("word length: ").split(" | ")]
     assert len(drawn) == 3 and all(lengths["low"][0] <= 8000 * d + 40 <= lengths["low"][-1] + 80 for d in drawn)
+    chosen, _ = generate_all(model, corpus.meta, seconds=0.05, seed=0, label="low", word_seconds=0.8)
+    assert chosen[1].message == "word length: 0.80 s"
 
 
 def generate_all(model, meta, **settings):

@@ -36,6 +36,9 @@ class AudioEngine(Engine):
             Control("primer", "Primer audio", "media", "", help="an audio file the model continues", media=AUDIO_FILES),
             Control("keep_primer", "Keep primer", "bool", True,
                     help="begin the output with the primer audio (off: only what the model adds)"),
+            Control("word_seconds", "Word length (s)", "float", 0.0, 0.0, 10.0, 0.05,
+                    help="for a model told its position in shares of a recording (e.g. the spoken digits): how "
+                         "long the word is; 0 draws it from the lengths of the recordings it learnt from"),
             dataclasses.replace(TEMPERATURE, default=1.0),
             SEED, VARIATIONS,
         ]

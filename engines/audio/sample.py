@@ -59,12 +59,15 @@ def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
     return torch.tensor(rows, dtype=torch.long), described
 
 
-def draw_word_lengths(model: WaveNet, meta: dict, labels: torch.Tensor | None, variations: int,
+def draw_word_lengths(model: WaveNet, meta: dict, labels: torch.Tensor | None, variations: int, seconds: float,
                       rng: np.random.Generator) -> np.ndarray | None:
     """Each variation's word length in samples, for a model told its position in shares of a recording's length
-    (None for any other): drawn from the training recordings' lengths for its value of position_per."""
+    (None for any other): `seconds` if above 0, else drawn from the training recordings' lengths for its value
+    of position_per."""
     if not model.config.position_shares:
         return None
+    if seconds > 0:
+        return np.full(variations, max(1, round(seconds * meta["sample_rate"])), np.int64)
     quantiles, field = meta["word_lengths"], model.config.position_per
     values = [""] * variations
     if field:
@@ -120,7 +123,7 @@ def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk 
     primer, cut_short = primer_codes(settings["primer"], rate) if settings.get("primer") else (None, None)
     if cut_short:
         yield Notice(cut_short)
-    lengths = draw_word_lengths(model, meta, labels, variations, rng)
+    lengths = draw_word_lengths(model, meta, labels, variations, settings.get("word_seconds", 0.0), rng)
     if lengths is not None:
         yield Notice("word length: " + " | ".join(f"{n / rate:.2f} s" for n in lengths))
     fast = FastGenerator(model, labels, variations, lengths=lengths)
