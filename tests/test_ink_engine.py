@@ -22,7 +22,8 @@ from engines.ink.chunks import InkChunk, strokes_of, variation_points
 from engines.ink.data import Alphabet, read_corpus
 from engines.ink.hershey import fallback, synthetic_line
 from engines.ink.model import past_end
-from engines.ink.write import Page, plan_line, wrap
+from engines.ink.corpus import unpack_points
+from engines.ink.write import Page, Primer, Writer, plan_line, wrap
 
 ENGINE = InkEngine()
 WORDS = "an ox can see a cat on the hill".split()
@@ -358,6 +359,27 @@ def test_prepare_reads_the_chosen_hand_ahead_so_writing_starts_from_the_primed_s
     assert all(np.array_equal(a, b) for a, b in zip(variation_points(chunks), variation_points(reference)))
     write((model, header), text="an ox", style=writer_b)
     assert primer_reads == [1]
+
+
+@pytest.mark.parametrize("centre,moved", [(1, 3.0), (4, 0.0), (5, 0.0)])
+def test_a_window_left_short_of_the_primers_end_is_moved_to_its_last_character_and_no_further(
+        trained, monkeypatch, centre, moved):
+    """Primer 'an ox' (last character at 4, the space before the new text at 5, its first character at 6). A
+    window that read the primer only up to 'n' is moved on to 'x'; one already there, or on the space, is left
+    alone: a window moved onto the new text's first character takes it as written, and the pen skips it."""
+    model, header = load_model(ENGINE, trained[0], "cpu")
+    forward = model.forward
+
+    def window_at(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        phi = torch.zeros_like(out.phi)
+        phi[0, -1, centre] = 1.0
+        return out._replace(phi=phi, state=out.state._replace(kappa=torch.zeros_like(out.state.kappa)))
+    monkeypatch.setattr(model, "forward", window_at)
+    writer = Writer(model, header["corpus"], settings(text="a cat"), 1.0)
+    primer = next(iter(header["corpus"]["styles"].values()))
+    writer.prime(Primer("an ox", unpack_points(primer["points"]), "test"))
+    assert torch.allclose(writer.state0.kappa, torch.full_like(writer.state0.kappa, moved))
 
 
 # ----------------------------------------------------------------------------------------------------

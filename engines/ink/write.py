@@ -324,12 +324,14 @@ class Writer:
                                  torch.ones_like(ids, dtype=torch.bool), want_phi=True)
             state = out.state
             # a hand unlike the training data's can leave the window short of the primer's end, and the pen would
-            # then first have to write the rest of the primer's text: move the window on to where the new text
-            # starts (kappa counts characters), keeping the hand the state holds
+            # then first have to write the rest of the primer's text: move the window on to the primer's last
+            # character (kappa counts characters), keeping the hand the state holds. Not further: a window already
+            # on the new text's first character takes it as written and the pen skips it
             phi = out.phi[0, -1]
             centre = float((phi * torch.arange(len(phi), device=device)).sum() / phi.sum().clamp_min(1e-9))
-            if centre < len(self.prefix) - 1:
-                state = state._replace(kappa=state.kappa + (len(self.prefix) - centre))
+            last = len(primer.text) - 1
+            if centre < last - 0.5:
+                state = state._replace(kappa=state.kappa + (last - centre))
             if len(cache) >= 8:
                 cache.clear()
             cache[key] = (state, points[:, -1])
