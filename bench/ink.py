@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 UNIPEN = ROOT.parent / "shared" / "data" / "handwriting" / "unipen_cursive"
 RESULTS = ROOT / "bench" / "results"
-RUN = Path("/work/runs/ink-unipen")        # the bundled model's run (docs/ink.md)
+RUN = Path("/work/runs/ink-whole")         # the bundled model's run, its second phase (docs/ink.md)
 SHAPES = {"small (3x256)": ("small", {}), "Graves (3x400)": ("small", {"n_hidden": 400}), "tiny": ("tiny", {})}
 LINE = "The quick brown fox jumps over the lazy dog, said Mr. Jones"   # 60 characters
 # a fixed set for legibility: every one holds every letter of the alphabet (upper case only where it starts)
