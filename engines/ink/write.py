@@ -42,7 +42,7 @@ from .model import InkModel, InkState, past_end
 
 WRITE_MIN_COUNT = 5       # a character seen fewer times in training is drawn from the font instead
 ATTEMPTS = 3              # draws of a piece before it is split or drawn from the font
-PIECE_CHARS = 20          # longest text written in one go from the primed state (see short_pieces)
+PIECE_CHARS = 40          # longest text written in one go from the primed state (see short_pieces)
 CHUNK_POINTS = 8          # model steps per streamed chunk (~30 chunks a second at the speed of a core)
 MAX_PRIMER_POINTS = 2500
 # model -> {primer: (state, last point)}: reading a primer costs a pass over its points, once per model and style
@@ -117,9 +117,9 @@ def plan_line(line: str, writable: set[str]) -> tuple[list[Piece], set[str]]:
 
 def short_pieces(pieces: list[Piece]) -> list[Piece]:
     """Runs of text cut at spaces into pieces of at most PIECE_CHARS characters (a longer word stays whole). A
-    model trained on the first few hundred points of each line follows a short text reliably and loses its place
-    late in a long one (docs/ink.md: the legibility of both); every piece starts from the same primed state, so
-    the hand is the same."""
+    shorter piece is less to take back when the pen stalls; a model trained only on the starts of lines also lost
+    its place late in a long one (docs/ink.md measures both lengths). Every piece starts from the same primed
+    state, so the hand is the same."""
     out = []
     for p in pieces:
         while len(p.text) > PIECE_CHARS and " " in p.text:
