@@ -143,7 +143,8 @@ def generate(model: WaveNet, meta: dict, settings: dict) -> Iterator[AudioChunk 
 
 
 def reference_generate(model: WaveNet, labels: torch.Tensor | None, history: np.ndarray, uniforms: np.ndarray,
-                       temperature: float = 1.0, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       temperature: float = 1.0,
+                       lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The slow, obviously-correct path: a full forward pass over the receptive field for every sample.
     history: (B, >= receptive field) codes already there, starting with the receptive field of silence that
     generation starts from; lengths as FastGenerator takes them. Returns new codes (B, steps) and their
