@@ -183,7 +183,7 @@ def cmd_train(args) -> int:
     start_from = default_checkpoint(engine) if args.start_from == "bundled" else args.start_from
     corpus, recipes, preset = trainer.prepare_run(
         engine, args.data, args.out, args.preset, overrides, args.resume,
-        max_steps=10**9 if args.minutes else args.steps,   # with a time budget, the budget decides
+        max_steps=trainer.STEPS_FROM_THE_CLOCK if args.minutes else args.steps,    # a time budget decides
         device=args.device, start_from=start_from)
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
@@ -230,7 +230,7 @@ def cmd_train(args) -> int:
                 print(f"stage {event.index}/{event.count}: {event.stage} ({event.title}), {steps}, "
                       f"loss in {event.loss_unit}", file=sys.stderr)
             elif isinstance(event, events_.Progress) and (tty or event.logged):
-                line = (f"step {event.step}/{event.max_steps}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
+                line = (f"step {event.step}/{event.max_steps or '?'}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
                         f"{event.units_per_second:,.0f} {event.unit}s/s  ETA {format_seconds(event.eta)}")
                 print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
             elif isinstance(event, events_.Evaluation):

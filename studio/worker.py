@@ -231,8 +231,8 @@ class Worker:
         minutes = None if resume else minutes
         corpus = None if resume else self.read_corpus(engine, data, preset)
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
-                                                      max_steps=10**9 if minutes else None, device=device,
-                                                      start_from=start_from)
+                                                      max_steps=trainer.STEPS_FROM_THE_CLOCK if minutes else None,
+                                                      device=device, start_from=start_from)
         if minutes and fit_size and start_from is None and has_curves(eng):
             chosen, (corpus, recipes, preset) = fit_preset(eng, data, out, corpus, minutes, device)
             self.send("yielded", job, [plain(chosen)])

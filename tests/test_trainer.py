@@ -6,7 +6,8 @@ import torch
 
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
-from engines.core.trainer import Evaluation, Finished, Progress, Validating, load_model, lr_at, train
+from engines.core.trainer import (STEPS_FROM_THE_CLOCK, Evaluation, Finished, Progress, Validating, load_model, lr_at,
+                                  train)
 from engines.text import TextEngine
 from helpers import recipes, tiny_model, tiny_train
 
@@ -67,13 +68,17 @@ def test_checkpoint_loads_on_cpu_and_gives_the_same_outputs(corpus_file, tmp_pat
 
 def test_time_budget_fixes_a_step_budget(corpus_file, tmp_path):
     corpus = ENGINE.read_corpus(corpus_file)
-    events = train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10**6)),
+    events = train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(STEPS_FROM_THE_CLOCK)),
                    device="cpu", minutes=0.1, previews=False)
     events = list(events)
     assert events[-1].reason in ("completed", "time limit")
     meta = read_meta(tmp_path / "run" / "last.safetensors")
     # fitted after 20 steps; on a machine so busy that time ran out first, the steps it did
     assert meta["max_steps"] < 10**6 and meta["max_steps"] >= meta["step"]
+    # the placeholder is never shown: "not known yet" until the fit, the fitted number after it
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert {e.max_steps for e in progress if e.step < 20} == {0}
+    assert {e.max_steps for e in progress if e.step >= 20} <= {meta["max_steps"]}
 
 
 def test_a_time_budget_spent_before_the_speed_is_known_ends_the_run_where_it_stands(corpus_file, tmp_path):

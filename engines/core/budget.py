@@ -22,7 +22,7 @@ from .device import autocast_dtype, pick_device
 from .errors import ConfigError
 from .events import PresetChosen
 from .interface import Corpus, Engine, Preset, config_from_dict
-from .trainer import make_optimizer, prepare_run
+from .trainer import STEPS_FROM_THE_CLOCK, make_optimizer, prepare_run
 
 # a validation reads val_units held-out units forward only, about a third of the cost of training on them
 VALIDATION_COST = 1 / 3
@@ -105,8 +105,8 @@ def fit_preset(engine: Engine, data, out_dir, corpus: Corpus, minutes: float, de
     the budget; a budget it uses up entirely is an error."""
     started = time.time()
     found = candidates(engine, corpus, minutes, pick_device(device))
-    prepared = prepare_run(engine, data, out_dir, found[0].preset, overrides, max_steps=10**9, device=device,
-                           corpus=corpus)
+    prepared = prepare_run(engine, data, out_dir, found[0].preset, overrides, max_steps=STEPS_FROM_THE_CLOCK,
+                           device=device, corpus=corpus)
     took = (time.time() - started) / 60
     if took >= minutes:
         raise ConfigError(f"timing the model sizes took the whole budget ({took:.2g} min): give it more minutes, "

@@ -24,7 +24,7 @@ class StageStarted:
     index: int              # 1-based, of `count` stages the engine trains
     count: int
     step: int               # > 0 when resumed
-    max_steps: int
+    max_steps: int          # 0 while a time budget is not yet turned into steps
     loss_unit: str
     history: History        # of this stage so far (empty for a fresh one)
 
@@ -33,7 +33,7 @@ class StageStarted:
 class Progress:
     stage: str
     step: int
-    max_steps: int
+    max_steps: int          # as in StageStarted
     loss: float
     lr: float
     units_per_second: float

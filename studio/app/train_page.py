@@ -317,10 +317,11 @@ class TrainPage(QWidget):
             if kind == "StageStarted":
                 self.stage_started(item)
             elif kind == "Progress":
-                self.progress.setMaximum(item["max_steps"])
+                self.progress.setMaximum(item["max_steps"])      # 0 (a busy bar) until a budget is fitted
                 self.progress.setValue(item["step"])
+                of = f"/{item['max_steps']:,}" if item["max_steps"] else ""
                 self.progress_label.setText(
-                    f"step {item['step']:,}/{item['max_steps']:,} · loss {item['loss']:.3f} · "
+                    f"step {item['step']:,}{of} · loss {item['loss']:.3f} · "
                     f"{item['units_per_second']:,.0f} {item['unit']}/s · ETA {format_seconds(item['eta'])}")
                 if item["logged"]:
                     self.train_points[0].append(item["step"])
