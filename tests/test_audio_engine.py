@@ -1,5 +1,6 @@
 """The audio engine: reading sounds (and refusing bad ones), learning, cached == naive generation, export."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from engines.audio import AudioEngine
 from engines.audio.config import AudioModelConfig
+from engines.audio.data import Recording, split, word_lengths
 from engines.audio.fast import FastGenerator, with_generation_weights
 from engines.audio.model import SILENCE, WaveNet, mu_law_decode, mu_law_encode
 from engines.audio.sample import generate, parse_labels, reference_generate, warm_up_codes
@@ -226,6 +228,14 @@ def test_positions_in_shares_of_a_word_run_from_before_it_to_after_it(audio_corp
     assert len(drawn) == 3 and all(lengths["low"][0] <= 8000 * d + 40 <= lengths["low"][-1] + 80 for d in drawn)
     chosen, _ = generate_all(model, corpus.meta, seconds=0.05, seed=0, label="low", word_seconds=0.8)
     assert chosen[1].message == "word length: 0.80 s"
+
+
+def test_a_recording_split_by_time_counts_its_positions_in_shares_of_the_whole_recording():
+    """A corpus of a few recordings trains on the first 90% of each: its positions and the word lengths
+    generation draws are still shares of the whole recording, as validation and generation count them."""
+    train, val, how = split([Recording(Path("a.wav"), np.full(1000, SILENCE, np.uint8), {})], "", 0.1)
+    assert "by time" in how and len(train[0].codes) == 900
+    assert train[0].length == val[0].length == 1000 and word_lengths(train, "")[""] == [1000] * 21
 
 
 def generate_all(model, meta, **settings):

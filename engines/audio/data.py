@@ -33,10 +33,16 @@ class Recording:
     labels: dict[str, str]
     first: int = 0          # validation scores codes[first:]; codes before it (the training part of a recording
                             # split by time) are only the context it starts from
+    whole: int = 0          # the recording's length when codes are only its training part (a split by time)
 
     @property
     def scored(self) -> int:
         return len(self.codes) - self.first
+
+    @property
+    def length(self) -> int:
+        """The whole recording's length in samples, which positions in shares of it are counted against."""
+        return self.whole or len(self.codes)
 
 
 def list_files(path: str | Path) -> tuple[Path, list[Path]]:
@@ -168,8 +174,8 @@ class AudioCorpus(Corpus):
         self.train = [self.padded(r.codes) for r in train]
         self.train_labels = torch.tensor([[index[f][r.labels[f]] for f in self.fields] for r in train],
                                          dtype=torch.long).reshape(len(train), len(self.fields))
-        self.train_lengths = torch.tensor([len(r.codes) for r in train])
-        self.train_weights = self.train_lengths.float()
+        self.train_lengths = torch.tensor([r.length for r in train])      # positions are shares of these
+        self.train_weights = torch.tensor([len(r.codes) for r in train], dtype=torch.float)   # a pick per sample
         self.val = val
         self.val_labels = [[index[f][r.labels[f]] for f in self.fields] for r in val]
 
@@ -239,7 +245,7 @@ class AudioCorpus(Corpus):
                 rows.append(row[:-1])
                 labels.append(label)
                 starts.append(start)
-                lengths.append(len(codes))
+                lengths.append(recording.length)
                 targets.append(target)
                 if len(rows) == batch_size:
                     yield stacked()
@@ -330,10 +336,10 @@ def word_lengths(recordings: list[Recording], field: str) -> dict[str, list[int]
     """The training recordings' lengths in samples, as quantiles (0%, 5%, ..., 100%): of all of them under "",
     and per value of `field` if one is named. Generation draws a word's length from them
     (sample.draw_word_lengths)."""
-    groups: dict[str, list[int]] = {"": [len(r.codes) for r in recordings]}
+    groups: dict[str, list[int]] = {"": [r.length for r in recordings]}
     for r in recordings:
         if field:
-            groups.setdefault(r.labels[field], []).append(len(r.codes))
+            groups.setdefault(r.labels[field], []).append(r.length)
     return {value: [int(round(q)) for q in np.quantile(found, np.linspace(0, 1, LENGTH_QUANTILES))]
             for value, found in sorted(groups.items())}
 
@@ -360,7 +366,7 @@ def split(recordings: list[Recording], validation_files: str, val_fraction: floa
         if first < 1:           # a single sample: nothing to split
             train.append(r)
             continue
-        train.append(Recording(r.path, r.codes[:first], r.labels))
+        train.append(Recording(r.path, r.codes[:first], r.labels, whole=len(r.codes)))
         val.append(Recording(r.path, r.codes, r.labels, first))
     return train, val, (f"split by time (the last {val_fraction:.0%} of each recording held out, as a split by "
                         f"file needs at least {every} usable files)")
