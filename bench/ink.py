@@ -1,17 +1,19 @@
 """Ink engine benchmark: how fast the pen writes (points/s at batch 1 and batched, seconds per 60-character
 line, time to the first point) against the bound of reading every weight once per point, training throughput,
-and the held-out NLL of a training run (its validation lines), against training time. Prints tables, writes
-bench/results/ink.json.
+and the held-out NLL of training runs against training time. Prints tables, writes bench/results/ink.json.
 
-    python bench/ink.py                              # speed of each preset's shape, and the bundled run's curve
-    python bench/ink.py --run /work/runs/other-run   # the curve of another run (its validation split)
+    python bench/ink.py                              # speed of each preset's shape, and the held-out curves
+    python bench/ink.py --curves /work/runs/other    # the curve of another run (its validation split)
 
 The model's step is timed with random weights of each preset's shape (its speed does not depend on what it
-learnt); the whole writer with the run's own model, whose stalls and retries are part of the cost. One torch
-thread, each measurement in its own subprocess. The held-out curve is the run's own validation: the unipen preset
-holds out every 10th line (84 lines of all 7 writers), read whole, in nats per point.
+learnt); the whole writer with the run's own model (--run), whose stalls and retries are part of the cost. One
+torch thread, each measurement in its own subprocess. A held-out curve is a run's own validation, read whole, in
+nats per point: the bundled model's two phases hold out every 10th line (84 lines of all 7 writers); the same
+recipe's first phase run again with writer "sin" held out (`--set model.validation_writers=sin`, 66 lines) gives
+the NLL of a hand the model never saw.
 
     python bench/ink.py --legibility 60 30 20        # + CER: recogniser <= 60 epochs / 30 min, 20 texts
+    python bench/ink.py --skip-speed                 # the curves alone -> bench/results/ink-heldout.json
 
 Legibility: a BiLSTM-CTC recogniser over the pen points, trained on the run's real training lines (once; kept in
 bench/results/runs/), reads the held-out lines (real CER), the same texts written by the model (the run's best, or
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 UNIPEN = ROOT.parent / "shared" / "data" / "handwriting" / "unipen_cursive"
 RESULTS = ROOT / "bench" / "results"
 RUN = Path("/work/runs/ink-whole")         # the bundled model's run, its second phase (docs/ink.md)
+CURVES = [Path("/work/runs/ink-unipen"), RUN,   # its first phase, then the second
+          Path("/work/runs/ink-unseen-writer")]   # the first phase's recipe with writer "sin" held out
 SHAPES = {"small (3x256)": ("small", {}), "Graves (3x400)": ("small", {"n_hidden": 400}), "tiny": ("tiny", {})}
 LINE = "The quick brown fox jumps over the lazy dog, said Mr. Jones"   # 60 characters
 # a fixed set for legibility: every one holds every letter of the alphabet (upper case only where it starts)
@@ -358,12 +362,15 @@ def heldout_curve(run: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, default=RUN, help="training run whose held-out curve to report")
+    parser.add_argument("--run", type=Path, default=RUN, help="the training run whose model writes and is read")
     parser.add_argument("--legibility", nargs=3, type=float, metavar=("EPOCHS", "MINUTES", "LINES"),
                         help="also train the recogniser (at most EPOCHS epochs or MINUTES) and measure CER on LINES "
                              "held-out texts, real and written by the run's best model (e.g. 30 20 20)")
     parser.add_argument("--checkpoint", help="the model whose writing the legibility test reads (default: the run's "
                                              "best.safetensors), e.g. assets/ink/unipen-cursive.safetensors")
+    parser.add_argument("--curves", type=Path, nargs="+", default=CURVES,
+                        help="runs whose held-out curves to report (those that exist)")
+    parser.add_argument("--skip-speed", action="store_true", help="only the held-out curves (and legibility if asked)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -382,17 +389,35 @@ def main() -> None:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in report['load_average'])} "
           f"(other work on the machine slows every number below)")
     checkpoint = str(args.run / "last.safetensors") if (args.run / "last.safetensors").exists() else ""
-    report["steps"] = [child("steps", name, batch, checkpoint) for name in SHAPES for batch in (1, 8)]
-    if checkpoint:
-        report["writing"] = child("writing", str(args.run))
-    report["training"] = [child("training", name, checkpoint) for name in SHAPES]
-    if checkpoint:
-        report["heldout"] = heldout_curve(args.run)
+    if not args.skip_speed:
+        report["steps"] = [child("steps", name, batch, checkpoint) for name in SHAPES for batch in (1, 8)]
+        if checkpoint:
+            report["writing"] = child("writing", str(args.run))
+        report["training"] = [child("training", name, checkpoint) for name in SHAPES]
+    report["heldout"] = [heldout_curve(run) for run in args.curves if (run / "last.safetensors").exists()]
     if checkpoint and args.legibility:
         epochs, minutes, lines = args.legibility
         report["legibility"] = child("legibility", str(args.run), args.checkpoint or str(args.run / "best.safetensors"),
                                      int(epochs), minutes, int(lines))
 
+    if "steps" in report:
+        print_speed(report)
+    for h in report["heldout"]:
+        print(f"\n== {h['run']} (preset {h['preset']}): held-out "
+              f"{'writer(s) ' + h['validation_writers'] if h['validation_writers'] else 'lines (every n-th)'}, "
+              f"whole lines ==")
+        print(f"{'minutes':>8} {'step':>6} {'nats/point':>10}")
+        for point in h["curve"]:
+            print(f"{point['minutes']:8.1f} {point['step']:6d} {point['nats_per_point']:10.3f}")
+    if "legibility" in report:
+        print_legibility(report["legibility"])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("ink-heldout.json" if args.skip_speed else "ink.json")
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out}")
+
+
+def print_speed(report: dict) -> None:
     print("\n== the model's step, one thread (random weights of each shape) ==")
     print(f"{'shape':15} {'weights':>9} {'MFLOP/pt':>8} {'pts/s b1':>9} {'bound b1':>9} {'pts/s b8':>9} "
           f"{'s/60-char line b1':>17}")
@@ -414,28 +439,19 @@ def main() -> None:
     print("\n== training, one thread, batch 16 x 320 points ==")
     for r in report["training"]:
         print(f"{r['shape']:15} {r['points_per_second']:9,.0f} points/s  {r['seconds_per_step_16x320']:.2f} s/step")
-    if "heldout" in report:
-        h = report["heldout"]
-        print(f"\n== {h['run']} (preset {h['preset']}): held-out writer(s) {h['validation_writers'] or '(every n-th line)'}, "
-              f"whole lines ==")
-        print(f"{'minutes':>8} {'step':>6} {'nats/point':>10}")
-        for point in h["curve"]:
-            print(f"{point['minutes']:8.1f} {point['step']:6d} {point['nats_per_point']:10.3f}")
-    if "legibility" in report:
-        g = report["legibility"]
-        print(f"\n== legibility: a BiLSTM-CTC recogniser ({g['recogniser_epochs']} epochs, "
-              f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
-        print(f"real handwriting of the held-out lines: CER {g['real_cer']:.1%}")
-        print(f"written by {g['checkpoint']} (step {g['step']}):")
-        print(f"{'bias':>5} {'CER held-out texts':>19} {'font':>5} {'CER 20 pangrams':>16} {'font':>5}")
-        for r in g["generated"]:
-            h, p = r["heldout"], r["pangrams"]
-            print(f"{r['bias']:5g} {h['cer']:19.1%} {h['lines_with_font_fallback']:5d} {p['cer']:16.1%} "
-                  f"{p['lines_with_font_fallback']:5d}")
-        print("(font: lines with a word the model could not follow, drawn from the Hershey font instead)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ink.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {RESULTS / 'ink.json'}")
+
+
+def print_legibility(g: dict) -> None:
+    print(f"\n== legibility: a BiLSTM-CTC recogniser ({g['recogniser_epochs']} epochs, "
+          f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
+    print(f"real handwriting of the held-out lines: CER {g['real_cer']:.1%}")
+    print(f"written by {g['checkpoint']} (step {g['step']}):")
+    print(f"{'bias':>5} {'CER held-out texts':>19} {'font':>5} {'CER 20 pangrams':>16} {'font':>5}")
+    for r in g["generated"]:
+        h, p = r["heldout"], r["pangrams"]
+        print(f"{r['bias']:5g} {h['cer']:19.1%} {h['lines_with_font_fallback']:5d} {p['cer']:16.1%} "
+              f"{p['lines_with_font_fallback']:5d}")
+    print("(font: lines with a word the model could not follow, drawn from the Hershey font instead)")
 
 
 if __name__ == "__main__":
