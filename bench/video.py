@@ -7,6 +7,7 @@ Prints tables, writes bench/results/video.json.
     python bench/video.py                                  # speed only, a model of the digits preset's shape
     python bench/video.py --run /work/runs/video-bundled   # and the quality of a trained run
     python bench/video.py --run DIR --clips 20             # fewer prediction clips (default 100)
+    python bench/video.py --run DIR --skip-speed           # the quality alone -> bench/results/video-quality.json
 
 Speeds are batch 1 with 1 and 2 torch threads, each in its own subprocess. Take them on an idle machine: a
 background training run halves them.
@@ -178,8 +179,7 @@ def measure_quality(run: str, clips: int) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------
 
-def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
-    print(machine_line)
+def print_speed(speed: list[dict]) -> None:
     print("\ngeneration, batch 1 (digits preset shape: 64x64, 16 frames, 2x8x8 codes, GPT 4x256)")
     print(f"{'threads':>7} {'s/clip':>7} {'1st frame s':>11} {'tok/s':>7} {'uncached':>8} {'bound tok/s':>11}  "
           f"s/frame (frames 1-16 | 17-32 | 33-48)")
@@ -188,6 +188,12 @@ def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
         per = " | ".join(f"{v:.3f}" for v in s["seconds_per_frame"].values())
         print(f"{s['threads']:>7} {s['seconds_per_clip']:>7.2f} {s['first_frame_seconds']:>11.3f} "
               f"{s['cached_tokens_per_second']:>7.0f} {s['uncached_tokens_per_second']:>8.0f} {bound:>11.0f}  {per}")
+
+
+def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
+    print(machine_line)
+    if speed:
+        print_speed(speed)
     if not quality:
         print("\nquality: pass --run DIR (a trained run) for the tokenizer, prior and prediction numbers")
         return
@@ -213,8 +219,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="a trained video run folder (its prior stage) to measure quality on")
     parser.add_argument("--clips", type=int, default=100, help="held-out clips for the 10 -> 10 prediction")
+    parser.add_argument("--skip-speed", action="store_true", help="only the run's quality (needs --run)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.skip_speed and not args.run:
+        parser.error("--skip-speed measures a run's quality: name the run with --run")
     if args.child:
         function, *rest = args.child
         result = measure_speed(*rest) if function == "speed" else measure_quality(rest[0], int(rest[1]))
@@ -222,13 +231,13 @@ def main() -> None:
         return
     from machine import describe, machine
     m = machine()
-    speed = [child("speed", threads) for threads in (1, 2)]
+    speed = [] if args.skip_speed else [child("speed", threads) for threads in (1, 2)]
     quality = child("quality", args.run, args.clips) if args.run else None
     report(speed, quality, describe(m))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "video.json").write_text(json.dumps({"machine": m, "speed": speed, "quality": quality,
-                                                    "openstl": OPENSTL}, indent=2))
-    print(f"\nwrote {RESULTS / 'video.json'}")
+    out = RESULTS / ("video-quality.json" if args.skip_speed else "video.json")
+    out.write_text(json.dumps({"machine": m, "speed": speed, "quality": quality, "openstl": OPENSTL}, indent=2))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
