@@ -59,11 +59,16 @@ def parse_labels(text: str, label_values: dict[str, list[str]], variations: int,
     return torch.tensor(rows, dtype=torch.long), described
 
 
+# a drawn word length lies between these quantiles of the training recordings' lengths: beyond them are a few odd
+# recordings (a 2.3 s "nine" among words of 0.3-0.6 s) whose pace the model has barely heard
+DRAWN_LENGTHS = (0.05, 0.95)
+
+
 def draw_word_lengths(model: WaveNet, meta: dict, labels: torch.Tensor | None, variations: int, seconds: float,
                       rng: np.random.Generator) -> np.ndarray | None:
     """Each variation's word length in samples, for a model told its position in shares of a recording's length
-    (None for any other): `seconds` if above 0, else drawn from the training recordings' lengths for its value
-    of position_per."""
+    (None for any other): `seconds` if above 0, else drawn from the middle of the training recordings' lengths
+    for its value of position_per."""
     if not model.config.position_shares:
         return None
     if seconds > 0:
@@ -73,8 +78,8 @@ def draw_word_lengths(model: WaveNet, meta: dict, labels: torch.Tensor | None, v
     if field:
         values = [meta["labels"][field][i] for i in labels[:, list(meta["labels"]).index(field)].tolist()]
     grid = np.linspace(0, 1, len(quantiles[""]))
-    return np.array([round(np.interp(rng.random(), grid, quantiles.get(v, quantiles[""]))) for v in values],
-                    np.int64)
+    return np.array([round(np.interp(rng.uniform(*DRAWN_LENGTHS), grid, quantiles.get(v, quantiles[""])))
+                     for v in values], np.int64)
 
 
 def primer_codes(path: str, rate: int) -> tuple[np.ndarray, str | None]:
