@@ -183,7 +183,7 @@ def cmd_train(args) -> int:
     start_from = default_checkpoint(engine) if args.start_from == "bundled" else args.start_from
     corpus, recipes, preset = trainer.prepare_run(
         engine, args.data, args.out, args.preset, overrides, args.resume,
-        max_steps=trainer.STEPS_FROM_THE_CLOCK if args.minutes else args.steps,    # a time budget decides
+        max_steps=events_.STEPS_FROM_THE_CLOCK if args.minutes else args.steps,    # a time budget decides
         device=args.device, start_from=start_from)
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
@@ -225,7 +225,7 @@ def cmd_train(args) -> int:
                       f"{args.engine} --data {args.data} --out {args.out} --resume", file=sys.stderr)
                 return 130
             if isinstance(event, events_.StageStarted):
-                steps = (f"resuming from step {event.step} of {event.max_steps}" if event.step else
+                steps = (f"resuming from step {event.step} of {event.max_steps or '?'}" if event.step else
                          "steps fitted to the time left" if args.minutes else f"{event.max_steps} steps")
                 print(f"stage {event.index}/{event.count}: {event.stage} ({event.title}), {steps}, "
                       f"loss in {event.loss_unit}", file=sys.stderr)

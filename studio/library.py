@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engines.core.checkpoint import read_meta
 from engines.core.errors import StudioError
+from engines.core.events import known_steps
 
 from .paths import history_dir, models_dir
 
@@ -24,7 +25,7 @@ from .paths import history_dir, models_dir
 class StageEntry:
     name: str
     steps: int
-    max_steps: int
+    max_steps: int          # 0 while a time budget is not yet turned into steps
     val_loss: float | None
     loss_unit: str
 
@@ -80,7 +81,7 @@ def staged_entry(run: Path, engine) -> ModelEntry:
         if entry.problem:
             return entry
         last = folder / "last.safetensors"
-        max_steps = read_meta(last).get("max_steps", entry.steps) if last.exists() else entry.steps
+        max_steps = known_steps(read_meta(last).get("max_steps", entry.steps)) if last.exists() else entry.steps
         stages.append(StageEntry(stage.name, entry.steps, max_steps, entry.val_loss, entry.loss_unit))
     entry.stages = stages
     entry.ready = stages[-1].name == engine.stages[-1].name

@@ -226,12 +226,12 @@ class Worker:
         from engines import get_engine
         from engines.core import trainer
         from engines.core.budget import fit_preset, has_curves
-        from engines.core.events import Finished, Progress
+        from engines.core.events import STEPS_FROM_THE_CLOCK, Finished, Progress
         eng = get_engine(engine)
         minutes = None if resume else minutes
         corpus = None if resume else self.read_corpus(engine, data, preset)
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
-                                                      max_steps=trainer.STEPS_FROM_THE_CLOCK if minutes else None,
+                                                      max_steps=STEPS_FROM_THE_CLOCK if minutes else None,
                                                       device=device, start_from=start_from)
         if minutes and fit_size and start_from is None and has_curves(eng):
             chosen, (corpus, recipes, preset) = fit_preset(eng, data, out, corpus, minutes, device)

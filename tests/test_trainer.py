@@ -6,8 +6,8 @@ import torch
 
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
-from engines.core.trainer import (STEPS_FROM_THE_CLOCK, Evaluation, Finished, Progress, Validating, load_model, lr_at,
-                                  train)
+from engines.core.events import STEPS_FROM_THE_CLOCK
+from engines.core.trainer import Evaluation, Finished, Progress, Validating, load_model, lr_at, train
 from engines.text import TextEngine
 from helpers import recipes, tiny_model, tiny_train
 

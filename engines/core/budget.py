@@ -20,9 +20,9 @@ import torch
 
 from .device import autocast_dtype, pick_device
 from .errors import ConfigError
-from .events import PresetChosen
+from .events import STEPS_FROM_THE_CLOCK, PresetChosen
 from .interface import Corpus, Engine, Preset, config_from_dict
-from .trainer import STEPS_FROM_THE_CLOCK, make_optimizer, prepare_run
+from .trainer import make_optimizer, prepare_run
 
 # a validation reads val_units held-out units forward only, about a third of the cost of training on them
 VALIDATION_COST = 1 / 3

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# max_steps of a run whose time budget decides its length: the real number is fitted after 20 steps and saved
+# with the run; a run stopped before then keeps this
+STEPS_FROM_THE_CLOCK = 10**9
+
+
+def known_steps(max_steps: int) -> int:
+    """A run's max_steps as events and the Library report it: 0 ("not known yet") until a time budget has been
+    turned into steps."""
+    return 0 if max_steps >= STEPS_FROM_THE_CLOCK else max_steps
+
 
 @dataclass
 class History:

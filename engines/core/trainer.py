@@ -31,24 +31,15 @@ from .checkpoint import find_checkpoint, load_checkpoint, read_meta, remove_stal
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
 from .events import (CheckpointSaved, Evaluation, Finished, History, Preview, Progress, StageStarted,
-                     Validating)
+                     Validating, known_steps)
 from .fingerprint import corpus_fingerprint
 from .frozen import Frozen, frozen_part, weights_digest
 from .lock import run_folder_lock
 from .interface import Corpus, Engine, Stage, StageRecipe, TrainConfig, config_from_dict
 
-# max_steps of a run whose time budget decides its length: the real number is fitted after 20 steps, and until
-# then events report 0 ("not known yet")
-STEPS_FROM_THE_CLOCK = 10**9
-
 
 # ----------------------------------------------------------------------------------------------------
 # small pure helpers
-
-
-def known_steps(run: "Run") -> int:
-    """The stage's step count as events report it: 0 until a time budget has been turned into steps."""
-    return 0 if run.max_steps >= STEPS_FROM_THE_CLOCK else run.max_steps
 
 
 def lr_at(step: int, cfg: TrainConfig, max_steps: int, extended: list | None = None) -> float:
@@ -507,7 +498,7 @@ def train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, 
         if deadline:
             budget = (deadline - time.time()) / 60 / (len(stages) - index)
         yield StageStarted(current.name, current.title, engine.stages.index(current) + 1, len(engine.stages),
-                           run.step, known_steps(run), current.loss_unit, run.history)
+                           run.step, known_steps(run.max_steps), current.loss_unit, run.history)
         yield from run_stage(run, previews, budget)
     return run
 
@@ -569,7 +560,7 @@ def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[objec
                 run.history.steps.append(run.step)
                 run.history.losses.append(loss)
             eta = minutes_left() * 60 if minutes_left() is not None else (run.max_steps - run.step) * step_time
-            yield Progress(run.stage.name, run.step, known_steps(run), loss, run.lr,
+            yield Progress(run.stage.name, run.step, known_steps(run.max_steps), loss, run.lr,
                            units * run.world / step_time, run.stage.unit, run.elapsed, eta, logged)
             if run.step % run.cfg.eval_interval == 0 or run.step == run.max_steps:
                 yield from run.checkpoint(previews, minutes_left())   # other ranks wait in their next all-reduce

@@ -20,7 +20,7 @@ def stages_text(entry) -> str:
     """The stages of a run, e.g. "tokenizer 40/40 · prior 12/40"; "" for an engine that trains in one."""
     if not entry.stages:
         return ""
-    return " · ".join(f"{s.name} {s.steps:,}/{s.max_steps:,}" for s in entry.stages)
+    return " · ".join(f"{s.name} {s.steps:,}/{f'{s.max_steps:,}' if s.max_steps else '?'}" for s in entry.stages)
 
 
 class EngineViews(QStackedWidget):
