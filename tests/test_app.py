@@ -107,6 +107,20 @@ def test_train_pause_resume_with_live_plot(window, qtbot, tmp_path):
     assert window.create_page.model_box.findText("corpus") >= 0               # and Create can sample it
 
 
+def test_the_loss_plot_starts_on_the_schedule_not_around_a_lone_point(window, qtbot):
+    page = window.train_page
+    history = {"steps": [], "losses": [], "val_steps": [], "val_losses": []}
+    page.on_events([{"type": "StageStarted", "index": 1, "count": 1, "title": "model", "history": history,
+                     "loss_unit": "nats/char", "max_steps": 400, "step": 0},
+                    {"type": "Evaluation", "step": 0, "val_loss": 4.2}])
+    (x0, x1), _ = page.plot.viewRange()
+    assert -10 < x0 <= 0 and x1 >= 400                # not -0.5 to 0.5 around step 0
+    page.on_events([{"type": "Evaluation", "step": 200, "val_loss": 3.1}])
+    page.plot.getViewBox().updateAutoRange()
+    (x0, x1), _ = page.plot.viewRange()
+    assert x0 <= 0 and 200 <= x1 < 300                # two points: autorange again
+
+
 def test_a_corrupt_corpus_is_explained_in_the_window(window, qtbot, tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Grüße aus Köln\n".encode("latin-1") * 50)

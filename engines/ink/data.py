@@ -522,10 +522,10 @@ class Batcher:
     good a training target as the whole line). Lines in a batch have similar lengths, so little is padding."""
 
     def __init__(self, points: list[np.ndarray], texts: list[list[int]] | None = None, quantum: float = 0.0,
-                 max_points: int | None = None):
+                 max_points: int | None = None, augment: float = 0.0):
         self.points = [torch.from_numpy(p[:max_points]) for p in points]
         self.texts = [torch.tensor(t, dtype=torch.long) for t in texts] if texts is not None else None
-        self.quantum = quantum
+        self.quantum, self.augment = quantum, augment
         self.by_length = torch.tensor([len(p) for p in self.points]).argsort()
 
     def sample(self, batch_size: int, generator: torch.Generator) -> InkBatch:
@@ -539,6 +539,11 @@ class Batcher:
         if self.quantum and generator is not None:       # dequantise: spread each offset over its grid cell
             noise = (torch.rand(points.shape[:2] + (2,), generator=generator) - 0.5) * self.quantum
             points[..., :2] += noise * point_mask[..., None]
+        if self.augment and generator is not None:       # each line slanted and stretched (moves are linear in them)
+            shear, log_sx, log_sy = ((torch.rand(3, len(lines), generator=generator) * 2 - 1) * self.augment)
+            dx, dy = points[..., 0], points[..., 1]
+            points[..., 0] = (dx - shear[:, None] * dy) * log_sx.exp()[:, None]
+            points[..., 1] = dy * log_sy.exp()[:, None]
         if self.texts is None:
             return InkBatch(points, point_mask, None, None)
         texts = [self.texts[i] for i in indices]

@@ -345,6 +345,14 @@ class TrainPage(QWidget):
                 self.model_saved.emit()
         self.train_curve.setData(*self.train_points)
         self.val_curve.setData(*self.val_points)
+        steps = set(self.train_points[0]) | set(self.val_points[0])
+        if len(steps) < 2:
+            # autorange would centre a lone point in half a step either side ("step (x0.001)", -400 to 400):
+            # show the steps ahead instead, the whole schedule when it is known
+            first = min(steps, default=0)
+            self.plot.setXRange(first, max(self.progress.maximum(), first + 10), padding=0.02)
+        else:
+            self.plot.enableAutoRange(x=True)
 
     def stage_started(self, item: dict) -> None:
         """A stage's plot starts from its own history (empty unless resumed), in its own loss unit."""
