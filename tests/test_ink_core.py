@@ -143,6 +143,29 @@ def test_smoothing_and_downsampling_keep_strokes():
 # ----------------------------------------------------------------------------------------------------
 # batching, masks, chunks
 
+def test_augmenting_slants_and_stretches_each_line_and_nothing_else():
+    lines = glyph_lines(3)
+    pts, meta = prepare(lines)
+    plain = Batcher(pts).batch([0, 1, 2], torch.Generator().manual_seed(0)).points
+    augmented = Batcher(pts, augment=0.2).batch([0, 1, 2], torch.Generator().manual_seed(0)).points
+    assert torch.equal(augmented[..., 2], plain[..., 2])                     # the pen lifts where it did
+    assert not augmented[plain.abs().sum(-1) == 0].any()                     # padding and first points stay zero
+    shears = []
+    for line, moved in zip(plain, augmented):
+        # one linear map per line: slant (x moves by a share of y), then a stretch of each axis
+        down = line[:, :2].abs().sum(-1) > 0
+        a, b = line[down, :2], moved[down, :2]
+        fit = torch.linalg.lstsq(a.double(), b.double()).solution               # b = a @ fit
+        torch.testing.assert_close(a.double() @ fit, b.double(), rtol=1e-4, atol=1e-4)
+        assert abs(fit[1, 0]) > 1e-3 and abs(fit[0, 1]) < 1e-6                  # slanted; y never takes x
+        assert math.exp(-0.2) - 1e-6 <= fit[0, 0] <= math.exp(0.2) + 1e-6
+        assert math.exp(-0.2) - 1e-6 <= fit[1, 1] <= math.exp(0.2) + 1e-6
+        shears.append(float(fit[1, 0]))
+    assert len(set(shears)) == 3                                             # drawn afresh for each line
+    with pytest.raises(Exception, match="augment"):
+        InkModelConfig(augment=1.5).check()
+
+
 def test_masks_padding_and_chunked_state_change_nothing():
     lines = glyph_lines(3)
     model, batcher, _ = toy_model(lines)

@@ -22,6 +22,10 @@ class InkModelConfig:
     synthetic_lines: int = 0      # lines written in Hershey's cursive font added to training: exactly aligned
                                   # text, from which the window learns to read quickly
     validation_writers: str = ""  # comma-separated writers held out for validation (default: every n-th line)
+    # training: each line's moves are slanted (a shear of up to +-augment) and stretched (each axis by up to a factor
+    # e^+-augment), drawn afresh each time the line is batched: a hand's slant and proportions vary, its letters
+    # do not, and a few writers are few. 0 = off
+    augment: float = 0.0
     # training: lines longer than this many points are trained in chunks with the state carried from one
     # to the next (detached: gradients stop at chunk boundaries); 0 = whole lines in one piece
     chunk_points: int = 0
@@ -39,5 +43,7 @@ class InkModelConfig:
             raise ConfigError(f"model.smooth and downsample must be at least 1, synthetic_lines and chunk_points "
                               f"at least 0 ({self.smooth}, {self.downsample}, {self.synthetic_lines}, "
                               f"{self.chunk_points})")
+        if not 0 <= self.augment < 1:
+            raise ConfigError(f"model.augment must be in [0, 1), not {self.augment}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), not {self.dropout}")

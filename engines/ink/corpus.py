@@ -76,9 +76,9 @@ def unpack_points(text: str) -> np.ndarray:
 
 class InkCorpus(Corpus):
     def __init__(self, train: list[np.ndarray], train_texts: list[list[int]] | None, val: list[np.ndarray],
-                 val_texts: list[list[int]] | None, meta: dict, summary: dict):
+                 val_texts: list[list[int]] | None, meta: dict, summary: dict, augment: float = 0.0):
         self.train, self.train_texts, self.val, self.val_texts = train, train_texts, val, val_texts
-        self.meta, self.summary = meta, summary
+        self.meta, self.summary, self.augment = meta, summary, augment
         self.batchers: dict[int, Batcher] = {}
 
     def batch(self, batch_size: int, seq_len: int, generator) -> Batch:
@@ -86,7 +86,8 @@ class InkCorpus(Corpus):
         if not self.train:
             raise CorpusError("the training split is empty")
         if seq_len not in self.batchers:
-            self.batchers[seq_len] = Batcher(self.train, self.train_texts, self.meta["quantum"], seq_len + 1)
+            self.batchers[seq_len] = Batcher(self.train, self.train_texts, self.meta["quantum"], seq_len + 1,
+                                             self.augment)
         return as_batch(self.batchers[seq_len].sample(batch_size, generator))
 
     def validation_batches(self, batch_size: int, seq_len: int):
@@ -165,7 +166,8 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         train_texts += [alphabet.encode(t) for _, t in extra]
 
     summary = describe(path, lines, points, is_val, alphabet, meta, synthetic, warnings)
-    return InkCorpus(train_points, train_texts, [points[i] for i in val_idx], encode(val_idx), meta, summary)
+    return InkCorpus(train_points, train_texts, [points[i] for i in val_idx], encode(val_idx), meta, summary,
+                     config.augment)
 
 
 def size_factor(points: list[np.ndarray], texts: list[str], meta: dict, tolerance: float = 1.25) -> float | None:
