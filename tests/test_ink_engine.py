@@ -463,3 +463,7 @@ def test_pen_data_in_other_units_is_read_at_the_models_size(tmp_path):
     texts = ["x" * len(t) for t in big.train_texts]      # only their lengths count
     width = writing_shape(big.train, texts)["char_width"]
     assert abs(width / own.meta["char_width"] - 1) < 0.2
+    # described by its own characters and points per character, beside the model's
+    summary = "\n".join(big.summary["lines"])
+    assert f"(the model's writing: {1 / own.meta['chars_per_point']:.1f})" in summary
+    assert f"{sum(len(t) for t in big.train_texts) + sum(len(t) for t in big.val_texts):,} characters" in summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections import Counter
 
 import numpy as np
 import torch
@@ -109,6 +110,7 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
     """Read, split and normalise a corpus. With `meta` (a trained model's), it is read the way that model
     reads: its scale, smoothing, downsampling and alphabet (characters it has no input for read as unknown)."""
     lines, warnings = read_corpus(path)
+    for_model = meta is not None
     conditional = (meta["alphabet"] is not None) if meta else config.conditional and any(l.text for l in lines)
     if conditional:
         untranscribed = [l for l in lines if not l.text]
@@ -165,7 +167,7 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         train_points += [p for p, _ in extra]
         train_texts += [alphabet.encode(t) for _, t in extra]
 
-    summary = describe(path, lines, points, is_val, alphabet, meta, synthetic, warnings)
+    summary = describe(path, lines, points, is_val, alphabet, meta, synthetic, warnings, for_model)
     return InkCorpus(train_points, train_texts, [points[i] for i in val_idx], encode(val_idx), meta, summary,
                      config.augment)
 
@@ -192,7 +194,9 @@ def synthetic_lines(n: int, texts: list[str], meta: dict) -> list[tuple[np.ndarr
 
 
 def describe(path, lines, points, is_val, alphabet: Alphabet | None, meta: dict, synthetic: int,
-             warnings: list[str]) -> dict:
+             warnings: list[str], for_model: bool = False) -> dict:
+    """What was read. A corpus read with a trained model's meta (fine-tuning) is described by its own characters,
+    pen rate and points per character, beside the model's where they differ."""
     writers = sorted({l.writer for l in lines})
     n_val = sum(is_val)
     n_points = sum(len(p) for p in points)
@@ -206,20 +210,25 @@ def describe(path, lines, points, is_val, alphabet: Alphabet | None, meta: dict,
     out = [f"{len(lines)} line(s) by {len(writers)} writer(s) ({len(lines) - n_val} for training, {n_val} held out): "
            f"{n_points:,} points ({raw_points:,} read{'; ' + ', '.join(reading) if reading else ''})",
            "writers: " + ", ".join(writers[:12]) + (" …" if len(writers) > 12 else "")]
-    rate = meta.get("points_per_second")
-    out.append(f"pen rate: {rate:.1f} points/s after downsampling" if rate else
-               "pen rate: the files do not say how fast they were written (point spacing is used instead)")
+    rates = [l.rate for l in lines if l.rate]
+    out.append(f"pen rate: {float(np.median(rates)) / meta['downsample']:.1f} points/s after downsampling" if rates
+               else "pen rate: the files do not say how fast they were written (point spacing is used instead)")
     if alphabet:
-        rare = [ch for ch in alphabet.rare(RARE)]
-        out.append(f"{chars:,} characters, {len(alphabet.counts)} distinct; the model reads {len(alphabet.chars)} "
-                   f"of them (seen twice or more)")
-        letters = [ch for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                   if alphabet.counts.get(ch, 0) == 0]
+        # a new model's alphabet is counted on its training lines; a fine-tuning corpus is counted whole
+        counts = Counter("".join(l.text for l in lines)) if for_model else alphabet.counts
+        reads = "characters" if for_model else "of them (seen twice or more)"
+        out.append(f"{chars:,} characters, {len(counts)} distinct; the model reads {len(alphabet.chars)} {reads}")
+        letters = [ch for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if not counts.get(ch)]
         out.append("alphabet coverage: " + ("every letter and digit" if not letters else
                                             f"never seen: {''.join(letters)}"))
+        rare = "".join(alphabet.rare(RARE))
         if rare:
-            out.append(f"rare (< {RARE} times; drawn from a font when too rare to write): {''.join(rare)}")
-        out.append(f"about {1 / meta['chars_per_point']:.1f} points per character" if meta.get("chars_per_point") else "")
+            where = " in the model's training" if for_model else ""
+            out.append(f"rare (< {RARE} times{where}; drawn from a font when too rare to write): {rare}")
+        if chars:
+            own = f"about {n_points / chars:.1f} points per character"
+            model = 1 / meta["chars_per_point"] if meta.get("chars_per_point") else None
+            out.append(own + (f" (the model's writing: {model:.1f})" if for_model and model else ""))
     else:
         out.append("no transcripts: an unconditional model (it scribbles in the corpus' style)")
     if synthetic:
