@@ -10,7 +10,8 @@ learnt); the whole writer with the run's own model (--run), whose stalls and ret
 torch thread, each measurement in its own subprocess. A held-out curve is a run's own validation, read whole, in
 nats per point: the bundled model's two phases hold out every 10th line (84 lines of all 7 writers); the same
 recipe's first phase run again with writer "sin" held out (`--set model.validation_writers=sin`, 66 lines) gives
-the NLL of a hand the model never saw.
+the NLL of a hand the model never saw, and once more with each training line slanted and stretched
+(`--set model.augment=0.15`).
 
     python bench/ink.py --legibility 60 30 20        # + CER: recogniser <= 60 epochs / 30 min, 20 texts
     python bench/ink.py --skip-speed                 # the curves alone -> bench/results/ink-heldout.json
@@ -36,7 +37,8 @@ UNIPEN = ROOT.parent / "shared" / "data" / "handwriting" / "unipen_cursive"
 RESULTS = ROOT / "bench" / "results"
 RUN = Path("/work/runs/ink-whole")         # the bundled model's run, its second phase (docs/ink.md)
 CURVES = [Path("/work/runs/ink-unipen"), RUN,   # its first phase, then the second
-          Path("/work/runs/ink-unseen-writer")]   # the first phase's recipe with writer "sin" held out
+          Path("/work/runs/ink-unseen-writer"),   # the first phase's recipe with writer "sin" held out
+          Path("/work/runs/ink-unseen-aug")]      # the same, each line slanted and stretched (model.augment=0.15)
 SHAPES = {"small (3x256)": ("small", {}), "Graves (3x400)": ("small", {"n_hidden": 400}), "tiny": ("tiny", {})}
 LINE = "The quick brown fox jumps over the lazy dog, said Mr. Jones"   # 60 characters
 # a fixed set for legibility: every one holds every letter of the alphabet (upper case only where it starts)
@@ -356,6 +358,7 @@ def heldout_curve(run: Path) -> dict:
     h = header["history"]
     return {"run": str(run), "preset": header.get("preset"), "step": header["step"],
             "validation_writers": header["model_config"].get("validation_writers", ""),
+            "augment": header["model_config"].get("augment", 0.0),
             "curve": [{"step": s, "minutes": t / 60, "nats_per_point": v}
                       for s, t, v in zip(h["val_steps"], h["val_times"], h["val_losses"])]}
 
@@ -405,7 +408,7 @@ def main() -> None:
     for h in report["heldout"]:
         print(f"\n== {h['run']} (preset {h['preset']}): held-out "
               f"{'writer(s) ' + h['validation_writers'] if h['validation_writers'] else 'lines (every n-th)'}, "
-              f"whole lines ==")
+              f"whole lines{', augment ' + str(h['augment']) if h['augment'] else ''} ==")
         print(f"{'minutes':>8} {'step':>6} {'nats/point':>10}")
         for point in h["curve"]:
             print(f"{point['minutes']:8.1f} {point['step']:6d} {point['nats_per_point']:10.3f}")
