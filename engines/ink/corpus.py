@@ -16,7 +16,7 @@ import torch
 from ..core.errors import CorpusError
 from ..core.interface import Batch, Corpus
 from .config import InkModelConfig
-from .data import Alphabet, Batcher, InkLine, build_alphabet, prepare, read_corpus, stroke_heights
+from .data import Alphabet, Batcher, InkLine, build_alphabet, pen_rate, prepare, read_corpus, stroke_heights
 from .hershey import synthetic_line
 
 RARE = 20                 # characters seen fewer times than this are listed as rare in the summary
@@ -210,9 +210,9 @@ def describe(path, lines, points, is_val, alphabet: Alphabet | None, meta: dict,
     out = [f"{len(lines)} line(s) by {len(writers)} writer(s) ({len(lines) - n_val} for training, {n_val} held out): "
            f"{n_points:,} points ({raw_points:,} read{'; ' + ', '.join(reading) if reading else ''})",
            "writers: " + ", ".join(writers[:12]) + (" …" if len(writers) > 12 else "")]
-    rates = [l.rate for l in lines if l.rate]
-    out.append(f"pen rate: {float(np.median(rates)) / meta['downsample']:.1f} points/s after downsampling" if rates
-               else "pen rate: the files do not say how fast they were written (point spacing is used instead)")
+    rate = pen_rate(lines, meta["downsample"])        # these files' own, not the model's
+    out.append(f"pen rate: {rate:.1f} points/s after downsampling" if rate else
+               "pen rate: the files do not say how fast they were written (point spacing is used instead)")
     if alphabet:
         # a new model's alphabet is counted on its training lines; a fine-tuning corpus is counted whole
         counts = Counter("".join(l.text for l in lines)) if for_model else alphabet.counts

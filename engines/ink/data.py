@@ -460,11 +460,16 @@ def prepare(lines: list[InkLine], smooth_width: int = 1, downsample_factor: int 
         integral = all(np.array_equal(l.points, np.round(l.points)) for l in lines)
         meta["scale"] = float(down.std()) if down.size and down.std() > 0 else 1.0
         meta["quantum"] = 1.0 / meta["scale"] / meta["smooth"] if integral else 0.0
-        rates = [l.rate for l in lines if l.rate]
-        meta["points_per_second"] = float(np.median(rates)) / meta["downsample"] if rates else None
+        meta["points_per_second"] = pen_rate(lines, meta["downsample"])
     for p in out:
         p[:, :2] = np.clip(p[:, :2] / meta["scale"], -meta["clip"], meta["clip"])
     return out, meta
+
+
+def pen_rate(lines: list[InkLine], downsample: int) -> float | None:
+    """Points per second after downsampling (the median over the lines whose files say), else None."""
+    rates = [l.rate for l in lines if l.rate]
+    return float(np.median(rates)) / downsample if rates else None
 
 
 # ----------------------------------------------------------------------------------------------------
