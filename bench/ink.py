@@ -137,27 +137,38 @@ def measure_steps(name: str, batch: int, checkpoint: str) -> dict:
 
 def measure_writing(run: str) -> dict:
     """The whole writer (style primer read, window watched, stalls retried, chunks made) with a trained run's
-    model: a 60-character line at batch 1, twice (the second reuses the primed style, as the app does)."""
+    model: a 60-character line at batch 1, in three situations that differ in what is ready before Generate:
+    `cold`, the process's first line (the CLI: the writing modules are imported and the style read after the
+    model loads); `new style`, a built-in style not read yet in a process that has written (the app, when
+    Generate comes before the style is read); `prepared`, after Engine.prepare (the app while the user types),
+    in another built-in style than the one prepare was asked for. Each new style is the longest unread primer."""
     import torch
     torch.set_num_threads(1)
     from engines.core.interface import resolve_settings
     from engines.core.trainer import load_model
     from engines.ink import InkEngine
     from engines.ink.chunks import InkChunk, variation_points
+    from engines.ink.corpus import unpack_points
     engine = InkEngine()
     model, header = load_model(engine, run, "cpu")
-    settings = resolve_settings(engine.controls(), {"text": LINE, "seed": 0, "width": 80})
+    styles = header["corpus"]["styles"]
+    unread = sorted(styles, key=lambda name: -len(unpack_points(styles[name]["points"])))
     out = {"run": run, "step": header["step"]}
-    for attempt in ("first", "again"):
+    for situation in ("cold", "new style", "prepared"):
+        style = unread.pop(0)
+        settings = resolve_settings(engine.controls(), {"text": LINE, "seed": 0, "width": 80, "style": style})
+        if situation == "prepared":
+            engine.prepare(model, header, {**settings, "style": unread[0]})
         t0, first, chunks = time.perf_counter(), None, []
         for chunk in engine.generate(model, header, settings):
             if first is None and isinstance(chunk, InkChunk) and len(chunk.points[0]):
                 first = time.perf_counter() - t0
             chunks.append(chunk)
-        out[attempt] = {"seconds_per_line": time.perf_counter() - t0, "first_point_ms": 1000 * first,
-                        "points": len(variation_points(chunks)),
-                        "retracted": sum(sum(c.retract) for c in chunks if isinstance(c, InkChunk) and c.retract),
-                        "fell_back": [c.message for c in chunks if "could not follow" in getattr(c, "message", "")]}
+        out[situation] = {"style": style, "primer_points": len(unpack_points(styles[style]["points"])),
+                          "seconds_per_line": time.perf_counter() - t0, "first_point_ms": 1000 * first,
+                          "points": len(variation_points(chunks)),
+                          "retracted": sum(sum(c.retract) for c in chunks if isinstance(c, InkChunk) and c.retract),
+                          "fell_back": [c.message for c in chunks if "could not follow" in getattr(c, "message", "")]}
     return out
 
 
@@ -435,10 +446,11 @@ def print_speed(report: dict) -> None:
     if "writing" in report:
         w = report["writing"]
         print(f"\n== the whole writer, {w['run']} at step {w['step']}, a 60-character line, batch 1 ==")
-        for attempt in ("first", "again"):
-            r = w[attempt]
-            print(f"{attempt:6} {r['seconds_per_line']:6.2f} s/line, first point {r['first_point_ms']:5.0f} ms, "
-                  f"{r['points']} points, {r['retracted']} taken back, font fallbacks: {len(r['fell_back'])}")
+        for situation in ("cold", "new style", "prepared"):
+            r = w[situation]
+            print(f"{situation:9} {r['seconds_per_line']:5.2f} s/line, first point {r['first_point_ms']:4.0f} ms "
+                  f"(style {r['style']}, primer {r['primer_points']} points), {r['points']} points, "
+                  f"{r['retracted']} taken back, font fallbacks: {len(r['fell_back'])}")
     print("\n== training, one thread, batch 16 x 320 points ==")
     for r in report["training"]:
         print(f"{r['shape']:15} {r['points_per_second']:9,.0f} points/s  {r['seconds_per_step_16x320']:.2f} s/step")

@@ -343,9 +343,10 @@ def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tm
         write(model, text="an ox", pen_sample=pen)
 
 
-def test_prepare_reads_the_chosen_hand_ahead_so_writing_starts_from_the_primed_state(trained, monkeypatch):
-    """What the app does while the user types: after prepare, Generate in that style reads no primer line (the
-    only forward pass writing makes); another style still gets read, and the page is the same either way."""
+def test_prepare_reads_the_built_in_hands_ahead_so_writing_starts_from_the_primed_state(trained, monkeypatch):
+    """What the app does while the user types: after prepare, Generate in the chosen style, or in any other
+    built-in one, reads no primer line (the only forward pass writing makes); a recorded sample is still read
+    when asked for, and the page is the same either way."""
     model, header = load_model(ENGINE, trained[0], "cpu")     # a model of its own: nothing primed yet
     writer_a, writer_b = sorted(header["corpus"]["styles"])[:2]
     reference, _ = write((model, header), text="an ox", style=writer_a)
@@ -358,6 +359,8 @@ def test_prepare_reads_the_chosen_hand_ahead_so_writing_starts_from_the_primed_s
     assert primer_reads == []
     assert all(np.array_equal(a, b) for a, b in zip(variation_points(chunks), variation_points(reference)))
     write((model, header), text="an ox", style=writer_b)
+    assert primer_reads == []
+    write((model, header), text="an ox", style_file=str(trained[1] / "strokes.npz"))
     assert primer_reads == [1]
 
 

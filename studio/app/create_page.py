@@ -1,7 +1,7 @@
 """Create: pick an engine and a model, set the controls, Generate, watch it stream, Stop, Export.
 
 While the user chooses, the page asks the worker to `prepare` the model and settings shown (load the model; the
-ink engine reads the chosen hand's primer), so that Generate starts at once."""
+ink engine reads its hands' primers), so that Generate starts at once."""
 from __future__ import annotations
 
 import json
