@@ -399,6 +399,33 @@ def test_training_on_sounds_shows_what_was_kept_and_previews_audio(window, qtbot
     assert page.val_points[1][-1] < page.val_points[1][0] - 0.5
 
 
+def test_a_text_field_lists_the_values_the_chosen_model_knows_to_pick_from(window, qtbot):
+    """The bundled audio model's labels and the bundled ink model's writers: listed by the arrow at the end of
+    their field, and a click on one fills it in. The text model has nothing to list."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QToolButton
+    from engines.core.checkpoint import read_meta
+    page = window.create_page
+    page.engine_box.select("audio")
+    label = page.controls.fields["label"]
+    assert {"0", "7", "jackson", "theo"} <= set(label.suggestions()) and label.list_action.isVisible()
+    arrow = next(b for b in label.findChildren(QToolButton) if b.defaultAction() is label.list_action)
+    click(qtbot, arrow)
+    popup = label.completer().popup()
+    qtbot.waitUntil(popup.isVisible)
+    jackson = popup.model().index(label.suggestions().index("jackson"), 0)
+    popup.scrollTo(jackson)
+    qtbot.mouseClick(popup.viewport(), Qt.LeftButton, pos=popup.visualRect(jackson).center())
+    assert label.value() == "jackson" and not popup.isVisible()
+    page.engine_box.select("text")
+    assert not any(field.suggestions() for field in page.controls.fields.values() if hasattr(field, "suggestions"))
+    assert not any(field.list_action.isVisible() for field in page.controls.fields.values()
+                   if hasattr(field, "list_action"))
+    page.engine_box.select("ink")
+    writers = sorted(read_meta(page.model_box.currentData())["corpus"]["styles"])
+    assert len(writers) == 7 and page.controls.fields["style"].suggestions() == [*writers, "none"]
+
+
 def test_every_control_kind_has_a_field_that_gives_back_what_it_shows(qtbot):
     from engines.core.interface import CONTROL_KINDS, SEED, Control
     from studio.app.controls import FIELDS, ControlsForm

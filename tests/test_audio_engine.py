@@ -280,6 +280,20 @@ def test_labels_are_parsed_by_value_or_by_field_and_errors_list_the_choices():
         parse_labels("7", {}, 1, rng)
 
 
+def test_the_labels_the_app_lists_each_parse_to_the_value_they_name():
+    """What the Create page lists beside the Label field: every value, named by its field where two fields share
+    it (a bare '1' would be ambiguous)."""
+    values = {"digit": ["1", "7"], "take": ["1", "2"], "speaker": ["ann"]}
+    listed = AudioEngine().suggestions({"corpus": {"labels": values}})["label"]
+    assert listed == ["digit=1", "7", "take=1", "2", "ann"]
+    rng = np.random.default_rng(0)
+    field_of = {"digit=1": (0, 0), "7": (0, 1), "take=1": (1, 0), "2": (1, 1), "ann": (2, 0)}
+    for label in listed:
+        field, index = field_of[label]
+        assert parse_labels(label, values, 1, rng)[0][0, field] == index
+    assert AudioEngine().suggestions({"corpus": {"labels": {}}}) == {}
+
+
 def test_a_primer_is_played_first_and_continued(tmp_path):
     model = random_model(tiny_audio_model(), [])
     primer = tmp_path / "primer.flac"

@@ -75,6 +75,13 @@ class AudioEngine(Engine):
         # long windows: every window re-reads a receptive field of context it does not score
         yield from super().validate(model, corpus, stage, batch_size, max(seq_len, 4000))
 
+    def suggestions(self, header: dict) -> dict[str, list[str]]:
+        """Each label value alone (the other fields are drawn at random); as field=value where two fields share it."""
+        fields = (header.get("corpus") or {}).get("labels") or {}
+        seen = [v for values in fields.values() for v in values]
+        return {"label": [v if seen.count(v) == 1 else f"{field}={v}"
+                          for field, values in fields.items() for v in values]} if seen else {}
+
     def generate(self, model, header: dict, settings: dict):
         from .sample import generate
         return generate(model, header["corpus"], settings)

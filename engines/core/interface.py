@@ -413,6 +413,12 @@ class Engine:
         config ...); `settings` were resolved with resolve_settings."""
         raise NotImplementedError
 
+    def suggestions(self, header: dict) -> dict[str, list[str]]:
+        """Values the model in `header` knows for its text controls, by control name (the ink engine's writers,
+        the audio engine's labels): the app lists them beside the field. From the header alone, without torch.
+        By default none."""
+        return {}
+
     def prepare(self, model, header: dict, settings: dict) -> None:
         """Do now what the first output of generate(model, header, settings) would otherwise wait for (the ink
         engine reads the chosen hand's primer line through the model). The app calls it in the worker while

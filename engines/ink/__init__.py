@@ -32,8 +32,8 @@ class InkEngine(Engine):
                     help="higher: neater and more regular; 0: the model's own variety (Graves' b)"),
             dataclasses.replace(TEMPERATURE, default=1.0),
             Control("style", "Style", "text", "",
-                    help="a writer of the training data (see `studio info`); empty: one chosen by the seed; "
-                         "'none': no style primer"),
+                    help="a writer of the model's training data (listed by the arrow; a wrong name is answered "
+                         "with the list); empty: one chosen by the seed; 'none': no style primer"),
             Control("style_file", "Style sample", "media", "", media=STYLE_FILES,
                     help="write in the hand of a recorded line with its text (InkML, IAM-style XML, or the "
                          "strokes.npz of a recording)"),
@@ -102,6 +102,10 @@ class InkEngine(Engine):
     def generate(self, model, header: dict, settings: dict):
         from .write import generate
         return generate(model, header["corpus"], settings)
+
+    def suggestions(self, header: dict) -> dict[str, list[str]]:
+        styles = sorted((header.get("corpus") or {}).get("styles") or {})
+        return {"style": [*styles, "none"]} if styles else {}
 
     def prepare(self, model, header: dict, settings: dict) -> None:
         from .write import prepare

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import random
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
-                               QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QStyle, QVBoxLayout, QWidget)
 
 from engines.core.errors import ConfigError
 
@@ -110,14 +110,36 @@ class BoolField(QCheckBox):
 
 
 class LineField(QLineEdit):
+    """One line of text. Given suggestions (the values the chosen model knows: its writers, its labels), they
+    complete what is typed, and an arrow at the field's end lists them all."""
+
     def __init__(self, control):
         super().__init__(control.default or "")
+        self.known = QStringListModel(self)
+        completer = QCompleter(self.known, self)
+        completer.setCaseSensitivity(Qt.CaseInsensitive)
+        self.setCompleter(completer)
+        self.list_action = self.addAction(self.style().standardIcon(QStyle.SP_ArrowDown), QLineEdit.TrailingPosition)
+        self.list_action.setToolTip("values this model knows")
+        self.list_action.triggered.connect(self.list_suggestions)
+        self.set_suggestions([])
 
     def value(self) -> str:
         return self.text()
 
     def set_value(self, value) -> None:
         self.setText(value)
+
+    def set_suggestions(self, values: list[str]) -> None:
+        self.known.setStringList(values)
+        self.list_action.setVisible(bool(values))
+
+    def suggestions(self) -> list[str]:
+        return self.known.stringList()
+
+    def list_suggestions(self) -> None:
+        self.completer().setCompletionPrefix("")
+        self.completer().complete()
 
 
 class ParagraphField(QPlainTextEdit):
@@ -245,6 +267,12 @@ class ControlsForm(QWidget):
 
     def values(self) -> dict:
         return {name: field.value() for name, field in self.fields.items()}
+
+    def set_suggestions(self, suggestions: dict[str, list[str]]) -> None:
+        """Offer each field that takes suggestions the values listed under its control's name (others: none)."""
+        for name, field in self.fields.items():
+            if hasattr(field, "set_suggestions"):
+                field.set_suggestions(suggestions.get(name, []))
 
     def set_values(self, values: dict) -> None:
         """Fill fields from saved or recorded settings; a value its control rejects shows the default."""

@@ -12,6 +12,9 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
+from engines.core.checkpoint import read_meta
+from engines.core.errors import StudioError
+
 from .controls import ControlsForm, EngineBox
 from .views import export_sample, export_target, make_view, show_job
 
@@ -71,7 +74,7 @@ class CreatePage(QWidget):
         self.export_button.clicked.connect(self.export)
         # (start() without arguments: currentIndexChanged's index would be taken for the timer's interval)
         self.controls.changed.connect(lambda: self.prepare_timer.start())
-        self.model_box.currentIndexChanged.connect(lambda: self.prepare_timer.start())
+        self.model_box.currentIndexChanged.connect(self.model_changed)
         self.engine_changed()
 
     # --- state ---
@@ -110,6 +113,17 @@ class CreatePage(QWidget):
                 self.model_box.addItem(entry.name, entry.checkpoint)
         index = self.model_box.findData(current) if current else -1
         self.model_box.setCurrentIndex(max(index, 0))
+
+    def model_changed(self) -> None:
+        """List the values the model knows (its writers, its labels) beside the fields that take them, and have
+        the worker load it."""
+        checkpoint = self.model_box.currentData()
+        try:
+            header = read_meta(checkpoint) if checkpoint is not None else {}
+        except StudioError:
+            header = {}         # the file went bad since the library read it: Generate will say so
+        self.controls.set_suggestions(self.engine.suggestions(header))
+        self.prepare_timer.start()
 
     def select_model(self, checkpoint: Path, engine: str) -> None:
         self.engine_box.select(engine)
