@@ -65,6 +65,9 @@ def test_stop_ends_generation_within_a_second(window, qtbot):
     click(qtbot, page.generate_button)
     job = page.job
     qtbot.waitUntil(lambda: len(page.view.texts()[0]) > 50, timeout=60_000)
+    # a replay from History meanwhile is refused: the running sample is not lost
+    page.replay({**page.controls.values(), "engine": "text", "checkpoint": str(page.model_box.currentData())})
+    assert page.job is job and "stop it first" in window.messages.label.text()
     with qtbot.waitSignal(job.finished, timeout=1_000) as finished:
         click(qtbot, page.stop_button)
     assert finished.args[0]["cancelled"] is True

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from engines.core.errors import CorpusError
-from engines.ink.chunks import InkChunk
+from engines.ink.chunks import InkChunk, strokes_of
 from engines.ink.config import InkModelConfig
-from engines.ink.data import (Batcher, InkLine, build_alphabet, downsample, points_to_strokes, prepare, read_corpus,
+from engines.ink.data import (Batcher, InkLine, build_alphabet, downsample, prepare, read_corpus,
                               smooth, strokes_to_points, time_chunks)
 from engines.ink.model import InkModel, mixture_nll, past_end
 
@@ -131,11 +131,11 @@ def test_every_format_parses_and_bad_files_are_named(tmp_path):
 
 def test_smoothing_and_downsampling_keep_strokes():
     points = glyph_lines(1)[0].points
-    strokes = points_to_strokes(points)
+    strokes = strokes_of(points)
     np.testing.assert_allclose(strokes_to_points(strokes), points)
     for changed in (smooth(points, 3), downsample(points, 2)):
         assert changed[:, 2].sum() == points[:, 2].sum() and np.array_equal(changed[0], [0, 0, 0])
-    ends = lambda p: np.array([s[-1] for s in points_to_strokes(p)])
+    ends = lambda p: np.array([s[-1] for s in strokes_of(p)])
     np.testing.assert_allclose(ends(downsample(points, 2)), ends(points))      # downsampling keeps stroke ends
     assert len(downsample(points, 2)) < 0.8 * len(points)
 
@@ -253,7 +253,7 @@ def test_sampling_moves_along_the_text_and_stops(trained):
     assert finished, f"the window never passed the end of the text (kappa reached {kappas[-1]:.1f})"
     assert np.all(np.diff(kappas) >= 0) and kappas[-1] > 4
     assert points.shape[1] == 3 and np.isfinite(points).all() and set(np.unique(points[:, 2])) <= {0.0, 1.0}
-    chunk = InkChunk([points.astype(np.float32)], [0], [kappas[-1]])
+    chunk = InkChunk([points.astype(np.float32)], [0])
     assert pickle.loads(pickle.dumps(chunk)).points[0].shape == points.shape
 
 

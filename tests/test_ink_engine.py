@@ -22,8 +22,8 @@ from engines.ink.chunks import InkChunk, strokes_of, variation_points
 from engines.ink.data import Alphabet, read_corpus
 from engines.ink.hershey import fallback, synthetic_line
 from engines.ink.model import past_end
-from engines.ink.corpus import unpack_points
-from engines.ink.write import Page, Primer, Writer, plan_line, wrap
+from engines.ink.corpus import SHAPE_DEFAULTS, unpack_points
+from engines.ink.write import Page, Primer, Writer, plan_line, primed_writer, wrap
 
 ENGINE = InkEngine()
 WORDS = "an ox can see a cat on the hill".split()
@@ -341,6 +341,20 @@ def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tm
     assert "pen sample" in notices[0]
     with pytest.raises(ConfigError, match="no text"):
         write(model, text="an ox", pen_sample=pen)
+    untimed = [[[x, y] if i % 2 else [x, y, t] for i, (x, y, t) in enumerate(pen[0])]]   # some points lack times
+    chunks, notices = write(model, text="an ox", pen_sample=untimed, pen_text="a cat")
+    assert "pen sample" in notices[0] and len(variation_points(chunks)) > 10
+
+
+def test_a_print_sample_too_coarse_to_measure_keeps_the_models_page_layout(model):
+    """Print letters of a pen sample redrawn at the model's point spacing are strokes of a few points, too short
+    for a letter's height to be measured: the page is then laid out by the model's own figures, not by made-up
+    ones (lines one unit apart, overlapping)."""
+    m, header = model
+    meta = header["corpus"]
+    bars = [[[10.0 * i, 0.0, 0.0], [10.0 * i, 8.0, 0.05]] for i in range(12)]   # "IIIIIIIIIIII", one stroke each
+    writer, _ = primed_writer(m, meta, settings(text="an ox", pen_sample=bars, pen_text="I" * 12))
+    assert all(writer.meta[key] == meta[key] for key in SHAPE_DEFAULTS)
 
 
 def test_prepare_reads_the_built_in_hands_ahead_so_writing_starts_from_the_primed_state(trained, monkeypatch):
@@ -379,7 +393,7 @@ def test_a_window_left_short_of_the_primers_end_is_moved_to_its_last_character_a
         phi[0, -1, centre] = 1.0
         return out._replace(phi=phi, state=out.state._replace(kappa=torch.zeros_like(out.state.kappa)))
     monkeypatch.setattr(model, "forward", window_at)
-    writer = Writer(model, header["corpus"], settings(text="a cat"), 1.0)
+    writer = Writer(model, header["corpus"], settings(text="a cat"))
     primer = next(iter(header["corpus"]["styles"].values()))
     writer.prime(Primer("an ox", unpack_points(primer["points"]), "test"))
     assert torch.allclose(writer.state0.kappa, torch.full_like(writer.state0.kappa, moved))

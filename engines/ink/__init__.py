@@ -15,6 +15,20 @@ from .config import InkModelConfig
 STYLE_FILES = (".inkml", ".xml", ".npz")    # .npz: a strokes.npz recorded by the pen pad (with its texts.jsonl)
 
 
+def line_nll(model, tensors: dict, chunk: int):
+    """Summed nats of a batch of lines, read in pieces of `chunk` points (0: whole) with the state carried from
+    one piece to the next, detached, so that each piece's graph is freed once it is scored."""
+    from .data import InkBatch, time_chunks
+    ink = InkBatch(tensors["points"], tensors["point_mask"], tensors.get("text"), tensors.get("text_mask"))
+    if not chunk or chunk >= ink.points.shape[1] - 1:
+        return model(*ink).nll.sum()
+    total, state = 0.0, None
+    for points, mask in time_chunks(ink, chunk):
+        out = model(points, mask, ink.text, ink.text_mask, state=state)
+        total, state = total + out.nll.sum(), out.state.detach()
+    return total
+
+
 class InkEngine(Engine):
     name = "ink"
     modality = "ink"
@@ -72,32 +86,17 @@ class InkEngine(Engine):
 
     def loss(self, model, batch, stage):
         """Nats per point; long lines in chunks of model.chunk_points with the state carried between them."""
-        from .data import InkBatch, time_chunks
-        t = batch.tensors
-        ink = InkBatch(t["points"], t["point_mask"], t.get("text"), t.get("text_mask"))
         chunk = getattr(model, "module", model).config.chunk_points
-        if not chunk or chunk >= ink.points.shape[1] - 1:
-            return Loss(model(*ink).nll.sum() / max(batch.units, 1))
-        total, state = 0.0, None
-        for points, mask in time_chunks(ink, chunk):
-            out = model(points, mask, ink.text, ink.text_mask, state=state)
-            total = total + out.nll.sum()
-            state = out.state.detach()
-        return Loss(total / max(batch.units, 1))
+        return Loss(line_nll(model, batch.tensors, chunk) / max(batch.units, 1))
 
     def validate(self, model, corpus, stage, batch_size: int, seq_len: int):
         # whole held-out lines, read in pieces of seq_len points with the state carried: what it costs to write
-        # a line from its first point to its last
-        from .data import InkBatch, time_chunks
+        # a line from its first point to its last (pieces of 200 at least: each is a call of every layer, and
+        # validation keeps no graph that longer pieces would make larger)
         device = next(model.parameters()).device
         for batch in corpus.validation_batches(batch_size, seq_len):
-            t = batch.to(device).tensors
-            ink = InkBatch(t["points"], t["point_mask"], t.get("text"), t.get("text_mask"))
-            total, state = 0.0, None
-            for points, mask in time_chunks(ink, max(seq_len, 200)):
-                out = model(points, mask, ink.text, ink.text_mask, state=state)
-                total, state = total + out.nll.sum(), out.state
-            yield Loss(total / max(batch.units, 1)), batch.units
+            nll = line_nll(model, batch.to(device).tensors, max(seq_len, 200))
+            yield Loss(nll / max(batch.units, 1)), batch.units
 
     def generate(self, model, header: dict, settings: dict):
         from .write import generate

@@ -12,9 +12,8 @@ class InkChunk:
     # corpus' raw units (y pointing down), pen_up = 1 on a stroke's last point; n may be 0 once it has stopped
     points: list[np.ndarray]
     line: list[int] = field(default_factory=list)     # per variation, which line of the text it is writing
-    # optional, per variation: where the attention window is (in characters of the current line) and the
-    # attention over that line's characters at the last point, for a live alignment view
-    position: list[float] | None = None
+    # optional, per variation: the attention over the characters of the piece of the line being written (the
+    # whole line, unless it was cut into pieces), at the last point, for a live alignment view
     attention: list[np.ndarray] | None = None
     done: list[bool] | None = None                    # per variation: finished (past the end of its text)
     # optional, per variation: how many of the points sent before this chunk to take back before adding these

@@ -16,7 +16,8 @@ class InkModelConfig:
     # rate (characters / points) means the window does not race past the text before it learns anything.
     window_speed: float = 0.05
     dropout: float = 0.0          # on each layer's output sequence; Graves used weight noise instead
-    # how the corpus is read (saved with the model: a primer or a fine-tuning corpus is read the same way)
+    # how the corpus is read (saved with the model: a fine-tuning corpus is read the same way; a style primer is
+    # instead scaled and redrawn at the corpus' point spacing, write.primer_from_raw)
     smooth: int = 1               # moving average over this many points of each stroke (1 = off)
     downsample: int = 1           # keep every n-th point of each stroke (and its last)
     synthetic_lines: int = 0      # lines written in Hershey's cursive font added to training: exactly aligned

@@ -15,24 +15,29 @@ import torch
 
 from ..core.errors import CorpusError
 from ..core.interface import Batch, Corpus
+from .chunks import strokes_of
 from .config import InkModelConfig
 from .data import Alphabet, Batcher, InkLine, build_alphabet, pen_rate, prepare, read_corpus, stroke_heights
-from .hershey import synthetic_line
+from .hershey import glyph_source, synthetic_line
 
 RARE = 20                 # characters seen fewer times than this are listed as rare in the summary
 STYLE_CHARS = (25, 60)    # a writer's built-in style primer: a training line of about this many characters
+
+
+SHAPE_DEFAULTS = {"x_height": 1.0, "step": 1.0, "first_above_baseline": 0.0, "lead_in": 0.0, "char_width": 1.0}
 
 
 def writing_shape(points: list[np.ndarray], texts: list[str]) -> dict:
     """Medians (normalised units, y down) of what laying out a page needs: the x-height (middle 60% of the
     heights of each stroke long enough to be a word or a letter: measured per stroke, because a line's
     baseline drifts), the spacing of pen-down points, how far a line's first point lies above its first
-    stroke's baseline and right of the ink's left edge, and how wide a character is."""
+    stroke's baseline and right of the ink's left edge, and how wide a character is. Only what could be
+    measured: lines whose strokes are all too short to be a letter (print, at a coarse point spacing) give none
+    of it, and the caller keeps its own figures (SHAPE_DEFAULTS, or a model's)."""
     x_heights, steps, drops, leads, widths = [], [], [], [], []
     for p, text in zip(points, texts):
         xy = np.cumsum(p[:, :2], axis=0)
-        ends = np.flatnonzero(p[:, 2] > 0.5) + 1
-        strokes = [s for s in np.split(xy, ends) if len(s) >= 8]
+        strokes = [s for s in strokes_of(p) if len(s) >= 8]
         if not strokes:
             continue
         x_heights += stroke_heights(strokes)
@@ -41,9 +46,9 @@ def writing_shape(points: list[np.ndarray], texts: list[str]) -> dict:
         leads.append(xy[0, 0] - xy[:, 0].min())
         if text:
             widths.append((xy[:, 0].max() - xy[:, 0].min()) / len(text))
-    median = lambda v, default: float(np.median(v)) if v else default
-    return {"x_height": median(x_heights, 1.0), "step": median(steps, 1.0), "first_above_baseline": median(drops, 0.0),
-            "lead_in": median(leads, 0.0), "char_width": median(widths, 1.0)}
+    measured = {"x_height": x_heights, "step": steps, "first_above_baseline": drops, "lead_in": leads,
+                "char_width": widths}
+    return {name: float(np.median(values)) for name, values in measured.items() if values}
 
 
 def pick_styles(lines: list[InkLine], points: list[np.ndarray]) -> dict:
@@ -151,7 +156,7 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
     if "alphabet" not in meta:
         alphabet = build_alphabet([texts[i] for i in train_idx]) if conditional else None
         meta["alphabet"] = alphabet.to_meta() if alphabet else None
-        meta.update(writing_shape([points[i] for i in train_idx], [texts[i] for i in train_idx]))
+        meta.update(SHAPE_DEFAULTS, **writing_shape([points[i] for i in train_idx], [texts[i] for i in train_idx]))
         meta["chars_per_point"] = (sum(len(texts[i]) for i in train_idx) / sum(len(points[i]) for i in train_idx)
                                    if conditional else None)
         meta["styles"] = pick_styles([lines[i] for i in train_idx], [points[i] for i in train_idx]) if conditional else {}
@@ -177,15 +182,21 @@ def size_factor(points: list[np.ndarray], texts: list[str], meta: dict, toleranc
     tall as in the model's own corpus (the geometric mean of the two: print is wider and flatter than cursive),
     or None within `tolerance` (the model's own corpus, read again to resume, is left exactly as it was)."""
     shape = writing_shape(points, texts)
-    factor = math.sqrt(meta["char_width"] / shape["char_width"] * meta["x_height"] / shape["x_height"])
+    ratios = [meta[name] / shape[name] for name in ("char_width", "x_height") if name in shape]
+    if not ratios:
+        return None
+    factor = math.exp(np.mean(np.log(ratios)))
     return None if 1 / tolerance <= factor <= tolerance else factor
 
 
 def synthetic_lines(n: int, texts: list[str], meta: dict) -> list[tuple[np.ndarray, str]]:
-    """n lines of 2-6 words of the corpus' own texts written in Hershey's cursive, at the corpus' x-height
-    and point spacing (the same lines each time: seeded)."""
+    """n lines of 2-6 words of the corpus' own texts written in Hershey's cursive, at about the corpus' size (see
+    hershey.SYNTHETIC_FONT_UNITS) and point spacing (the same lines each time: seeded). Only words the font can draw whole: a letter it
+    lacks would be in the text but not in the ink, and the window would learn to skip it."""
     rng = np.random.default_rng(0)
-    words = [w for t in texts for w in t.split()]
+    words = [w for t in texts for w in t.split() if all(glyph_source(ch) == ("cursive", ch) for ch in w)]
+    if not words:
+        return []
     out = []
     for _ in range(n):
         text = " ".join(rng.choice(words, rng.integers(2, 7)))

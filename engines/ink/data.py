@@ -56,13 +56,6 @@ def strokes_to_points(strokes: list[np.ndarray]) -> np.ndarray:
     return points
 
 
-def points_to_strokes(points: np.ndarray) -> list[np.ndarray]:
-    """(N, 3) stroke-3 rows -> absolute strokes [(n_i, 2)], starting at (0, 0)."""
-    xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)
-    ends = np.flatnonzero(points[:, 2] > 0.5) + 1
-    return [s for s in np.split(xy, ends) if len(s)]
-
-
 def stroke_heights(strokes: list[np.ndarray]) -> list[float]:
     """The middle 60% of the heights of each stroke long enough to be a letter or a word (8 points), not a
     dot: the one yardstick a hand's and a font's size are measured by. Per stroke, because a line's baseline
@@ -70,7 +63,7 @@ def stroke_heights(strokes: list[np.ndarray]) -> list[float]:
     return [float(np.subtract(*np.percentile(s[:, 1], [80, 20]))) for s in strokes if len(s) >= 8]
 
 
-def _strokes_of(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stroke_bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Absolute positions (N, 2) from (0, 0), and for each point the first and last index of its stroke."""
     xy = np.cumsum(points[:, :2].astype(np.float64), axis=0)
     ends = np.flatnonzero(points[:-1, 2] > 0.5) + 1                  # a stroke starts after each pen-up
@@ -95,7 +88,7 @@ def smooth(points: np.ndarray, width: int) -> np.ndarray:
     repeating its end points): takes the tablet's quantisation staircase out of slow strokes."""
     if width <= 1:
         return points
-    xy, first, last = _strokes_of(points)
+    xy, first, last = _stroke_bounds(points)
     window = np.arange(width) - width // 2
     neighbours = np.clip(np.arange(len(points))[:, None] + window, first[:, None], last[:, None])   # (N, width)
     return _from_positions(xy[neighbours].mean(axis=1), points[:, 2], points)
@@ -105,7 +98,7 @@ def downsample(points: np.ndarray, factor: int) -> np.ndarray:
     """Keep every factor-th point of each stroke, and always its last one, so strokes keep their ends."""
     if factor <= 1:
         return points
-    xy, first, last = _strokes_of(points)
+    xy, first, last = _stroke_bounds(points)
     index = np.arange(len(points))
     keep = ((index - first) % factor == 0) | (index == last)
     return _from_positions(xy[keep], points[keep, 2], points)
@@ -445,7 +438,7 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
 def prepare(lines: list[InkLine], smooth_width: int = 1, downsample_factor: int = 1, clip: float = 100.0,
             meta: dict | None = None) -> tuple[list[np.ndarray], dict]:
     """Smooth, downsample and scale every line -> float32 (N, 3) arrays, and the JSON-able meta that repeats
-    it on new data (pass meta back in: a fine-tuning corpus or a style primer must use the model's scale).
+    it on new data (pass meta back in: a fine-tuning corpus must use the model's scale).
 
     The scale is one std for both axes (so letters keep their shape) of the pen-down moves only: the rarer,
     much longer moves through the air would otherwise set it. Moves beyond `clip` of those units (a stray

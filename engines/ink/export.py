@@ -51,7 +51,7 @@ def pixel_scale(rows: list[np.ndarray], x_height: float | None) -> float:
     return X_HEIGHT_PX / x_height if x_height and x_height > 0 else 1.0
 
 
-def layout(rows: list[np.ndarray], facts: dict) -> tuple[list[list[np.ndarray]], float, float, float]:
+def layout(rows: list[np.ndarray], facts: dict) -> tuple[list[list[np.ndarray]], float, float]:
     """Strokes per variation in pixels, placed one variation under the other; width and height in pixels."""
     scale = pixel_scale(rows, facts.get("x_height"))
     placed, top = [], MARGIN_PX
@@ -65,7 +65,7 @@ def layout(rows: list[np.ndarray], facts: dict) -> tuple[list[list[np.ndarray]],
             width = max(width, xy[:, 0].max() - xy[:, 0].min() + 2 * MARGIN_PX)
             top += xy[:, 1].max() - xy[:, 1].min() + MARGIN_PX
         placed.append(strokes)
-    return placed, scale, float(np.ceil(width)), float(np.ceil(max(top, 2 * MARGIN_PX)))
+    return placed, float(np.ceil(width)), float(np.ceil(max(top, 2 * MARGIN_PX)))
 
 
 def payload(rows: list[np.ndarray], facts: dict, settings: dict) -> str:
@@ -111,7 +111,7 @@ def svg_path(points: np.ndarray, closed: bool) -> str:
 
 
 def write_svg(path: Path, rows, facts, settings) -> None:
-    placed, _, width, height = layout(rows, facts)
+    placed, width, height = layout(rows, facts)
     r, g, b = colour(settings)
     ink = f"#{r:02x}{g:02x}{b:02x}"
     pen = float(settings.get("stroke_width", 2.0))
@@ -158,7 +158,7 @@ def reduced(image):
 
 def write_png(path: Path, rows, facts, settings) -> None:
     from PIL.PngImagePlugin import PngInfo
-    placed, _, width, height = layout(rows, facts)
+    placed, width, height = layout(rows, facts)
     image = canvas(width, height)
     for strokes in placed:
         draw_strokes(image, strokes, settings)
@@ -170,7 +170,7 @@ def write_png(path: Path, rows, facts, settings) -> None:
 def write_gif(path: Path, rows, facts, settings) -> None:
     """Frames every GIF_FRAME_MS of pen time (all variations at once); a long page is sped up to
     GIF_MAX_FRAMES frames. Moves through the air take their time too, as the pen's did."""
-    placed, _, width, height = layout(rows, facts)
+    placed, width, height = layout(rows, facts)
     # the pen's points in order, per variation: which stroke and how far along it
     longest = max((sum(len(s) for s in strokes) for strokes in placed), default=0)
     per_frame = (facts["rate"] or 25.0) * GIF_FRAME_MS / 1000

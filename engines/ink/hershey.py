@@ -11,7 +11,11 @@ from functools import lru_cache
 
 import numpy as np
 
-FONT_BASELINE, FONT_X_HEIGHT = 9.0, 9.0
+FONT_BASELINE = 9.0
+# a synthetic line's size: font units per x-height of the corpus. 9 draws the cursive font's letters at ~0.68x the
+# corpus' x-height (by font_band's yardstick) and its characters ~1.15x as wide (the font is wide for its height):
+# between the two, as a sample of a hand is scaled (write.primer_from_raw). The bundled model was trained so
+SYNTHETIC_FONT_UNITS = 9.0
 
 # Hershey's Greek and Cyrillic fonts put their letters on ASCII codes; these are the codes (read off the
 # rendered glyphs) of the letters they have
@@ -110,21 +114,20 @@ def resample(stroke: np.ndarray, step: float) -> np.ndarray:
     return np.stack([np.interp(at, length, stroke[:, 0]), np.interp(at, length, stroke[:, 1])], axis=1)
 
 
-def synthetic_line(text: str, rng: np.random.Generator, x_height: float, step: float,
-                   font: str = "cursive") -> np.ndarray:
+def synthetic_line(text: str, rng: np.random.Generator, x_height: float, step: float) -> np.ndarray:
     """`text` written in a Hershey font as stroke-3 rows (row 0 = (0, 0, 0)): points `step` apart, a little
     random slant, size and spacing, so that the line looks like a pen's, with the text exactly aligned."""
     from .data import strokes_to_points
-    scale = x_height / FONT_X_HEIGHT * rng.uniform(0.85, 1.15)
+    scale = x_height / SYNTHETIC_FONT_UNITS * rng.uniform(0.85, 1.15)
     shear = rng.uniform(-0.1, 0.35)                     # most hands lean a little to the right
     strokes, x = [], 0.0
     # the cursive font joins a word's letters into few strokes when it is written in one call
     for word in text.split(" "):
-        for s in _font(font).strokes_for_text(word) if word else []:
+        for s in _font("cursive").strokes_for_text(word) if word else []:
             s = np.array(s, dtype=np.float64) * scale
             s[:, 0] += x - shear * s[:, 1]
             strokes.append(resample(s, step * rng.uniform(0.8, 1.2)))
-        glyphs = [_font(font).all_glyphs.get(ch) for ch in word]
-        x += (sum(g.char_width for g in glyphs if g) + _font(font).all_glyphs[" "].char_width
+        glyphs = [_font("cursive").all_glyphs.get(ch) for ch in word]
+        x += (sum(g.char_width for g in glyphs if g) + _font("cursive").all_glyphs[" "].char_width
               * rng.uniform(0.7, 1.3)) * scale
     return strokes_to_points([s for s in strokes if len(s)])

@@ -34,9 +34,9 @@ import torch
 
 from ..core.errors import ConfigError, CorpusError
 from ..core.interface import Notice
-from .chunks import InkChunk
+from .chunks import InkChunk, strokes_of
 from .corpus import unpack_points, writing_shape
-from .data import Alphabet, points_to_strokes, read_corpus, stroke_heights, strokes_to_points
+from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points
 from .hershey import MARKS, fallback, mark_strokes, resample
 from .model import InkModel, InkState, past_end
 
@@ -48,6 +48,7 @@ MAX_PRIMER_POINTS = 2500
 # model -> {primer: (state, last point)}: reading a primer costs a pass over its points, once per model and style
 PRIMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 PRIMED_KEEP = 32          # primed states kept per model: its built-in styles and the user's recent samples
+READ_AHEAD_STYLES = 8     # built-in styles prepare reads besides the chosen one (IAM-OnDB has ~200 writers)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def plan_line(line: str, writable: set[str]) -> tuple[list[Piece], set[str]]:
     for p in pieces:               # a space at a piece's end becomes the gap before the next one
         if p.text.endswith(" "):
             p.text = p.text.rstrip(" ")
-    for before, after in zip(pieces, pieces[1:]):
+    for after in pieces[1:]:
         after.gap = after.gap or line[after.start - 1:after.start].isspace()
     return short_pieces([p for p in pieces if p.text or p.glyph]), substituted
 
@@ -149,7 +150,7 @@ def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Pri
     if not text.strip():
         raise ConfigError(f"the style sample {name} has no text: the model needs to know what it says "
                           f"(InkML: an annotation of type 'truth'; the pen pad: the style text)")
-    strokes = [s for s in points_to_strokes(points) if len(s)]
+    strokes = strokes_of(points)
     xy = np.concatenate(strokes)
     width = xy[:, 0].max() - xy[:, 0].min()
     if not np.isfinite(xy).all() or width <= 0:
@@ -180,7 +181,7 @@ def choose_primer(meta: dict, settings: dict, rng: np.random.Generator) -> tuple
         line = next((l for l in lines if l.text), lines[0])
         return primer_from_raw(line.points, line.text, meta, path.name), f"in the hand of {path.name}"
     if settings.get("pen_sample"):
-        strokes = [np.array(s, dtype=np.float64)[:, :2] for s in settings["pen_sample"] if len(s)]
+        strokes = [np.array([p[:2] for p in s], dtype=np.float64) for s in settings["pen_sample"] if len(s)]
         if not strokes or sum(map(len, strokes)) < 2:
             raise ConfigError("the pen sample has no strokes")
         return (primer_from_raw(strokes_to_points(strokes), settings.get("pen_text", ""), meta, "pen sample"),
@@ -287,12 +288,13 @@ class Page:
 
 
 class Writer:
-    def __init__(self, model: InkModel, meta: dict, settings: dict, scale: float):
-        self.model, self.meta, self.settings, self.scale = model, meta, settings, scale
+    def __init__(self, model: InkModel, meta: dict, settings: dict):
+        self.model, self.meta, self.settings, self.scale = model, meta, settings, meta["scale"]
+        self.device = next(model.parameters()).device
         self.alphabet = Alphabet.from_meta(meta["alphabet"])
         self.writable = {ch for ch in self.alphabet.chars if self.alphabet.counts.get(ch, 0) >= WRITE_MIN_COUNT}
         self.rows = settings["variations"]
-        self.generator = torch.Generator().manual_seed(settings["seed"])
+        self.generator = torch.Generator(self.device).manual_seed(settings["seed"])
         line_height = settings["line_spacing"] * meta["x_height"]
         self.pages = [Page(meta, line_height, settings["slant"]) for _ in range(self.rows)]
         self.points_per_char = 1 / meta["chars_per_point"]
@@ -301,7 +303,7 @@ class Writer:
 
     # --- the primed state every piece starts from
     def prime(self, primer: Primer | None) -> None:
-        device = next(self.model.parameters()).device
+        device = self.device
         self.prefix = primer.text + " " if primer else ""
         if primer is None:
             self.state0 = self.model.initial_state(1, device)
@@ -343,15 +345,13 @@ class Writer:
         grow = lambda t: t.expand(n, *t.shape[1:]).clone()
         return grow(self.x0), InkState([grow(h) for h in s.h], [grow(c) for c in s.c], grow(s.kappa), grow(s.window))
 
-    def chunk(self, rows: list[int] | None = None, retract: dict[int, int] | None = None,
-              position: dict | None = None, attention: dict | None = None, done: bool = False) -> InkChunk:
+    def chunk(self, retract: dict[int, int] | None = None, attention: dict | None = None,
+              done: bool = False) -> InkChunk:
         points = [p.take() for p in self.pages]
         for p in points:
             p[:, :2] *= self.scale                     # into the corpus' raw units
-        pos = [position.get(i) for i in range(self.rows)] if position else None
         att = [attention.get(i) for i in range(self.rows)] if attention else None
-        return InkChunk(points, [p.line for p in self.pages], pos if pos and None not in pos else None,
-                        att if att and all(a is not None for a in att) else None,
+        return InkChunk(points, [p.line for p in self.pages], att if att and all(a is not None for a in att) else None,
                         [done] * self.rows if done else None,
                         retract=[(retract or {}).get(i, 0) for i in range(self.rows)] if retract else None,
                         rate=self.meta.get("points_per_second"), x_height=self.meta["x_height"] * self.scale)
@@ -362,9 +362,9 @@ class Writer:
         Per point only the model runs; the pages get the new points once per chunk."""
         model, n, length = self.model, len(rows), len(piece.text)
         text = self.prefix + piece.text
-        ids = torch.tensor([self.alphabet.encode(text)] * n)
+        ids = torch.tensor([self.alphabet.encode(text)] * n, device=self.device)
         reading = model.encode_text(ids, torch.ones_like(ids, dtype=torch.bool))
-        offset, total = len(self.prefix), torch.full((n,), len(text))
+        offset, total = len(self.prefix), torch.full((n,), len(text), device=self.device)
         x, state = self.start_state(n)
         limit = int((length + 2) * self.points_per_char * 3) + 20
         patience = int(4 * self.points_per_char) + 10
@@ -425,13 +425,12 @@ class Writer:
                     finished[r] = False                     # stalled
             if t % CHUNK_POINTS == 0:
                 flush()
-                yield self.chunk(position={r: piece.start + where[k] for k, r in enumerate(rows)},
-                                 attention={r: phi[k, offset:-1].numpy().copy() for k, r in enumerate(rows)})
+                yield self.chunk(attention={r: phi[k, offset:-1].cpu().numpy().copy() for k, r in enumerate(rows)})
         flush()
         results = {}
         for r in rows:
             # past the end but the budget ran out before the pen lifted: finished all the same
-            ok = finished.get(r, r not in finished and best[r] >= length - 0.5 and len(pens[r]) >= least)
+            ok = finished.get(r, best[r] >= length - 0.5 and len(pens[r]) >= least)
             added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
             xy = np.concatenate(added)[-len(pens[r]):, :2] if pens[r] else np.zeros((0, 2))
             results[r] = (ok, xy, np.array(pens[r]), np.array(chars[r]), best[r])
@@ -477,8 +476,12 @@ class Writer:
             yield from self.write_piece(pending, first)
             yield from self.write_piece(pending, second)
             return
-        for r in pending:           # one word the pen cannot follow: from the font, letter by letter
-            self.fell_back.add(piece.text)
+        self.font_piece(pending, piece)     # one word the pen cannot follow
+
+    def font_piece(self, rows: list[int], piece: Piece) -> None:
+        """A piece the model did not write, drawn from the font letter by letter."""
+        self.fell_back.add(piece.text)
+        for r in rows:
             for i, ch in enumerate(piece.text):
                 self.glyph(r, ch, piece.gap and i == 0)
 
@@ -517,13 +520,10 @@ class Writer:
                 page.new_line(index)
             for piece in pieces:
                 if not piece.glyph and self.budget <= 0:     # out of time: the rest from the font
-                    self.fell_back.add(piece.text)
-                    for r in all_rows:
-                        for i, ch in enumerate(piece.text):
-                            self.glyph(r, ch, piece.gap and i == 0)
-                    continue
-                yield from self.write_piece(all_rows, piece)
-                yield self.chunk()
+                    self.font_piece(all_rows, piece)
+                else:
+                    yield from self.write_piece(all_rows, piece)
+                yield self.chunk()                           # each line's points go out tagged with its index
         yield self.chunk(done=True)
 
 
@@ -545,19 +545,20 @@ def primed_writer(model: InkModel, meta: dict, settings: dict) -> tuple[Writer, 
     primer, described = choose_primer(meta, settings, np.random.default_rng(settings["seed"]))
     if primer is not None:      # lay the page out, and size the font, by the chosen hand itself
         meta = {**meta, **writing_shape([primer.points], [primer.text])}
-    writer = Writer(model, meta, settings, meta["scale"])
+    writer = Writer(model, meta, settings)
     writer.prime(primer)
     return writer, described
 
 
 def prepare(model: InkModel, meta: dict, settings: dict) -> None:
     """Read style primers through the model now, while the user is still typing: the chosen style's first, then
-    every other built-in style's (~50-90 ms each). The first point after Generate then comes from a state in
-    PRIMED whichever writer, or seed choosing one, the user settles on, instead of after ~500 points are read."""
+    the other built-in styles' (~50-90 ms each, up to READ_AHEAD_STYLES). The first point after Generate then
+    comes from a state in PRIMED whichever of them, or seed choosing one, the user settles on, instead of after
+    ~500 points are read."""
     if meta.get("alphabet") is None:
         return
     primed_writer(model, meta, settings)
-    for style in sorted(meta.get("styles") or {}):
+    for style in sorted(meta.get("styles") or {})[:READ_AHEAD_STYLES]:
         primed_writer(model, meta, {**settings, "style": style, "style_file": "", "pen_sample": []})
 
 
@@ -586,8 +587,8 @@ def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk |
 def scribble(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk]:
     """An unconditional model: `length` points per variation."""
     n, scale = settings["variations"], meta["scale"]
-    generator = torch.Generator().manual_seed(settings["seed"])
     device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(settings["seed"])
     x, state = torch.zeros(n, 3, device=device), model.initial_state(n, device)
     shear = math.tan(math.radians(settings["slant"]))
     rows = []

@@ -69,7 +69,7 @@ class CreatePage(QWidget):
         QVBoxLayout(self).addWidget(self.splitter)
 
         self.engine_box.currentIndexChanged.connect(self.engine_changed)
-        self.generate_button.clicked.connect(self.generate)
+        self.generate_button.clicked.connect(lambda: self.generate())
         self.stop_button.clicked.connect(self.stop)
         self.export_button.clicked.connect(self.export)
         # (start() without arguments: currentIndexChanged's index would be taken for the timer's interval)
@@ -181,6 +181,9 @@ class CreatePage(QWidget):
 
     def replay(self, settings: dict) -> None:
         """Generate again exactly as recorded (same model, same settings, same seed)."""
+        if self.job is not None:
+            self.message.emit("error", "a sample is being made: stop it first, then replay")
+            return
         self.select_model(Path(settings["checkpoint"]), settings["engine"])
         if self.model_box.currentData() != Path(settings["checkpoint"]):
             self.message.emit("error", f"cannot replay: the model {settings['checkpoint']} is no longer in the "

@@ -1,8 +1,9 @@
 """The ink view: handwriting drawn as the pen writes it, line under line, scaled to the view's width.
 
 Chunks arrive as {"type": "InkChunk", "points": [per variation (n, 3) rows of dx, dy, pen_up], "line": [per
-variation, the line of text being written], "attention": [per variation, the window over that line's
-characters at the chunk's last point] or None, "retract": [per variation, points sent before to take back]
+variation, the line of text being written], "attention": [per variation, the window over the
+characters of the piece of the line being written (the whole line unless the engine cut it) at the chunk's
+last point] or None, "retract": [per variation, points sent before to take back]
 or None, "x_height": the writing's x-height in its units (optional: measured when absent), ...}
 (engines/ink/chunks.py). Offsets are in the corpus' raw units with y pointing down and run on
 from line to line: the engine lays out the page (line spacing, slant, wrapping), the view draws it as it is,
@@ -28,7 +29,7 @@ REPAINTS_PER_SECOND = 30
 MARGIN = 16                   # pixels around the page
 PAGE_X_HEIGHTS = 30.0         # while the pen writes, a page narrower than this many x-heights (about 25 letters)
                               # is drawn as if it were that wide, so the first letters are not blown up
-DEFAULT_INK = "#1b2a6b"
+DEFAULT_INK = "#1b2a49"      # the ink engine's default colour
 HEAT = [QColor.fromRgbF(1 - 0.9 * a, 1 - 0.75 * a, 1 - 0.45 * a).rgb()      # the attention map: white to blue
         for a in np.linspace(0, 1, 256)]
 DEFAULT_WIDTH = 2.0           # pixels of pen at an x-height of WIDTH_AT_X_HEIGHT pixels: it grows with the writing
@@ -92,7 +93,8 @@ class InkLine:
         return run[::-1]
 
     def x_height(self) -> float | None:
-        """The height of small letters: the middle 60% of the line's points, as the ink engine measures it."""
+        """The height of small letters, roughly: the spread of the middle 60% of the line's points (the engine
+        measures each long stroke; a chunk's x_height, when sent, is used instead)."""
         if self.points < 40:
             return None
         if self.measured[1] != self.points:
