@@ -27,7 +27,7 @@ import unicodedata
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -49,6 +49,13 @@ MAX_PRIMER_POINTS = 2500
 PRIMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 PRIMED_KEEP = 32          # primed states kept per model: its built-in styles and the user's recent samples
 READ_AHEAD_STYLES = 8     # built-in styles prepare reads besides the chosen one (IAM-OnDB has ~200 writers)
+
+
+class Attempt(NamedTuple):
+    """How one row's attempt at a piece went."""
+    ok: bool                     # finished: the window passed the piece's end and the pen lifted
+    xy: np.ndarray               # (n, 2) the points it drew, on the page
+    char_of_point: np.ndarray    # (n,) the piece's character the window was on at each point
 
 
 @dataclass
@@ -357,8 +364,8 @@ class Writer:
                         rate=self.meta.get("points_per_second"), x_height=self.meta["x_height"] * self.scale)
 
     # --- one attempt at a model piece for some rows
-    def attempt(self, rows: list[int], piece: Piece) -> Iterator[InkChunk]:
-        """Write piece.text on `rows`, streaming; returns {row: (ok, xy, pen_up, char_of_point, progress)}.
+    def attempt(self, rows: list[int], piece: Piece) -> Generator[InkChunk, None, dict[int, Attempt]]:
+        """Write piece.text on `rows`, streaming; returns how it went on each row.
         Per point only the model runs; the pages get the new points once per chunk."""
         model, n, length = self.model, len(rows), len(piece.text)
         text = self.prefix + piece.text
@@ -433,7 +440,7 @@ class Writer:
             ok = finished.get(r, best[r] >= length - 0.5 and len(pens[r]) >= least)
             added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
             xy = np.concatenate(added)[-len(pens[r]):, :2] if pens[r] else np.zeros((0, 2))
-            results[r] = (ok, xy, np.array(pens[r]), np.array(chars[r]), best[r])
+            results[r] = Attempt(ok, xy, np.array(chars[r]))
         return results
 
     def retract(self, rows: list[int]) -> dict[int, int]:
@@ -459,9 +466,9 @@ class Writer:
             for r in pending:
                 self.pages[r].save()
             results = yield from self.attempt(pending, piece)
-            failed = [r for r in pending if not results[r][0]]
+            failed = [r for r in pending if not results[r].ok]
             for r in pending:
-                if results[r][0]:
+                if results[r].ok:
                     self.accents(r, piece, results[r])
             if failed:
                 yield self.chunk(retract=self.retract(failed))
@@ -496,10 +503,10 @@ class Writer:
             page.draw_strokes(placed)
         page.right = left + advance
 
-    def accents(self, r: int, piece: Piece, result: tuple) -> None:
+    def accents(self, r: int, piece: Piece, result: Attempt) -> None:
         """Accents over (or under) the letters the model wrote as their base letter, placed by the attention:
         the points written while the window was on a letter are that letter's."""
-        _, xy, _, chars, _ = result
+        xy, chars = result.xy, result.char_of_point
         page = self.pages[r]
         right = page.right
         for i, mark in piece.marks:
