@@ -218,6 +218,7 @@ class Page:
         self.out: list[np.ndarray] = []   # rows waiting to be sent
         self.down = False                 # the last point sent leaves the pen on the paper
         self.right = None                 # right edge of the line's ink (None: nothing yet)
+        self.saved: dict = {}             # what save() kept, for retract()
 
     def new_line(self, index: int) -> None:
         self.line, self.ink, self.right = index, [], None
@@ -226,9 +227,14 @@ class Page:
         self.saved = {"pen": self.pen.copy(), "ink": list(self.ink), "right": self.right, "down": self.down,
                       "sent": self.sent}
 
-    def restore(self) -> None:
-        self.pen, self.ink, self.right, self.down = (self.saved[k] for k in ("pen", "ink", "right", "down"))
-        self.sent = self.saved["sent"]
+    def retract(self) -> int:
+        """Back to the state save() kept, dropping what was drawn since; how many points already sent the view
+        must take back (the rows not yet sent are simply dropped)."""
+        taken = self.sent - self.saved["sent"]
+        self.out = []
+        self.pen, self.ink, self.right, self.down, self.sent = (self.saved[k] for k in
+                                                                ("pen", "ink", "right", "down", "sent"))
+        return taken
 
     def lift(self) -> None:
         """End the stroke the pen is in (a point where it is, pen up), before it moves to a new place."""
@@ -443,17 +449,6 @@ class Writer:
             results[r] = Attempt(ok, xy, np.array(chars[r]))
         return results
 
-    def retract(self, rows: list[int]) -> dict[int, int]:
-        """Take back what `rows` drew in a failed attempt: the page forgets it, the view is told how many of
-        the points it was sent to drop."""
-        taken = {}
-        for r in rows:
-            page = self.pages[r]
-            page.out = []                    # unsent rows of the attempt are simply dropped
-            taken[r] = page.sent - page.saved["sent"]
-            page.restore()
-        return taken
-
     def write_piece(self, rows: list[int], piece: Piece) -> Iterator[InkChunk]:
         if piece.glyph:
             for r in rows:
@@ -471,7 +466,7 @@ class Writer:
                 if results[r].ok:
                     self.accents(r, piece, results[r])
             if failed:
-                yield self.chunk(retract=self.retract(failed))
+                yield self.chunk(retract={r: self.pages[r].retract() for r in failed})
             pending = failed
             if not pending or self.budget <= 0:
                 break
