@@ -136,8 +136,9 @@ def test_frames_are_scaled_up_by_whole_multiples_and_keep_their_aspect(make_view
 def test_a_saved_clip_plays_once_loaded_and_grey_frames_and_the_primer_are_shown(make_view, qtbot):
     view = make_view(role="history", settings={"variations": 1, "primer": "me.mp4", "primer_frames": 2,
                                                "fps": 25})
-    view.add([chunk(moving_square(3, channels=1), fps=0)])           # no fps in the chunk: the settings'
-    view.add([chunk(moving_square(4, start=3, channels=1), fps=0)])
+    # as a saved clip is read back: the primer's frames, then the rest; no fps in the chunks: the settings'
+    view.add([chunk(moving_square(2, channels=1), fps=0) | {"primer": True}])
+    view.add([chunk(moving_square(5, start=2, channels=1), fps=0)])
     assert not view.playing and view.position == 0                   # a loaded clip waits until it is all here
     view.end()
     assert view.playing and view.fps == 25 and view.timer.interval() == 40
@@ -160,7 +161,7 @@ def test_a_saved_clip_plays_once_loaded_and_grey_frames_and_the_primer_are_shown
     view.add([chunk(moving_square(2))])
     assert view.count == 2 and not view.canvas.primer and "(primer)" not in view.frame_label.text()
 
-    # chunks that say which frames are the primer's are believed over the settings (the model may keep fewer)
+    # only chunks that say so are the primer's, whatever the settings asked for (the model may keep fewer)
     view.begin({"variations": 1, "primer": "me.mp4", "primer_frames": 5})
     view.add([chunk(moving_square(2)) | {"primer": True}, chunk(moving_square(2, start=2)) | {"primer": False}])
     assert view.primer_frames == 2 and "first 2 from the primer" in view.status.text()

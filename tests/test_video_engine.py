@@ -184,6 +184,9 @@ def test_a_primer_is_an_exact_token_prefix(model, tmp_path):
     whole = as_frames(tokenizer.decode(tokenizer.encode(clip)))
     assert np.array_equal(out[0, :4], whole[0, :4]) and np.array_equal(out[1, :4], whole[0, :4])
     assert not np.array_equal(out[0, 4:], out[1, 4:])                                   # then each its own way
+    # saved and read back for History, the primer's frames are still the primer's
+    saved, _ = ENGINE.load_sample(ENGINE.export(chunks, {"engine": "video", **settings}, tmp_path / "primed.png"))
+    assert [(c.primer, c.frames.shape[1]) for c in saved] == [(True, 4), (False, 8)]
 
 
 @needs_mnist
@@ -221,6 +224,14 @@ def test_settings_that_cannot_work_are_clear_errors(model, tmp_path):
             "primer": str(primer), "primer_frames": 8, "frames": 6})))
     with pytest.raises(ConfigError, match="Primer clip"):
         resolve_settings(ENGINE.controls(), {"primer": "notes.txt"})
+    # a primer far longer than the model sees: its last frames in view are kept, not all of it encoded at once
+    c = prior.tokenizer.module.config
+    view = c.clip_frames - c.time_downsample
+    long = write_gif(tmp_path / "long.gif", np.zeros((10 * c.clip_frames, 16, 16), np.uint8))
+    chunks = list(ENGINE.generate(prior, header, resolve_settings(ENGINE.controls(), {
+        "primer": str(long), "primer_frames": 10 * c.clip_frames, "frames": view + c.time_downsample})))
+    assert any(f"sees the last {view} of the {10 * c.clip_frames}" in getattr(x, "message", "") for x in chunks)
+    assert [x.frames.shape[1] for x in chunks if isinstance(x, VideoChunk) and x.primer] == [view]
 
 
 def test_a_folder_corpus_says_what_it_found_did_and_skipped(tmp_path):
@@ -251,3 +262,6 @@ def test_a_folder_corpus_says_what_it_found_did_and_skipped(tmp_path):
     batch = found.batch(2, 0, torch.Generator().manual_seed(0))
     assert batch.tensors["video"].shape == (2, 3, 4, 16, 16) and batch.units == 8
     assert found.meta == {"source": "folder", "fps": 12.0}
+    # fewer clips than one in ten would need: one is held out all the same, so validation has something to read
+    few = ENGINE.read_corpus(tmp_path, 0.1, model_config=config)
+    assert "8 clip(s) to train on, 1 held out (one clip in 9)" in few.summary["lines"] and len(few.val) == 1

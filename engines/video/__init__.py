@@ -13,8 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from ..core.interface import (SEED, TEMPERATURE, TOP_K, TOP_P, VARIATIONS, Control, Engine, Loss, Metric, Stage,
-                              resolve_settings)
+from ..core.interface import SEED, TEMPERATURE, TOP_K, TOP_P, VARIATIONS, Control, Engine, Loss, Metric, Stage
 from .config import PriorConfig, TokenizerConfig
 
 VIDEO_FILES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".gif", ".m4v", ".mpg", ".mpeg")
@@ -91,9 +90,6 @@ class VideoEngine(Engine):
         from .sample import reconstructions
         video = next(corpus.validation_batches(PREVIEW_CLIPS, 0)).tensors["video"]
         return [reconstructions(model, video.to(next(model.parameters()).device), corpus.meta["fps"])]
-
-    def preview_settings(self) -> dict:
-        return resolve_settings(self.controls(), {"seed": 0})
 
     def generate(self, model, header: dict, settings: dict):
         from .sample import generate

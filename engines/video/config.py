@@ -18,7 +18,7 @@ class TokenizerConfig:
     frame_size: int = 64            # square frames, frame_size x frame_size pixels
     clip_frames: int = 16
     channels: int = 3               # 3: RGB, 1: grey
-    fps: float = 0.0                # frames per second clips are resampled to; 0 keeps each video's own rate
+    fps: float = 0.0                # frames per second clips are resampled to; 0: the videos' most common rate
     # the 3D convolutional encoder and decoder
     hidden: int = 64                # channels of every convolution
     res_blocks: int = 2             # residual blocks at the bottom of the encoder and the top of the decoder

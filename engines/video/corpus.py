@@ -48,7 +48,8 @@ class VideoCorpus(Corpus):
                 raise CorpusError(f"{path}: only {n} clip of {config.clip_frames} frames; training needs at least "
                                   f"two (one to learn from, one to check on): add video or shorten the clips "
                                   f"(tokenizer.clip_frames)")
-            every = max(2, round(1 / val_fraction)) if val_fraction > 0 else n + 1
+            # one clip in `every`, and at least one of a few
+            every = min(max(2, round(1 / val_fraction)), n) if val_fraction > 0 else n + 1
             held = torch.arange(n) % every == every - 1
         self.train, self.val = found.clips[~held], found.clips[held]
         self.meta = {"source": "folder", "fps": found.fps}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,8 +199,9 @@ def read_clips(path, config: TokenizerConfig) -> VideoClips:
             sources.append(read_image_sequence(folder, files, config, root if root.is_dir() else root.parent))
         except CorpusError as e:
             skipped.append(str(e))
-    # 0 fps keeps the videos' own rate: the most common one, other rates are resampled to it
-    fps = config.fps or (float(np.median([s.fps for s in sources])) if sources else 0.0)
+    # 0 fps keeps the videos' own rate: the most common one (of a tie, the higher), other rates are resampled to it
+    rates = Counter(round(s.fps, 3) for s in sources)
+    fps = config.fps or (float(max(rates, key=lambda r: (rates[r], r))) if rates else 0.0)
     clips, lines = [], []
     for s in sources:
         resampled = s.frames[torch.from_numpy(nearest_frames(s.times, s.fps, fps))]
@@ -209,9 +211,9 @@ def read_clips(path, config: TokenizerConfig) -> VideoClips:
             continue
         clips.append(cut(resampled, config.clip_frames))
         h, w = scaled_size(s.height, s.width, config.frame_size)
-        fitted = "" if (w, h) == (s.width, s.height) else f"scaled to {w}x{h}" + (
-            "" if w == h else f", cropped to {config.frame_size}x{config.frame_size}") + ", "
-        lines.append(f"{s.name}: {s.width}x{s.height}, {len(s.frames)} frames at {s.fps:g} fps -> {fitted}"
+        scaled = "" if (w, h) == (s.width, s.height) else f"scaled to {w}x{h}, "
+        cropped = "" if w == h else f"cropped to {config.frame_size}x{config.frame_size}, "
+        lines.append(f"{s.name}: {s.width}x{s.height}, {len(s.frames)} frames at {s.fps:g} fps -> {scaled}{cropped}"
                      f"{len(resampled)} frames at {fps:g} fps -> {len(clips[-1])} clip(s)")
     if not clips:
         reasons = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")

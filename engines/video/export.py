@@ -48,7 +48,9 @@ def write(chunks: list, settings: dict, path: Path) -> Path:
     if suffix not in FORMATS:
         raise ConfigError(f"cannot export video as {path.suffix!r}; choose {', '.join(FORMATS)}")
     frames, fps = clip_of(chunks)
-    record = {**settings, "frame_rate": fps}      # settings["fps"] may be 0: the model's own rate
+    primer = sum(c.frames.shape[1] for c in chunks if isinstance(c, VideoChunk) and c.primer)
+    # settings["fps"] may be 0 (the model's own rate); the primer frames kept, for History to mark them again
+    record = {**settings, "frame_rate": fps, "primer_frames_kept": primer}
     comment = json.dumps(record, separators=(",", ":"))
     {".mp4": write_mp4, ".gif": write_gif, ".png": write_png}[suffix](path, side_by_side(frames), fps, comment)
     path.with_name(path.name + ".json").write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -79,16 +81,20 @@ def pillow_frames(frames: np.ndarray):
     return [Image.fromarray(frame) for frame in frames]
 
 
+GIF_SHORTEST_MS = 20      # viewers show a GIF frame shorter than 2/100 s for 1/10 s: faster clips play at 50 fps
+
+
 def frame_ms(fps: float) -> int:
     return max(1, round(1000 / fps))
 
 
 def write_gif(path: Path, frames: np.ndarray, fps: float, comment: str) -> None:
-    """An endlessly looping GIF; GIF counts time in hundredths of a second, so rates round to that."""
+    """An endlessly looping GIF; GIF counts time in hundredths of a second, so rates round to that, and play
+    at most at 50 fps (GIF_SHORTEST_MS)."""
     images = [image.quantize(256, dither=0) if image.mode == "RGB" and not grey(frames) else image.convert("L")
               for image in pillow_frames(frames)]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms(fps), loop=0,
-                   comment=comment.encode())
+    images[0].save(path, save_all=True, append_images=images[1:], duration=max(GIF_SHORTEST_MS, frame_ms(fps)),
+                   loop=0, comment=comment.encode())
 
 
 def grey(frames: np.ndarray) -> bool:
@@ -126,8 +132,11 @@ def read(path: Path) -> tuple[list, dict]:
     except Exception as e:  # noqa: BLE001 - both libraries report broken files with many exception types
         raise CorpusError(f"cannot read {path.name} as a video: {e}") from None
     settings = settings or settings_from(comment)
-    fps = settings.get("frame_rate") or fps
-    return [VideoChunk(apart(frames, settings.get("variations", 1)), float(fps))], settings
+    fps = float(settings.get("frame_rate") or fps)
+    frames = apart(frames, settings.get("variations", 1))
+    primer = min(int(settings.get("primer_frames_kept") or 0), frames.shape[1])
+    chunks = [VideoChunk(frames[:, :primer], fps, primer=True)] if primer else []
+    return chunks + [VideoChunk(frames[:, primer:], fps)], settings
 
 
 def settings_from(text: str) -> dict:
@@ -151,7 +160,7 @@ def read_with_pyav(path: Path) -> tuple[np.ndarray, float, str]:
 
 def read_with_pillow(path: Path, fps: float | None) -> tuple[np.ndarray, float, str]:
     """Every frame of a GIF or (A)PNG, each repeated for as many frame periods as it lasts (the period of
-    `fps` when known, else the shortest frame's)."""
+    `fps` when known, else the shortest frame's; a GIF's, GIF_SHORTEST_MS at least)."""
     from PIL import Image, ImageSequence
     with Image.open(path) as image:
         comment = image.info.get("comment", image.info.get("Comment", b""))
@@ -159,7 +168,10 @@ def read_with_pillow(path: Path, fps: float | None) -> tuple[np.ndarray, float, 
         for frame in ImageSequence.Iterator(image):
             pictures.append(np.array(frame.convert("RGB")))
             durations.append(frame.info.get("duration") or 100)
+        gif = image.format == "GIF"
     tick = frame_ms(fps) if fps else min(durations)
+    if gif:
+        tick = max(tick, GIF_SHORTEST_MS)
     repeats = [max(1, round(d / tick)) for d in durations]
     frames = np.stack([p for p, n in zip(pictures, repeats) for _ in range(n)])
     comment = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else comment

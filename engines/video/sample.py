@@ -57,7 +57,12 @@ def primer_codes(tokenizer: VQVAE, settings: dict, fps: float) -> tuple[torch.Te
     if whole == 0:
         notes.append("no primer frames kept: generating from scratch")
         return None, notes
-    video = as_floats(clip[:whole]).transpose(0, 1)[None]                     # (1, C, T, S, S)
+    # the prior sees its window less one code frame of the past: earlier frames could not change what it draws,
+    # and encoding a long primer whole would take memory in proportion to its length
+    view = c.clip_frames - c.time_downsample
+    if whole > view:
+        notes.append(f"the model sees the last {view} of the {whole} primer frames kept: the clip starts there")
+    video = as_floats(clip[max(0, whole - view):whole]).transpose(0, 1)[None]  # (1, C, T, S, S)
     device = next(tokenizer.parameters()).device
     return tokenizer.encode(video.to(device)), notes
 

@@ -29,7 +29,9 @@ from .config import TokenizerConfig
 def ssim(a, b):
     """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of each pair of (N, H, W)
     images in [0, 1] -> (N,). The measure video prediction papers (and OpenSTL) report beside MSE."""
-    x = torch.arange(11, dtype=a.dtype, device=a.device) - 5
+    size = min(11, *a.shape[-2:])           # frames smaller than the window: the largest odd one that fits
+    size -= 1 - size % 2
+    x = torch.arange(size, dtype=a.dtype, device=a.device) - size // 2
     g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
     window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
     a, b = a[:, None], b[:, None]
@@ -183,8 +185,9 @@ class Codebook(nn.Module):
         self.embed.copy_(self.embed_avg / smoothed[:, None])
 
     @torch.no_grad()
-    def expire_codes_(self, flat) -> int:
-        """Restart every code used less than the threshold at a random vector of this batch; how many."""
+    def expire_codes_(self, flat) -> None:
+        """Restart every code used less than the threshold at a random vector of this batch (counted in
+        `restarts`)."""
         dead = self.cluster_size < self.threshold
         n_dead = int(dead.sum())
         if n_dead:
@@ -193,21 +196,20 @@ class Codebook(nn.Module):
             self.embed_avg[dead] = picks * self.threshold       # so embed_avg / cluster_size == picks
             self.cluster_size[dead] = self.threshold
             self.restarts += n_dead
-        return n_dead
 
     def forward(self, z):
         """z (B, D, t, h, w) -> quantised z (gradients pass straight through to z), codes (B, t, h, w), and
-        the commitment loss, perplexity and number of codes restarted (tensors)."""
+        the commitment loss and perplexity (tensors)."""
         B, D, t, h, w = z.shape
-        flat = z.movedim(1, -1).reshape(-1, D)                  # (N, D), N = B*t*h*w
+        # (N, D), N = B*t*h*w; in fp32 under autocast too: the EMA statistics are fp32 buffers
+        flat = z.movedim(1, -1).reshape(-1, D).float()
         if self.training and not self.initialised:
             self.initialise_(flat.detach())
         codes = self.nearest(flat.detach())                     # (N,)
         quantised = F.embedding(codes, self.embed)              # (N, D), the codes before this step's update
-        restarted = 0
         if self.training:
             self.update_(flat.detach(), codes)
-            restarted = self.expire_codes_(flat.detach())
+            self.expire_codes_(flat.detach())
         # the codebook is no parameter, so this pulls only the encoder towards the codes it chose
         commitment = F.mse_loss(flat, quantised)
         # straight-through estimator: the forward pass sees the code, the backward pass the encoder output
@@ -215,8 +217,7 @@ class Codebook(nn.Module):
         counts = torch.bincount(codes, minlength=self.size)
         usage = counts.float() / codes.numel()
         perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())      # codes in effective use
-        stats = {"commitment": commitment, "perplexity": perplexity, "unused": (counts == 0).sum(),
-                 "restarted": torch.tensor(restarted)}
+        stats = {"commitment": commitment, "perplexity": perplexity, "unused": (counts == 0).sum()}
         return (quantised.view(B, t, h, w, D).movedim(-1, 1), codes.view(B, t, h, w), stats)
 
 
@@ -235,7 +236,7 @@ class VQVAE(nn.Module):
         """video (B, C, T, H, W) in [-1, 1] -> (reconstruction, metrics). metrics["loss"] is what to minimise
         (reconstruction MSE + beta * commitment); the rest are for watching: mse, commitment, psnr (dB, mean
         over clips), perplexity (codes in effective use in this batch), unused (codes no position of this
-        batch chose), restarted (dead codes restarted)."""
+        batch chose)."""
         quantised, _, stats = self.codebook(self.encoder(video))
         recon = self.decoder(quantised)
         mse = F.mse_loss(recon, video)
@@ -247,8 +248,7 @@ class VQVAE(nn.Module):
             similarity = ssim(frames(recon), frames(video)).mean()
         loss = mse + self.config.commitment * stats["commitment"]
         return recon, {"loss": loss, "mse": mse.detach(), "commitment": stats["commitment"].detach(), "psnr": psnr,
-                       "ssim": similarity, "perplexity": stats["perplexity"], "unused": stats["unused"],
-                       "restarted": stats["restarted"]}
+                       "ssim": similarity, "perplexity": stats["perplexity"], "unused": stats["unused"]}
 
     @torch.no_grad()
     def encode(self, video):

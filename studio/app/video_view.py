@@ -1,7 +1,7 @@
 """The video view: plays a clip's frames as they are generated, then loops them.
 
-Chunks arrive as {"type": "VideoChunk", "frames": (variations, T, H, W, C) uint8, "fps": float}, each holding the
-frames decoded since the previous one. Every frame becomes a QImage once, as it arrives (over the numpy buffer it
+Chunks arrive as {"type": "VideoChunk", "frames": (variations, T, H, W, C) uint8, "fps": float, "primer": bool},
+each holding the frames decoded since the previous one. Every frame becomes a QImage once, as it arrives (over the numpy buffer it
 came in, which the view keeps); a QTimer moves the playhead at the clip's fps, and painting is drawing one pixmap.
 Frames are small (64x64), so they are scaled up by whole multiples with nearest-neighbour sampling: every pixel
 stays a crisp square.
@@ -9,8 +9,8 @@ stays a crisp square.
 In the "create" role the clip plays while it grows: the playhead runs at the clip's fps, and when it has caught up
 with the generator it waits there and shows each new frame the moment it arrives. Previews and saved samples
 arrive all at once and start playing when they end. With Loop on (the default), a finished clip plays again from
-its first frame. The first frames kept from a primer clip are marked as such: those of chunks that say
-"primer": True, or, for chunks that do not say (a saved clip), as many as the settings' "primer_frames".
+its first frames. The first frames kept from a primer clip, those of chunks that say "primer": True (a saved
+clip's too: the export records how many), are marked as such.
 """
 from __future__ import annotations
 
@@ -115,9 +115,7 @@ class VideoView(QWidget):
         self.images: list[list[QImage]] = []               # [variation][frame]
         self.fps = float(settings.get("fps") or DEFAULT_FPS)
         self.expected = int(settings.get("frames") or 0)
-        # the primer frames kept: counted from chunks that say they are the primer's, else as the settings asked
-        self.primer_frames = int(settings.get("primer_frames") or 0) if settings.get("primer") else 0
-        self.primer_counted = False
+        self.primer_frames = 0                             # counted from the chunks that say they are the primer's
         self.position = 0
         self.generating = True
         self.playing = self.role == "create"
@@ -142,10 +140,8 @@ class VideoView(QWidget):
                 self.images = [[] for _ in range(len(frames))]
                 if len(frames) != self.variation_box.count():     # e.g. a preview of several held-out clips
                     self.offer_variations(len(frames))
-            if "primer" in chunk:
-                self.primer_frames = (self.primer_frames if self.primer_counted else 0) + \
-                    (frames.shape[1] if chunk["primer"] else 0)
-                self.primer_counted = True
+            if chunk.get("primer"):
+                self.primer_frames += frames.shape[1]
             self.buffers.append(frames)
             for variation, images in enumerate(self.images):
                 images.extend(frame_image(frame) for frame in frames[variation])
