@@ -512,12 +512,11 @@ class Writer:
         page.right = right
 
     # --- the page
-    def write(self, lines: list[str]) -> Iterator[InkChunk | Notice]:
-        plans = [plan_line(line, self.writable) for line in lines]
-        expected = sum(len(line) for line in lines) * self.points_per_char
-        self.budget = int(6 * expected) + 200
+    def write(self, lines: list[list[Piece]], characters: int) -> Iterator[InkChunk]:
+        """The page: each line's pieces (plan_line), `characters` in all."""
+        self.budget = int(6 * characters * self.points_per_char) + 200
         all_rows = list(range(self.rows))
-        for index, (pieces, _) in enumerate(plans):
+        for index, pieces in enumerate(lines):
             for page in self.pages:
                 page.new_line(index)
             for piece in pieces:
@@ -576,11 +575,12 @@ def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk |
         yield Notice("nothing to write: the text is empty")
         yield writer.chunk(done=True)
         return
-    substituted = set().union(*(plan_line(line, writer.writable)[1] for line in lines))
+    plans = [plan_line(line, writer.writable) for line in lines]
+    substituted = set().union(*(drawn for _, drawn in plans))
     yield Notice(f"writing {len(lines)} line(s) {described}")
     if substituted:
         yield Notice(substitution_notice(substituted, writer.alphabet))
-    yield from writer.write(lines)
+    yield from writer.write([pieces for pieces, _ in plans], sum(map(len, lines)))
     if writer.fell_back:
         yield Notice(f"the pen could not follow {', '.join(repr(t) for t in sorted(writer.fell_back))}: "
                      f"drawn from the Hershey font instead")
