@@ -267,6 +267,9 @@ def cmd_sample(args) -> int:
     if engine.as_text([]) is None and not args.out:
         raise StudioError(f"a {engine.modality} sample needs a file to go to: add --out FILE "
                           f"({' or '.join(engine.export_formats)})")
+    if args.out and Path(args.out).suffix.lower() not in engine.export_formats:    # before, not after, the work
+        raise StudioError(f"cannot save a {engine.name} sample as {Path(args.out).name}: name a "
+                          f"{' or '.join(engine.export_formats)} file")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     controls = engine.controls()
     settings = resolve_settings(controls, {c.name: getattr(args, c.name) for c in controls

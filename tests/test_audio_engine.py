@@ -319,6 +319,10 @@ def test_export_writes_wav_and_flac_with_the_settings_inside(tmp_path):
             assert json.loads(f.comment)["seed"] == 2
     with pytest.raises(ConfigError, match="wav or .flac"):
         ENGINE.export(chunks, settings, tmp_path / "out.mp4")
+    nine, settings = generate_all(model, {"labels": {}}, seconds=0.05, seed=2, variations=9)
+    with pytest.raises(ConfigError, match="FLAC holds at most 8 channels"):
+        ENGINE.export(nine, settings, tmp_path / "nine.flac")
+    assert sf.read(ENGINE.export(nine, settings, tmp_path / "nine.wav"))[0].shape[1] == 9
 
 
 def test_a_trained_model_round_trips_through_its_checkpoint(audio_corpus, tmp_path):

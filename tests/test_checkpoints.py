@@ -37,6 +37,18 @@ def test_truncated_checkpoint(saved, tmp_path):
     garbage.write_bytes(b"this is not a checkpoint at all")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         read_meta(garbage)
+    # headers that are JSON but not a table, or a studio header that is not one: refused, not a crash
+    for i, header in enumerate([b"[1, 2]", b'{"__metadata__": [1]}', b'{"__metadata__": {"studio": "[3]"}}']):
+        odd = tmp_path / f"odd-{i}.safetensors"
+        odd.write_bytes(len(header).to_bytes(8, "little") + header)
+        with pytest.raises(CheckpointError, match="not a readable checkpoint|damaged header"):
+            read_meta(odd)
+    huge = tmp_path / "huge.safetensors"           # claims a header of 200 MB, and is that long: not read
+    with open(huge, "wb") as f:
+        f.write((200_000_000).to_bytes(8, "little"))
+        f.truncate(200_000_016)
+    with pytest.raises(CheckpointError, match="over 100 MB"):
+        read_meta(huge)
 
 
 def test_checkpoint_of_another_engine(saved):

@@ -98,6 +98,9 @@ class AudioEngine(Engine):
         fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
         if fmt is None:
             raise ConfigError(f"cannot export audio as {path.suffix!r}; choose .wav or .flac")
+        if fmt == "FLAC" and samples.shape[1] > 8:         # one channel per variation; FLAC holds at most 8
+            raise ConfigError(f"FLAC holds at most 8 channels, one per variation, and this sample has "
+                              f"{samples.shape[1]}: export it as .wav")
         with sf.SoundFile(str(path), "w", rate, samples.shape[1], subtype="PCM_16", format=fmt) as f:
             f.comment = json.dumps(settings, separators=(",", ":"))
             f.software = "Sequence Studio"

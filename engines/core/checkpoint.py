@@ -24,6 +24,7 @@ from .errors import CheckpointError, CheckpointWriteError
 FORMAT = "sequence-studio-checkpoint"
 FORMAT_VERSION = 1
 HEADER_KEY = "studio"
+MAX_HEADER_BYTES = 100_000_000        # as safetensors itself: a larger "header" is junk, not read into memory
 # how torch.save's files begin: a zip archive (PyTorch >= 1.6) or a bare pickle, protocol 2 to 5; told apart
 # from a safetensors file only when the first 8 bytes are not a plausible header length
 TORCH_FILE_STARTS = (b"PK\x03\x04", *(bytes([0x80, protocol]) for protocol in range(2, 6)))
@@ -100,14 +101,16 @@ def read_safetensors_header(path: Path) -> dict:
         with open(path, "rb") as f:
             start = f.read(8)
             length = int.from_bytes(start, "little")
-            if size < 8 or length > size - 8:
+            if size < 8 or length > min(size - 8, MAX_HEADER_BYTES):
                 if start.startswith(TORCH_FILE_STARTS):
                     raise CheckpointError(f"{path} is a PyTorch file (.pt/.pth, made by torch.save), not a "
                                           f"checkpoint of this studio: only the safetensors checkpoints Sequence "
                                           f"Studio writes are accepted, because opening a PyTorch file unpickles "
                                           f"it, which can run any code hidden in it (this one was not opened)")
-                raise ValueError("header length beyond the end of the file")
+                raise ValueError("header length beyond the end of the file (or over 100 MB)")
             header = json.loads(f.read(length))
+        if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
+            raise ValueError("the header is not a table of tensors")
         ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
         if max(ends, default=0) > size - 8 - length:
             raise ValueError("tensor data beyond the end of the file")
@@ -124,8 +127,10 @@ def read_meta(path: str | Path, engine: str | None = None) -> dict:
         raise CheckpointError(f"{path} is a safetensors file but not a Sequence Studio checkpoint")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, TypeError):
         raise CheckpointError(f"{path} has a damaged header") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has a damaged header")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Sequence Studio checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
