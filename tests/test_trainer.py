@@ -83,7 +83,8 @@ def test_time_budget_fixes_a_step_budget(corpus_file, tmp_path):
 
 def test_a_time_budget_spent_before_the_speed_is_known_ends_the_run_where_it_stands(corpus_file, tmp_path):
     corpus = ENGINE.read_corpus(corpus_file)
-    events = list(train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10**6)),
+    events = list(train(ENGINE, corpus, tmp_path / "run",
+                        recipes=recipes(tiny_model(), tiny_train(STEPS_FROM_THE_CLOCK)),   # as --minutes sets it
                         device="cpu", minutes=1e-5, previews=False))       # gone during the step-0 validation
     assert events[-1].reason == "time limit"
     meta = read_meta(tmp_path / "run" / "last.safetensors")
@@ -153,6 +154,23 @@ def test_a_time_budget_not_yet_turned_into_steps_survives_a_resume(corpus_file, 
             events.close()
     meta = read_meta(tmp_path / "run" / "last.safetensors")
     assert meta["max_steps"] < 10**9 and meta["minutes_left"] is None
+
+
+def test_a_time_budget_on_resuming_a_run_of_set_length_stops_the_clock_and_keeps_its_schedule(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+
+    def start(resume, minutes):
+        return train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(40)),
+                     device="cpu", minutes=minutes, previews=False, resume=resume)
+
+    for event in (events := start(False, None)):
+        if isinstance(event, Progress) and event.step == 5:
+            events.close()
+    events = list(start(True, 1e-5))                     # out of time at once: stopped, not ended
+    meta = read_meta(tmp_path / "run" / "last.safetensors")
+    assert events[-1].reason == "time limit" and meta["max_steps"] == 40 and meta["step"] < 40
+    assert isinstance(list(start(True, None))[-1], Finished)
+    assert read_meta(tmp_path / "run" / "last.safetensors")["step"] == 40
 
 
 def test_training_needs_a_validation_split(corpus_file, tmp_path):

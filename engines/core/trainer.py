@@ -30,8 +30,8 @@ import torch
 from .checkpoint import find_checkpoint, load_checkpoint, read_meta, remove_stale_temporaries, save_checkpoint
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
-from .events import (CheckpointSaved, Evaluation, Finished, History, Preview, Progress, StageStarted,
-                     Validating, known_steps)
+from .events import (STEPS_FROM_THE_CLOCK, CheckpointSaved, Evaluation, Finished, History, Preview, Progress,
+                     StageStarted, Validating, known_steps)
 from .fingerprint import corpus_fingerprint
 from .frozen import Frozen, frozen_part, weights_digest
 from .lock import run_folder_lock
@@ -518,9 +518,10 @@ def distributed_device(dev: torch.device) -> torch.device:
 def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[object]:
     """Steps, validations and checkpoints of one stage until its max_steps or its time budget. A time budget
     becomes a step budget once the speed is known (after 20 steps), so the cosine schedule ends on time and
-    the number is saved with the run (resume stays exact)."""
+    the number is saved with the run (resume stays exact). A run whose schedule is already set (resumed with a
+    time budget) keeps it: the budget only stops the clock, and the run goes on from there when resumed."""
     main_rank = run.rank == 0
-    calibrate_at = run.step + 20 if minutes else None
+    calibrate_at = run.step + 20 if minutes and run.max_steps >= STEPS_FROM_THE_CLOCK else None
     started = time.time()
 
     def minutes_left():
@@ -537,8 +538,8 @@ def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[objec
         while run.step < run.max_steps:
             if minutes and time_is_up(run, started, minutes):
                 run.reason = "time limit"
-                if run.step < calibrate_at:     # out of time before the speed was known: the run is complete
-                    run.max_steps = run.step    # as it stands (saved with it, so a resume has nothing left)
+                if calibrate_at and run.step < calibrate_at:    # out of time before the speed was known: the
+                    run.max_steps = run.step    # run is complete as it stands (a resume has nothing left)
                 break
             t0 = time.time()
             loss, units = run.train_step()
