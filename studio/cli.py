@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
     evaluate.add_argument("--data", required=True, help="corpus: a file, a folder or a glob")
     evaluate.add_argument("--split", choices=("all", "validation"), default="all",
-                          help="all of the corpus, or only its held-out last 10%% (default all)")
+                          help="all of the corpus, or only the part the model's run held out of it (its "
+                               "val_fraction, 10%% unless the run set it otherwise) (default all)")
     evaluate.add_argument("--device", choices=DEVICES, default="auto", help="where to run the model")
 
     info = sub.add_parser("info", help="what a checkpoint holds: engine, config, corpus, metrics")
@@ -239,7 +240,8 @@ def cmd_train(args) -> int:
             elif isinstance(event, events_.Preview) and engine.as_text(event.chunks) is not None:
                 print("  | " + engine.as_text(event.chunks).replace("\n", "\n  | "), file=sys.stderr)
             elif isinstance(event, events_.Finished):
-                print(f"{event.reason} at step {event.step}; best validation loss {event.best_val_loss:.4f} "
+                best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "not measured yet"
+                print(f"{event.reason} at step {event.step}; best validation loss {best} "
                       f"{event.loss_unit}; model: {event.checkpoint}", file=sys.stderr)
     finally:
         # after a Ctrl-C the process is on its way out: one more press during the interpreter's shutdown would
@@ -309,7 +311,8 @@ def cmd_eval(args) -> int:
     first = engine.stages[0]
     first_config = (meta["builds_on"] or {}).get("model_config") if len(engine.stages) > 1 else meta["model_config"]
     config = config_from_dict(first.model_config_class, first_config, "checkpoint model_config")
-    corpus = engine.read_corpus(args.data, 0.1 if args.split == "validation" else 1.0, meta["corpus"], config,
+    held_out = (meta.get("train_config") or {}).get("val_fraction", 0.1)
+    corpus = engine.read_corpus(args.data, held_out if args.split == "validation" else 1.0, meta["corpus"], config,
                                 skip_unseen=True)
     for warning in corpus.summary["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

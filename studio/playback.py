@@ -106,9 +106,9 @@ class Player:
     def start(self) -> None:
         self.stream = open_output_stream(self.rate, self._callback, self.blocksize)
 
-    def feed(self, samples: np.ndarray) -> bool:
-        """False when the buffer is full (the caller keeps the rest and tries again later)."""
-        return self.ring.write(np.asarray(samples, np.float32)) == len(samples)
+    def feed(self, samples: np.ndarray) -> int:
+        """Queue samples to play; how many the buffer took (the caller keeps the rest and tries again later)."""
+        return self.ring.write(np.asarray(samples, np.float32))
 
     def finish(self) -> None:
         self.producer_done = True

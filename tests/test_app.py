@@ -376,6 +376,28 @@ def test_audio_is_drawn_and_played_live_replayed_exported_and_kept_in_history(wi
     assert sf.info(str(tmp_path / "again.wav")).frames == 8000 and "Saved" in window.messages.label.text()
 
 
+def test_live_audio_the_players_buffer_has_no_room_for_yet_is_played_later_not_dropped(qtbot, monkeypatch):
+    """A kept primer makes a sample longer than the live buffer was sized for: what does not fit waits in the
+    view and is fed as the buffer drains. Also: a long sample is drawn from its last pieces only."""
+    import numpy as np
+    from studio.app import audio_view
+    from studio.playback import Player
+    audio_view.AudioView.playback_problem = None
+    monkeypatch.setattr(audio_view, "Player", lambda rate, capacity_seconds: Player(rate, 0.1))  # 0.1 s of room
+    view = audio_view.AudioView()
+    qtbot.addWidget(view)
+    view.begin({"seconds": 1.0})
+    tone = (0.3 * np.sin(np.arange(8000) / 5)).astype(np.float32)[None]
+    view.add([{"type": "AudioChunk", "audio": tone[:, :4000], "rate": 8000},
+              {"type": "AudioChunk", "audio": tone[:, 4000:], "rate": 8000}])
+    player = view.player
+    assert player is not None and view.unplayed                    # 0.9 s of it waiting
+    view.end()
+    qtbot.waitUntil(lambda: view.player is None, timeout=10_000)
+    assert player.played == 8000 and not view.unplayed
+    assert np.array_equal(view.audio(last=3000), tone[0, -3000:]) and len(view.audio()) == 8000
+
+
 def test_without_a_sound_device_the_audio_view_says_so_once_and_still_works(window, qtbot, monkeypatch):
     from studio import playback
     from studio.app.audio_view import AudioView

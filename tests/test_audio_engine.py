@@ -186,15 +186,18 @@ def test_cached_generation_draws_the_same_samples_as_the_full_forward_pass(posit
         assert np.abs(fp32_probs - slow_probs).max() > 1e-4
 
 
-def test_a_course_per_label_needs_that_label_and_positions():
+def test_a_course_per_label_needs_that_label_and_positions(audio_corpus):
     stage = ENGINE.stage()
     labelled = {"labels": {"digit": ["1", "7"], "speaker": ["a", "b"]}}
     model = ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="speaker"), labelled)
     assert model.positions.num_embeddings == 2 * 6          # two speakers, each 1 + 5 steps of 10 ms
-    with pytest.raises(ConfigError, match="names no label field.*digit, speaker"):
-        ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="accent"), labelled)
+    # a field the corpus does not have: said when it is read, whether positions are in seconds or shares
+    for position in ({"position_seconds": 0.05}, {"position_shares": 4}):
+        with pytest.raises(ConfigError, match="names no label field.*its fields: folder"):
+            ENGINE.read_corpus(audio_corpus, 0.2, model_config=tiny_audio_model(position_per="accent", **position))
     with pytest.raises(ConfigError, match="it has no labels"):
-        ENGINE.build_model(stage, tiny_audio_model(position_seconds=0.05, position_per="digit"), {"labels": {}})
+        ENGINE.read_corpus(audio_corpus, 0.2, model_config=tiny_audio_model(
+            conditioning="none", position_shares=4, position_per="folder"))
     # what a preset or --set gives is checked before anything is read
     with pytest.raises(ConfigError, match="needs position_seconds or position_shares"):
         config_from_dict(AudioModelConfig, {"position_per": "digit"}, "preset x")

@@ -35,7 +35,7 @@ def test_every_generated_sample_reaches_the_stream_in_order_without_clicks():
 
     def generator():   # chunks of 50 ms with pauses: the null sink drains far faster, so it runs dry
         for start in range(0, len(source), 400):
-            assert player.feed(source[start:start + 400])
+            assert player.feed(source[start:start + 400]) == len(source[start:start + 400])
             time.sleep(0.01)
         player.finish()
 

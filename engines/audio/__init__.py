@@ -17,7 +17,7 @@ from ..core.interface import (SEED, TEMPERATURE, VARIATIONS, Control, Engine, Lo
 from .chunks import AudioChunk
 from .config import AudioModelConfig
 
-AUDIO_FILES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_FILES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 
 
 class AudioEngine(Engine):
@@ -59,10 +59,7 @@ class AudioEngine(Engine):
 
     def build_model(self, stage, config, corpus_meta: dict, previous=None):
         from .model import WaveNet
-        fields = list(corpus_meta["labels"])
-        if config.position_per and config.position_per not in fields:
-            raise ConfigError(f"position_per={config.position_per!r} names no label field of this corpus "
-                              f"({'its fields: ' + ', '.join(fields) if fields else 'it has no labels'})")
+        fields = list(corpus_meta["labels"])       # (the corpus has checked that position_per names one)
         return WaveNet(config, [len(v) for v in corpus_meta["labels"].values()],
                        fields.index(config.position_per) if config.position_per else None)
 

@@ -22,7 +22,7 @@ class AudioModelConfig:
     # model knows when its word is over
     position_shares: int = 0
     # a label field (e.g. "digit"): each of its values learns its own course over time instead of one course
-    # shared by all, so "seven" can be told which of its sounds comes 0.2 s in (needs position_seconds > 0)
+    # shared by all, so "seven" can be told which of its sounds comes 0.2 s in (needs position_seconds or _shares)
     position_per: str = ""
     # where labels come from: "auto" (sub-folder names when files sit in sub-folders), "none", or a file name
     # pattern: "{digit}_{speaker}_{}" reads 7_jackson_0.wav as digit 7, speaker jackson ({name} is a label

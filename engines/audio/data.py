@@ -1,4 +1,4 @@
-"""Reading an audio corpus: any file soundfile or librosa decodes, at any rate and channel count, becomes mono
+"""Reading an audio corpus: any file soundfile (libsndfile) decodes, at any rate and channel count, becomes mono
 µ-law codes at the model's rate with leading and trailing silence trimmed, plus each file's labels.
 
 Files that cannot be used are skipped with a warning naming them; when nothing usable is left the corpus is
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.errors import CorpusError
+from ..core.errors import ConfigError, CorpusError
 from ..core.interface import Batch, Corpus
 from .config import AudioModelConfig
 from .model import SILENCE, mu_law_encode, position_index, receptive_field
@@ -52,7 +52,12 @@ def list_files(path: str | Path) -> tuple[Path, list[Path]]:
         files = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
         if not files:
             raise CorpusError(f"no files match {text}")
-        return Path(text.split("*")[0]).parent, files
+        fixed = []                            # the root: the folders before the first one with a wildcard
+        for part in Path(text).parts[:-1]:
+            if any(ch in part for ch in "*?["):
+                break
+            fixed.append(part)
+        return Path(*fixed) if fixed else Path("."), files
     path = Path(path).expanduser()
     if not path.exists():
         raise CorpusError(f"{path} does not exist")
@@ -78,8 +83,8 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
     except CorpusError:
         raise
     except Exception:  # noqa: BLE001 - libsndfile reports bad files with varying exception types
-        raise CorpusError(f"{path.name} is not audio this studio can read (corrupt, or not WAV, FLAC, OGG, Opus "
-                          f"or MP3)") from None
+        raise CorpusError(f"{path.name} is not audio this studio can read (corrupt, or not WAV, FLAC, AIFF, OGG, "
+                          f"Opus or MP3)") from None
     if audio.size == 0:
         raise CorpusError(f"{path.name} holds no samples")
     audio = audio.mean(axis=1)
@@ -166,6 +171,9 @@ class AudioCorpus(Corpus):
         self.receptive_field = receptive_field(config)
         self.config = config
         self.meta = {"sample_rate": config.sample_rate, "labels": label_values}
+        if config.position_per and config.position_per not in label_values:
+            raise ConfigError(f"position_per={config.position_per!r} names no label field of this corpus "
+                              f"({'its fields: ' + ', '.join(label_values) if label_values else 'it has no labels'})")
         if config.position_shares:
             self.meta["word_lengths"] = word_lengths(train, config.position_per)
         self.summary = summary

@@ -17,7 +17,7 @@ The shared trainer (engines/core/trainer.py) drives `data` and `model`; the work
 `sample`. Chunks are small torch-free dataclasses of plain data (str, numbers, lists, numpy arrays) defined in
 each engine's `chunks` module, because they cross a process boundary to reach the GUI. Engines are found
 through the `sequence_studio.engines` entry point group (engines/__init__.py), so a separate package can add
-one; docs/architecture.md walks through writing one.
+one; docs/adding-an-engine.md walks through writing one.
 """
 from __future__ import annotations
 
@@ -219,7 +219,7 @@ class TrainConfig:
     log_interval: int = 10        # steps between progress events
     precision: str = "auto"       # "auto" (bf16 where the hardware does it fast) | "fp32" | "bf16"
     val_fraction: float = 0.1
-    val_units: int = 262_144      # a validation reads this many units (at most): its cost is the corpus's size
+    val_units: int = 262_144      # a validation reads this many units (at most): its cost does not grow with the corpus
 
 
     def check(self) -> None:

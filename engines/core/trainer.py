@@ -342,7 +342,7 @@ class Run:
         if new_data:
             header["metrics"] = {**header.get("metrics", {}), "best_val_loss": None}
         if extend_to and extend_to < header["step"]:
-            raise ConfigError(f"this run is already at step {header['step']}; --steps must be more than that")
+            raise ConfigError(f"this run is already at step {header['step']}; --steps must be at least that")
         model = build_from_header(engine, header)
         load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, header, path)
         cfg = config_from_dict(TrainConfig, header["train_config"], "checkpoint train_config")

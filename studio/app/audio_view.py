@@ -73,6 +73,7 @@ class AudioView(QWidget):
         self.stop_playback()
         self.pieces: list[np.ndarray] = []
         self.samples = 0
+        self.unplayed: list[np.ndarray] = []    # live audio the player's buffer had no room for yet
         self.rate = 8000
         self.expected_seconds = float(settings.get("seconds") or 0)
         self.generating = True
@@ -100,42 +101,62 @@ class AudioView(QWidget):
         if self.live and self.player is None and self.generating:
             self.start_player(self.expected_seconds + 60)
         if self.player is not None:
-            for chunk in chunks:
-                self.player.feed(chunk["audio"][self.variation])
+            self.unplayed += [chunk["audio"][self.variation] for chunk in chunks]
+            self.feed_player()
         self.redraw()
 
     def end(self) -> None:
         self.generating = False
         self.play_button.setEnabled(self.samples > 0)
         if self.player is not None:
-            self.player.finish()
+            self.feed_player()
         self.redraw()
+
+    def feed_player(self) -> None:
+        """Give the live player what it has room for; the rest waits for the next tick of the timer. Once the
+        sample is complete and all of it is queued, the player is told so."""
+        while self.unplayed:
+            taken = self.player.feed(self.unplayed[0])
+            if taken < len(self.unplayed[0]):
+                self.unplayed[0] = self.unplayed[0][taken:]
+                return
+            self.unplayed.pop(0)
+        if not self.generating:
+            self.player.finish()
 
     # --- what is shown ---
     @property
     def variation(self) -> int:
         return max(self.variation_box.currentIndex(), 0)
 
-    def audio(self, variation: int | None = None) -> np.ndarray:
-        """Every sample so far of one variation."""
-        if not self.pieces:
-            return np.zeros(0, np.float32)
+    def audio(self, variation: int | None = None, last: int | None = None) -> np.ndarray:
+        """The samples so far of one variation: all of them, or the `last` ones (joining only the pieces those
+        span, so a long sample costs no more to draw while it grows than a short one)."""
         v = self.variation if variation is None else variation
-        return np.concatenate([p[v] for p in self.pieces])
+        pieces, have = [], 0
+        for piece in reversed(self.pieces):
+            if last is not None and have >= last:
+                break
+            pieces.append(piece[v])
+            have += piece.shape[1]
+        audio = np.concatenate(pieces[::-1]) if pieces else np.zeros(0, np.float32)
+        return audio if last is None else audio[len(audio) - min(last, len(audio)):]
 
     def redraw(self) -> None:
         """The last few seconds while generating, all of it afterwards. Spectrogram frames are computed once,
         as their audio arrives, and a long sample is drawn at most MAX_COLUMNS frames wide."""
-        audio = self.audio()
-        shown = audio[-int(SHOWN_SECONDS * self.rate):] if self.generating else audio
-        start = (len(audio) - len(shown)) / self.rate
-        self.wave.setData(start + np.arange(len(shown)) / self.rate, shown)
         hop = max(1, int(HOP_SECONDS * self.rate))
         if self.frames_of != self.variation:
             self.frames, self.frames_of = [], self.variation
-        done = len(self.frames) * hop
-        if len(audio) - done >= FFT_SIZE:
-            new = spectrogram(audio[done:], self.rate)
+        done = len(self.frames) * hop                   # samples already in the spectrogram
+        window = int(SHOWN_SECONDS * self.rate)
+        audio = self.audio(last=max(window, self.samples - done)) if self.generating else self.audio()
+        offset = self.samples - len(audio)              # the index of audio[0] in the whole sample
+        shown = audio[-window:] if self.generating else audio
+        start = (self.samples - len(shown)) / self.rate
+        self.wave.setData(start + np.arange(len(shown)) / self.rate, shown)
+        if self.samples - done >= FFT_SIZE:
+            new = spectrogram(audio[done - offset:], self.rate)
             self.frames.extend(new.T)
         if not self.frames:
             return
@@ -147,7 +168,7 @@ class AudioView(QWidget):
             image = image.reshape(image.shape[0], -1, group).max(axis=2)
         self.spectrum.setImage(image, autoLevels=False, levels=(-90, -10))
         shown_from = first * hop / self.rate
-        self.spectrum.setRect(shown_from, 0, len(audio) / self.rate - shown_from, self.rate / 2)
+        self.spectrum.setRect(shown_from, 0, self.samples / self.rate - shown_from, self.rate / 2)
 
     # --- playback ---
     def start_player(self, capacity_seconds: float) -> bool:
@@ -170,11 +191,12 @@ class AudioView(QWidget):
         self.stop_playback()
         audio = self.audio()
         if len(audio) and self.start_player(len(audio) / self.rate + 1):
-            self.player.feed(audio)
-            self.player.finish()
+            self.unplayed = [audio]
+            self.feed_player()
 
     def stop_playback(self) -> None:
         self.timer.stop()
+        self.unplayed = []
         if self.player is not None:
             self.player.stop()
             self.player = None
@@ -184,6 +206,7 @@ class AudioView(QWidget):
         player = self.player
         if player is None:
             return
+        self.feed_player()
         played = f"{player.played / player.rate:.1f} s played"
         if player.underruns:
             played += (f"; paused {player.underruns}x waiting for the generator (it ran slower than real time)")
