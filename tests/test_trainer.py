@@ -122,6 +122,21 @@ def test_resume_refuses_another_corpus(corpus_file, tmp_path):
     assert digest(tmp_path / "run") == before
 
 
+def test_a_run_stopped_before_a_validation_measures_it_when_resumed(corpus_file, tmp_path):
+    corpus = ENGINE.read_corpus(corpus_file)
+
+    def start(resume):
+        return train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(20, eval_interval=10)),
+                     device="cpu", previews=False, resume=resume)
+
+    for event in (events := start(False)):
+        if isinstance(event, Validating) and event.step == 10:     # Stop pressed during step 10's validation
+            events.close()
+    assert read_meta(tmp_path / "run" / "last.safetensors")["history"]["val_steps"] == [0]
+    list(start(True))
+    assert read_meta(tmp_path / "run" / "last.safetensors")["history"]["val_steps"] == [0, 10, 20]
+
+
 def test_resume_without_a_run_is_a_clear_error(corpus_file, tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         run(ENGINE.read_corpus(corpus_file), tmp_path / "empty", resume=True)

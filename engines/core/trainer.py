@@ -531,7 +531,8 @@ def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[objec
     run.reason = "completed"
     run.model.train()
     try:
-        if run.step == 0 and main_rank:
+        # the first validation; or, resumed, the one the run was stopped before (its step is saved unmeasured)
+        if main_rank and run.step % run.cfg.eval_interval == 0 and run.history.val_steps[-1:] != [run.step]:
             eval_started = time.time()
             yield from run.checkpoint(previews, minutes_left())
             eval_seconds = time.time() - eval_started
