@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.core.fingerprint import corpus_files
+
 GENERATION_BATCH_SECONDS = 0.03    # generation chunks are sent in small batches: ~30 messages a second
 POLL_SECONDS = 0.02                # how often a running job looks for "cancel"
 
@@ -52,10 +54,10 @@ def plain(item):
 
 
 def fingerprint(path: str) -> tuple:
-    """Names, sizes and times of the files under a corpus path: equal fingerprints, same corpus."""
-    root = Path(path).expanduser()
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    """Names, sizes and times of the files a corpus path names (a file, a folder or a glob), as the engines read
+    them: equal fingerprints, same corpus. Cheaper than the checkpoint's content hash, and enough to tell an
+    edit between Summarize and Start."""
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in corpus_files(path)[1])
 
 
 class Worker:

@@ -50,6 +50,12 @@ def test_the_summarised_corpus_is_the_one_training_reads(corpus_file):
     assert worker.read_corpus("text", str(corpus_file), "tiny") is summarised
     corpus_file.write_text(corpus_file.read_text() + "more", encoding="utf-8")
     assert worker.read_corpus("text", str(corpus_file), "tiny") is not summarised
+    # named by a glob: an edit is seen too
+    pattern = str(corpus_file.parent / "*.txt")
+    summarised = worker.read_corpus("text", pattern, "tiny")
+    assert worker.read_corpus("text", pattern, "tiny") is summarised
+    corpus_file.write_text(corpus_file.read_text() + "again", encoding="utf-8")
+    assert worker.read_corpus("text", pattern, "tiny") is not summarised
 
 
 def test_a_saved_audio_sample_loads_and_converts_through_its_engine(tmp_path):
