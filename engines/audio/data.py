@@ -79,7 +79,10 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
         if info.frames and info.frames / info.samplerate > MAX_FILE_SECONDS:
             raise CorpusError(f"{path.name} is {info.frames / info.samplerate / 3600:.1f} hours long; split it into "
                               f"files under {MAX_FILE_SECONDS // 3600} hour")
-        audio, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:      # mixed to mono a block at a time: an hour of 8 channels at 96 kHz
+            source_rate = f.samplerate          # would be 11 GB read whole
+            audio = np.concatenate([block.mean(axis=1) for block in
+                                    f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True)] or [np.zeros(0)])
     except CorpusError:
         raise
     except Exception:  # noqa: BLE001 - libsndfile reports bad files with varying exception types
@@ -87,7 +90,6 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
                           f"Opus or MP3)") from None
     if audio.size == 0:
         raise CorpusError(f"{path.name} holds no samples")
-    audio = audio.mean(axis=1)
     seconds = len(audio) / source_rate
     if source_rate != rate:
         import librosa
