@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import queue
+import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -133,6 +134,14 @@ class WorkerClient(QObject):
             for job in self.jobs.values():
                 self.cancel(job)
             self.commands.put(("quit", None))
-            self.process.join(timeout)
+            # a process that has put events on a queue exits only once they are read: read and drop them
+            deadline = time.monotonic() + timeout
+            while self.process.is_alive() and time.monotonic() < deadline:
+                self.process.join(0.05)
+                try:
+                    while True:
+                        self.events.get_nowait()
+                except queue.Empty:
+                    pass
             if self.process.is_alive():
                 self.process.kill()
