@@ -230,6 +230,7 @@ class Worker:
         from engines.core.budget import fit_preset, has_curves
         from engines.core.events import STEPS_FROM_THE_CLOCK, Finished, Progress
         eng = get_engine(engine)
+        self.loaded = None              # a training run needs the memory (a GPU's, perhaps) more than a cached model
         minutes = None if resume else minutes
         corpus = None if resume else self.read_corpus(engine, data, preset)
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,

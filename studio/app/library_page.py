@@ -125,6 +125,9 @@ class LibraryPage(QWidget):
         if not self.samples(e) or self.preview_job is not None:
             return
         engine = self.engines[e.engine]
+        if self.worker.busy:
+            self.message.emit("info", "The preview waits for the model worker, which is busy (pause training to "
+                                      "preview now).")
         self.preview_job = self.worker.submit("generate", engine=engine.name, checkpoint=str(e.checkpoint),
                                               settings=engine.preview_settings())
         show_job(self.preview_job, self.previews.show_engine(engine.name))
