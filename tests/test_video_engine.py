@@ -224,6 +224,8 @@ def test_settings_that_cannot_work_are_clear_errors(model, tmp_path):
             "primer": str(primer), "primer_frames": 8, "frames": 6})))
     with pytest.raises(ConfigError, match="Primer clip"):
         resolve_settings(ENGINE.controls(), {"primer": "notes.txt"})
+    with pytest.raises(ConfigError, match="class-conditioned prior needs a label"):
+        ENGINE.build_model(ENGINE.stage("prior"), dataclasses.replace(prior.gpt.config, n_classes=3), {})
     # a primer far longer than the model sees: its last frames in view are kept, not all of it encoded at once
     c = prior.tokenizer.module.config
     view = c.clip_frames - c.time_downsample

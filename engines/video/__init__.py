@@ -13,6 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from ..core.errors import ConfigError
 from ..core.interface import SEED, TEMPERATURE, TOP_K, TOP_P, VARIATIONS, Control, Engine, Loss, Metric, Stage
 from .config import PriorConfig, TokenizerConfig
 
@@ -64,6 +65,9 @@ class VideoEngine(Engine):
             from .vqvae import VQVAE
             return VQVAE(config)
         from .prior import VideoPrior
+        if config.n_classes:
+            raise ConfigError("prior.model.n_classes: a class-conditioned prior needs a label for every clip, and "
+                              "the video corpora carry none yet; leave it at 0")
         return VideoPrior(config, previous)
 
     def loss(self, model, batch, stage):
