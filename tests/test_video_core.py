@@ -184,6 +184,41 @@ def test_dead_codes_restart_where_the_data_went():
     assert usage[0.0] < 1.5 and usage[1.0] > 4
 
 
+def codebook_rank(rank: int, port: int, results) -> None:
+    """One of two Gloo ranks: the same codebook, a different batch each; the statistics after one update."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    codebook = Codebook(4, 2, decay=0.5, dead_code_threshold=0.0)
+    codebook.embed.copy_(torch.tensor([[0.0, 0], [10, 0], [0, 10], [10, 10]]))
+    codebook.embed_avg.copy_(codebook.embed)
+    codebook.cluster_size.fill_(1.0)
+    codebook.initialised.fill_(True)
+    batch = torch.tensor([[1.0, 0], [1, 0]]) if rank == 0 else torch.tensor([[9.0, 9], [11, 11]])
+    codebook.update_(batch, codebook.nearest(batch))
+    results.put((rank, codebook.cluster_size.tolist(), codebook.embed_avg.tolist()))
+    dist.destroy_process_group()
+
+
+def test_under_ddp_every_ranks_batch_moves_the_codebook():
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    ranks = [context.Process(target=codebook_rank, args=(r, port, results)) for r in range(2)]
+    for p in ranks:
+        p.start()
+    got = dict((rank, (sizes, sums)) for rank, sizes, sums in (results.get(timeout=60) for _ in ranks))
+    for p in ranks:
+        p.join(30)
+    assert got[0] == got[1]                                  # the same statistics on both ranks
+    sizes, sums = got[0]
+    assert sizes == [1.5, 0.5, 0.5, 1.5]                      # code 0 won rank 0's two, code 3 rank 1's two
+    assert sums[0] == [1.0, 0.0] and sums[3] == [15.0, 15.0]  # 0.5 * old + 0.5 * (sum of both ranks' vectors)
+
+
 def test_straight_through_gradients_reach_the_encoder():
     model = VQVAE(TOKENIZER)
     _, metrics = model(torch.rand(2, 1, 8, 16, 16) * 2 - 1)

@@ -177,6 +177,10 @@ class Codebook(nn.Module):
         """One EMA step towards the mean of the vectors each code won in this batch."""
         counts = torch.bincount(codes, minlength=self.size).to(flat.dtype)           # (K,)
         sums = torch.zeros_like(self.embed).index_add_(0, codes, flat)               # (K, D)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # under DDP every rank's batch moves the codebook (DDP then copies rank 0's buffers to all ranks)
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
         self.cluster_size.lerp_(counts, 1 - self.decay)
         self.embed_avg.lerp_(sums, 1 - self.decay)
         # Laplace smoothing: a code nobody chose lately divides by a small number, never by zero
