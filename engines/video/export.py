@@ -91,8 +91,8 @@ def frame_ms(fps: float) -> int:
 def write_gif(path: Path, frames: np.ndarray, fps: float, comment: str) -> None:
     """An endlessly looping GIF; GIF counts time in hundredths of a second, so rates round to that, and play
     at most at 50 fps (GIF_SHORTEST_MS)."""
-    images = [image.quantize(256, dither=0) if image.mode == "RGB" and not grey(frames) else image.convert("L")
-              for image in pillow_frames(frames)]
+    as_grey = grey(frames)                   # grey frames keep all 256 levels; colour ones get a palette
+    images = [image.convert("L") if as_grey else image.quantize(256, dither=0) for image in pillow_frames(frames)]
     images[0].save(path, save_all=True, append_images=images[1:], duration=max(GIF_SHORTEST_MS, frame_ms(fps)),
                    loop=0, comment=comment.encode())
 
