@@ -36,10 +36,9 @@ class VideoCorpus(Corpus):
     """Clips cut from the user's videos and image sequences; every n-th clip held out for validation."""
 
     def __init__(self, path, config: TokenizerConfig, val_fraction: float, meta: dict | None):
+        if meta and meta.get("fps"):    # a trained model's clips run at its own rate: read these at that rate
+            config = dataclasses.replace(config, fps=meta["fps"])
         found = read_clips(path, config)
-        if meta and meta.get("fps") and abs(meta["fps"] - found.fps) > 1e-6:
-            # a trained model's clips run at its own rate: read these at that rate, as it was trained
-            found = read_clips(path, _at_fps(config, meta["fps"]))
         n = len(found.clips)
         if val_fraction >= 1:
             held = torch.ones(n, dtype=torch.bool)
@@ -70,10 +69,6 @@ class VideoCorpus(Corpus):
         for i in range(0, len(self.val), batch_size):
             clips = self.val[i:i + batch_size]
             yield Batch({"video": as_floats(clips)}, clips.size(0) * clips.size(2))
-
-
-def _at_fps(config: TokenizerConfig, fps: float) -> TokenizerConfig:
-    return dataclasses.replace(config, fps=fps)
 
 
 class MovingDigitsCorpus(Corpus):
