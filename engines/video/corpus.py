@@ -61,14 +61,10 @@ class VideoCorpus(Corpus):
     def batch(self, batch_size: int, seq_len: int, generator) -> Batch:
         if not len(self.train):
             raise CorpusError("no clips to train on: every clip is held out")
-        pick = torch.randint(len(self.train), (batch_size,), generator=generator)
-        clips = self.train[pick]
-        return Batch({"video": as_floats(clips)}, clips.size(0) * clips.size(2))
+        return clip_batch(self.train[torch.randint(len(self.train), (batch_size,), generator=generator)])
 
     def validation_batches(self, batch_size: int, seq_len: int):
-        for i in range(0, len(self.val), batch_size):
-            clips = self.val[i:i + batch_size]
-            yield Batch({"video": as_floats(clips)}, clips.size(0) * clips.size(2))
+        return held_out_batches(self.val, batch_size)
 
 
 class MovingDigitsCorpus(Corpus):
@@ -107,13 +103,20 @@ class MovingDigitsCorpus(Corpus):
 
     def batch(self, batch_size: int, seq_len: int, generator) -> Batch:
         seed = int(torch.randint(2**62, (1,), generator=generator))
-        clips = self.clips(self.train_digits, batch_size, np.random.default_rng(seed))
-        return Batch({"video": as_floats(clips)}, batch_size * clips.size(2))
+        return clip_batch(self.clips(self.train_digits, batch_size, np.random.default_rng(seed)))
 
     def validation_batches(self, batch_size: int, seq_len: int):
-        for i in range(0, len(self.val), batch_size):
-            clips = self.val[i:i + batch_size]
-            yield Batch({"video": as_floats(clips)}, clips.size(0) * clips.size(2))
+        return held_out_batches(self.val, batch_size)
+
+
+def clip_batch(clips: torch.Tensor) -> Batch:
+    """uint8 clips (B, C, T, S, S) as a training Batch of floats in [-1, 1]; its units are frames."""
+    return Batch({"video": as_floats(clips)}, clips.size(0) * clips.size(2))
+
+
+def held_out_batches(val: torch.Tensor, batch_size: int):
+    for i in range(0, len(val), batch_size):
+        yield clip_batch(val[i:i + batch_size])
 
 
 def read_video_corpus(path, config: TokenizerConfig, val_fraction: float, meta: dict | None):
