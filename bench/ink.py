@@ -8,10 +8,10 @@ and the held-out NLL of training runs against training time. Prints tables, writ
 The model's step is timed with random weights of each preset's shape (its speed does not depend on what it
 learnt); the whole writer with the run's own model (--run), whose stalls and retries are part of the cost. One
 torch thread, each measurement in its own subprocess. A held-out curve is a run's own validation, read whole, in
-nats per point: the bundled model's two phases hold out every 10th line (84 lines of all 7 writers); the same
-recipe's first phase run again with writer "sin" held out (`--set model.validation_writers=sin`, 66 lines) gives
-the NLL of a hand the model never saw, and once more with each training line slanted and stretched
-(`--set model.augment=0.15`).
+nats per point: the bundled model's three phases hold out every 10th line (84 lines of all 7 writers), and so
+does its first phase run again from scratch with each training line slanted and stretched (`--set
+model.augment=0.15`); the same recipe's first phase run with writer "sin" held out (`--set
+model.validation_writers=sin`, 66 lines) gives the NLL of a hand the model never saw, without and with augment.
 
     python bench/ink.py --legibility 60 30 20        # + CER: recogniser <= 60 epochs / 30 min, 20 texts
     python bench/ink.py --skip-speed                 # the curves alone -> bench/results/ink-heldout.json
@@ -38,7 +38,9 @@ RESULTS = ROOT / "bench" / "results"
 RUN = Path("/work/runs/ink-whole")         # the bundled model's run, its second phase (docs/ink.md)
 CURVES = [Path("/work/runs/ink-unipen"), RUN,   # its first phase, then the second
           Path("/work/runs/ink-unseen-writer"),   # the first phase's recipe with writer "sin" held out
-          Path("/work/runs/ink-unseen-aug")]      # the same, each line slanted and stretched (model.augment=0.15)
+          Path("/work/runs/ink-unseen-aug"),      # the same, each line slanted and stretched (model.augment=0.15)
+          Path("/work/runs/ink-whole-aug"),       # the bundled model's third phase (augment=0.1, whole lines)
+          Path("/work/runs/ink-aug-p1")]          # the first phase again from scratch, with augment=0.15
 SHAPES = {"small (3x256)": ("small", {}), "Graves (3x400)": ("small", {"n_hidden": 400}), "tiny": ("tiny", {})}
 LINE = "The quick brown fox jumps over the lazy dog, said Mr. Jones"   # 60 characters
 # a fixed set for legibility: every one holds every letter of the alphabet (upper case only where it starts)
