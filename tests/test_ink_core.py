@@ -11,7 +11,7 @@ import torch
 from engines.core.errors import CorpusError
 from engines.ink.chunks import InkChunk, strokes_of
 from engines.ink.config import InkModelConfig
-from engines.ink.data import (Batcher, InkLine, build_alphabet, downsample, prepare, read_corpus,
+from engines.ink.data import (Batcher, InkLine, build_alphabet, downsample, normalise, read_corpus,
                               smooth, strokes_to_points, time_chunks)
 from engines.ink.model import InkModel, mixture_nll, past_end
 
@@ -48,7 +48,7 @@ def glyph_lines(n_lines: int = 6, seed: int = 0) -> list[InkLine]:
 
 
 def toy_model(lines, conditional=True, **shape):
-    pts, meta = prepare(lines)
+    pts, meta = normalise(lines)
     alphabet = build_alphabet([l.text for l in lines], min_count=1)
     speed = sum(len(l.text) for l in lines) / sum(len(p) for p in pts)
     config = InkModelConfig(conditional=conditional, n_layer=2, n_hidden=32, mixtures=3, window_gaussians=2,
@@ -74,7 +74,7 @@ def test_shared_unipen_reads_and_normalises():
     assert all(l.points.dtype == np.float32 and l.points.shape[1] == 3 and l.text and l.text != "-" for l in lines)
     assert all(np.array_equal(l.points[0], [0, 0, 0]) for l in lines[:50])
     some = lines[:40]
-    pts, meta = prepare(some, smooth_width=3, downsample_factor=3)
+    pts, meta = normalise(some, smooth_width=3, downsample_factor=3)
     json.dumps(meta)                                          # stored with the checkpoint
     assert meta["points_per_second"] == pytest.approx(100 / 3) and meta["scale"] > 1
     assert sum(map(len, pts)) < 0.4 * sum(len(l.points) for l in some)
@@ -145,7 +145,7 @@ def test_smoothing_and_downsampling_keep_strokes():
 
 def test_augmenting_slants_and_stretches_each_line_and_nothing_else():
     lines = glyph_lines(3)
-    pts, meta = prepare(lines)
+    pts, meta = normalise(lines)
     plain = Batcher(pts).batch([0, 1, 2], torch.Generator().manual_seed(0)).points
     augmented = Batcher(pts, augment=0.2).batch([0, 1, 2], torch.Generator().manual_seed(0)).points
     assert torch.equal(augmented[..., 2], plain[..., 2])                     # the pen lifts where it did

@@ -17,7 +17,7 @@ from ..core.errors import CorpusError
 from ..core.interface import Batch, Corpus
 from .chunks import strokes_of
 from .config import InkModelConfig
-from .data import Alphabet, Batcher, InkLine, build_alphabet, pen_rate, prepare, read_corpus, stroke_heights
+from .data import Alphabet, Batcher, InkLine, build_alphabet, normalise, pen_rate, read_corpus, stroke_heights
 from .hershey import glyph_source, synthetic_line
 
 RARE = 20                 # characters seen fewer times than this are listed as rare in the summary
@@ -141,7 +141,7 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
     if val_fraction < 1 and (all(is_val) or (val_fraction > 0 and not any(is_val))):
         raise CorpusError(f"{path}: {len(lines)} line(s) cannot be split into training and validation lines")
 
-    points, new_meta = prepare(lines, config.smooth, config.downsample, meta=dict(meta) if meta else None)
+    points, new_meta = normalise(lines, config.smooth, config.downsample, meta=dict(meta) if meta else None)
     texts = [l.text for l in lines]
     if meta is not None and conditional:
         # pen data in other units than the model's corpus (a tablet's pixels, not UNIPEN's): at the model's size

@@ -435,7 +435,7 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
 # ----------------------------------------------------------------------------------------------------
 # normalising
 
-def prepare(lines: list[InkLine], smooth_width: int = 1, downsample_factor: int = 1, clip: float = 100.0,
+def normalise(lines: list[InkLine], smooth_width: int = 1, downsample_factor: int = 1, clip: float = 100.0,
             meta: dict | None = None) -> tuple[list[np.ndarray], dict]:
     """Smooth, downsample and scale every line -> float32 (N, 3) arrays, and the JSON-able meta that repeats
     it on new data (pass meta back in: a fine-tuning corpus must use the model's scale).
