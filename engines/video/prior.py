@@ -163,13 +163,14 @@ class GPT(nn.Module):
 
 
 @torch.no_grad()
-def sample(model: GPT, primer, frames: int, labels=None, temperature: float = 1.0, top_k: int = 0,
+def sample(model: GPT, primer, code_frames: int, labels=None, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, generator: torch.Generator | None = None,
            use_cache: bool = True) -> Iterator[torch.Tensor]:
-    """Continue the codes `primer` (B, k, h, w) (k >= 0 whole code frames) up to `frames` code frames, yielding
-    each new code frame (B, h, w) as soon as its last code is drawn. `frames` may exceed the trained
-    code_frames: the window then slides a code frame at a time (see the module docstring). use_cache=False
-    recomputes the whole window for every token: the reference the cache must equal, and a speed baseline.
+    """Continue the codes `primer` (B, k, h, w) (k >= 0 whole code frames) up to `code_frames` code frames (each
+    time_downsample video frames), yielding each new code frame (B, h, w) as soon as its last code is drawn.
+    `code_frames` may exceed the trained config.code_frames: the window then slides a code frame at a time (see
+    the module docstring). use_cache=False recomputes the whole window for every token: the reference the cache
+    must equal, and a speed baseline.
     Put the model in eval mode first, or dropout samples too."""
     c = model.config
     frame_tokens, window_tokens = c.code_height * c.code_width, c.block_size
@@ -178,7 +179,7 @@ def sample(model: GPT, primer, frames: int, labels=None, temperature: float = 1.
     codes = primer.flatten(1)[:, max(0, done - (window_tokens - frame_tokens)):]   # (B, n): the codes in view
     start = model.start_tokens(labels, B)
     cache = None
-    while done < frames * frame_tokens:
+    while done < code_frames * frame_tokens:
         if codes.size(1) == window_tokens:        # the window is full: slide it on a code frame (and forget
             codes, cache = codes[:, frame_tokens:], None      # the oldest, so a long clip costs no more a frame)
         if cache is not None:
