@@ -37,7 +37,7 @@ WIDTH_AT_X_HEIGHT = 16.0      # (the ink engine's "stroke_width" control, which 
 PEN_MARK = QColor("#d8573b")  # where the pen is while it writes: filled when down, a ring when lifted
 
 
-class InkLine:
+class DrawnLine:
     """What one variation wrote of one line of the text: its strokes as one QPainterPath, in page units."""
 
     def __init__(self, x: float, y: float, lifted: bool):
@@ -120,7 +120,7 @@ class InkPage:
     (line spacing, slant, where each line starts), the view draws it as it is."""
 
     def __init__(self):
-        self.lines: dict[int, InkLine] = {}
+        self.lines: dict[int, DrawnLine] = {}
         self.current = -1
         self.done = False
         self.stated_x_height: float | None = None     # as the engine says it (InkChunk.x_height), if it does
@@ -128,7 +128,7 @@ class InkPage:
     def add(self, line: int, rows: np.ndarray, attention=None) -> None:
         if line not in self.lines:
             before = self.lines.get(self.current)
-            self.lines[line] = InkLine(*(before.x, before.y, before.lifted) if before else (0.0, 0.0, True))
+            self.lines[line] = DrawnLine(*(before.x, before.y, before.lifted) if before else (0.0, 0.0, True))
             self.current = max(self.current, line)
         if len(rows):
             self.lines[line].add(rows, attention)
@@ -244,7 +244,7 @@ class InkCanvas(QWidget):
         return pen
 
     @staticmethod
-    def draw_lines(painter: QPainter, lines: list[InkLine], pen: QPen, content: QRectF, scale: float) -> None:
+    def draw_lines(painter: QPainter, lines: list[DrawnLine], pen: QPen, content: QRectF, scale: float) -> None:
         painter.setRenderHint(QPainter.Antialiasing)
         painter.setPen(pen)
         painter.setBrush(Qt.NoBrush)
