@@ -316,42 +316,17 @@ class Writer:
 
     # --- the primed state every piece starts from
     def prime(self, primer: Primer | None) -> None:
-        device = self.device
         self.prefix = primer.text + " " if primer else ""
         if primer is None:
-            self.state0 = self.model.initial_state(1, device)
-            self.x0 = torch.zeros(1, 3, device=device)
+            self.state0 = self.model.initial_state(1, self.device)
+            self.x0 = torch.zeros(1, 3, device=self.device)
             self.lift_height = None
             return
         # where the primer's pen left the paper, above (-) or below its baseline (measured as the page measures
         # a line's): every piece goes on from there, so its first move lands at the height the model meant
         xy = np.cumsum(primer.points[:, :2], axis=0)
         self.lift_height = float(xy[-1, 1] - np.percentile(xy[-120:, 1], 80))
-        # the head's weight sum changes with every training step: a model being trained (its previews) is never
-        # served a state primed by older weights
-        key = (primer.text, primer.points.tobytes(), str(device), float(self.model.head.weight.detach().sum()))
-        cache = PRIMED.setdefault(self.model, {})
-        if key not in cache:
-            points = torch.from_numpy(primer.points).to(device)[None].clone()
-            points[0, -1, 2] = 1
-            ids = torch.tensor([self.alphabet.encode(self.prefix)], device=device)
-            with torch.inference_mode():
-                out = self.model(points, torch.ones(points.shape[:2], dtype=torch.bool, device=device), ids,
-                                 torch.ones_like(ids, dtype=torch.bool), want_phi=True)
-            state = out.state
-            # a hand unlike the training data's can leave the window short of the primer's end, and the pen would
-            # then first have to write the rest of the primer's text: move the window on to the primer's last
-            # character (kappa counts characters), keeping the hand the state holds. Not further: a window already
-            # on the new text's first character takes it as written and the pen skips it
-            phi = out.phi[0, -1]
-            centre = float((phi * torch.arange(len(phi), device=device)).sum() / phi.sum().clamp_min(1e-9))
-            last = len(primer.text) - 1
-            if centre < last - 0.5:
-                state = state._replace(kappa=state.kappa + (last - centre))
-            if len(cache) >= PRIMED_KEEP:
-                cache.clear()
-            cache[key] = (state, points[:, -1])
-        self.state0, self.x0 = cache[key]
+        self.state0, self.x0 = read_primer(self.model, self.alphabet, primer)
 
     def start_state(self, n: int) -> tuple[torch.Tensor, InkState]:
         s = self.state0
@@ -540,6 +515,37 @@ def substitution_notice(substituted: set[str], alphabet: Alphabet) -> str:
     return "; ".join(parts)
 
 
+def read_primer(model: InkModel, alphabet: Alphabet, primer: Primer) -> tuple[InkState, torch.Tensor]:
+    """The state the primer line (with its text and a space) leaves the model in, and its last point: read
+    through the model once per model and primer, then kept in PRIMED."""
+    device = next(model.parameters()).device
+    # the head's weight sum changes with every training step: a model being trained (its previews) is never
+    # served a state primed by older weights
+    key = (primer.text, primer.points.tobytes(), str(device), float(model.head.weight.detach().sum()))
+    cache = PRIMED.setdefault(model, {})
+    if key not in cache:
+        points = torch.from_numpy(primer.points).to(device)[None].clone()
+        points[0, -1, 2] = 1
+        ids = torch.tensor([alphabet.encode(primer.text + " ")], device=device)
+        with torch.inference_mode():
+            out = model(points, torch.ones(points.shape[:2], dtype=torch.bool, device=device), ids,
+                        torch.ones_like(ids, dtype=torch.bool), want_phi=True)
+        state = out.state
+        # a hand unlike the training data's can leave the window short of the primer's end, and the pen would
+        # then first have to write the rest of the primer's text: move the window on to the primer's last
+        # character (kappa counts characters), keeping the hand the state holds. Not further: a window already
+        # on the new text's first character takes it as written and the pen skips it
+        phi = out.phi[0, -1]
+        centre = float((phi * torch.arange(len(phi), device=device)).sum() / phi.sum().clamp_min(1e-9))
+        last = len(primer.text) - 1
+        if centre < last - 0.5:
+            state = state._replace(kappa=state.kappa + (last - centre))
+        if len(cache) >= PRIMED_KEEP:
+            cache.clear()
+        cache[key] = (state, points[:, -1])
+    return cache[key]
+
+
 def primed_writer(model: InkModel, meta: dict, settings: dict) -> tuple[Writer, str]:
     """A Writer in the style the settings choose, primed (from PRIMED when that style was read before), and how
     the style is described."""
@@ -558,9 +564,13 @@ def prepare(model: InkModel, meta: dict, settings: dict) -> None:
     ~500 points are read."""
     if meta.get("alphabet") is None:
         return
-    primed_writer(model, meta, settings)
-    for style in sorted(meta.get("styles") or {})[:READ_AHEAD_STYLES]:
-        primed_writer(model, meta, {**settings, "style": style, "style_file": "", "pen_sample": []})
+    alphabet = Alphabet.from_meta(meta["alphabet"])
+    others = [{**settings, "style": style, "style_file": "", "pen_sample": []}
+              for style in sorted(meta.get("styles") or {})[:READ_AHEAD_STYLES]]
+    for chosen in [settings, *others]:      # the style a seed picks is the one generate will pick
+        primer, _ = choose_primer(meta, chosen, np.random.default_rng(settings["seed"]))
+        if primer is not None:
+            read_primer(model, alphabet, primer)
 
 
 def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk | Notice]:
