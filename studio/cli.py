@@ -270,7 +270,7 @@ def cmd_sample(args) -> int:
         raise StudioError(f"a {engine.modality} sample needs a file to go to: add --out FILE "
                           f"({' or '.join(engine.export_formats)})")
     if args.out and Path(args.out).suffix.lower() not in engine.export_formats:    # before, not after, the work
-        raise StudioError(f"cannot save a {engine.name} sample as {Path(args.out).name}: name a "
+        raise StudioError(f"cannot save {Path(args.out).name}: for a sample of the {engine.name} engine, name a "
                           f"{' or '.join(engine.export_formats)} file")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     controls = engine.controls()
