@@ -191,8 +191,8 @@ def size_factor(points: list[np.ndarray], texts: list[str], meta: dict, toleranc
 
 def synthetic_lines(n: int, texts: list[str], meta: dict) -> list[tuple[np.ndarray, str]]:
     """n lines of 2-6 words of the corpus' own texts written in Hershey's cursive, at about the corpus' size (see
-    hershey.SYNTHETIC_FONT_UNITS) and point spacing (the same lines each time: seeded). Only words the font can draw whole: a letter it
-    lacks would be in the text but not in the ink, and the window would learn to skip it."""
+    hershey.SYNTHETIC_FONT_UNITS) and point spacing (the same lines each time: seeded). Only words the font can
+    draw whole: a letter it lacks would be in the text but not in the ink, and the window would learn to skip it."""
     rng = np.random.default_rng(0)
     words = [w for t in texts for w in t.split() if all(glyph_source(ch) == ("cursive", ch) for ch in w)]
     if not words:

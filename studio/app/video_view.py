@@ -1,10 +1,10 @@
 """The video view: plays a clip's frames as they are generated, then loops them.
 
 Chunks arrive as {"type": "VideoChunk", "frames": (variations, T, H, W, C) uint8, "fps": float, "primer": bool},
-each holding the frames decoded since the previous one. Every frame becomes a QImage once, as it arrives (over the numpy buffer it
-came in, which the view keeps); a QTimer moves the playhead at the clip's fps, and painting is drawing one pixmap.
-Frames are small (64x64), so they are scaled up by whole multiples with nearest-neighbour sampling: every pixel
-stays a crisp square.
+each holding the frames decoded since the previous one. Every frame becomes a QImage once, as it arrives (over
+the numpy buffer it came in, which the view keeps); a QTimer moves the playhead at the clip's fps, and painting
+is drawing one pixmap. Frames are small (64x64), so they are scaled up by whole multiples with nearest-neighbour
+sampling: every pixel stays a crisp square.
 
 In the "create" role the clip plays while it grows: the playhead runs at the clip's fps, and when it has caught up
 with the generator it waits there and shows each new frame the moment it arrives. Previews and saved samples
