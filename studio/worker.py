@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.core.errors import CorpusError, StudioError
 from engines.core.fingerprint import corpus_files
 
 GENERATION_BATCH_SECONDS = 0.03    # generation chunks are sent in small batches: ~30 messages a second
@@ -57,7 +58,11 @@ def fingerprint(path: str) -> tuple:
     """Names, sizes and times of the files a corpus path names (a file, a folder or a glob), as the engines read
     them: equal fingerprints, same corpus. Cheaper than the checkpoint's content hash, and enough to tell an
     edit between Summarize and Start."""
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in corpus_files(path)[1])
+    try:
+        files = corpus_files(path)[1]
+    except CorpusError:                  # a built-in data set, or a path the engine will refuse by name
+        return ()
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 class Worker:
@@ -119,7 +124,6 @@ class Worker:
                 result = handler(job, **command[2])
                 self.send("finished", job, result)
             except Exception as e:  # noqa: BLE001 - every failure goes back to the window as text
-                from engines.core.errors import StudioError
                 message = str(e) if isinstance(e, StudioError) else f"{type(e).__name__}: {e}"
                 detail = "" if isinstance(e, StudioError) else traceback.format_exc()
                 self.send("errored", job, {"message": message, "detail": detail})

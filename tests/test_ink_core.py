@@ -121,6 +121,9 @@ def test_every_format_parses_and_bad_files_are_named(tmp_path):
     assert by_text[""].writer == "FR" and len(by_text[""].points) == 3
     for name in ("broken.xml", "empty.inkml", "garbage.ndjson", "nan.ndjson"):
         assert any(name in w for w in warnings), (name, warnings)
+    (tmp_path / "README.md").write_text("notes, not pen data")
+    assert len(read_corpus(tmp_path)[0]) == len(lines)            # a file of another kind in a folder is passed over
+    assert [l.text for l in read_corpus(tmp_path / "*.inkml")[0]] == ["hi"]     # a glob names some files
 
     bad = tmp_path / "only_bad"
     bad.mkdir()

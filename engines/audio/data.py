@@ -9,7 +9,6 @@ the end of every recording is held out.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..core.errors import ConfigError, CorpusError
+from ..core.fingerprint import corpus_files
 from ..core.interface import Batch, Corpus
 from .config import AudioModelConfig
 from .model import SILENCE, mu_law_encode, position_index, receptive_field
@@ -43,31 +43,6 @@ class Recording:
     def length(self) -> int:
         """The whole recording's length in samples, which positions in shares of it are counted against."""
         return self.whole or len(self.codes)
-
-
-def list_files(path: str | Path) -> tuple[Path, list[Path]]:
-    """The corpus root and the (non-hidden) files a file, folder or glob names."""
-    text = str(path)
-    if any(ch in text for ch in "*?["):
-        files = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
-        if not files:
-            raise CorpusError(f"no files match {text}")
-        fixed = []                            # the root: the folders before the first one with a wildcard
-        for part in Path(text).parts[:-1]:
-            if any(ch in part for ch in "*?["):
-                break
-            fixed.append(part)
-        return Path(*fixed) if fixed else Path("."), files
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CorpusError(f"{path} does not exist")
-    if path.is_file():
-        return path.parent, [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
-    if not files:
-        raise CorpusError(f"{path} contains no files")
-    return path, files
 
 
 def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
@@ -268,7 +243,7 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
                       meta: dict | None = None) -> AudioCorpus:
     """Read a corpus. With `meta` (a trained model's), it is read at the model's rate, and files whose labels
     are not among the model's are skipped, each with a warning saying why."""
-    root, files = list_files(path)
+    root, files = corpus_files(path)
     rate = meta["sample_rate"] if meta else config.sample_rate
     read_labels, fields = label_reader(config.conditioning, root, files, meta["labels"] if meta else None)
     if meta is not None:

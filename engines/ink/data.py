@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 from ..core.errors import CorpusError
+from ..core.fingerprint import corpus_files
 
+PEN_SUFFIXES = (".xml", ".inkml", ".ndjson", ".npz")
 UNIPEN_RATE = 100.0          # points per second of the shared UNIPEN set (its README: tablet at 100 samples/s)
 
 
@@ -384,20 +386,15 @@ def _parse_xml(path: Path):
 
 
 def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
-    """Every line of pen data under path (a folder or one file), and a warning per file or sample passed over."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CorpusError(f"{path} does not exist")
+    """Every line of pen data a folder, file or glob names, and a warning per file or sample passed over."""
+    _, named = corpus_files(path)
+    # a strokes.npz beside its texts.jsonl is one data set (the layout of the shared UNIPEN set); other files are read
+    # one by one, and in a folder only those with a pen data suffix (a README beside them is no pen data)
+    folders = sorted({p.parent for p in named if p.name in ("strokes.npz", "texts.jsonl")
+                      and (p.parent / "strokes.npz").is_file() and (p.parent / "texts.jsonl").is_file()})
+    files = [p for p in named if not (p.parent in folders and p.name in ("strokes.npz", "texts.jsonl"))
+             and (Path(path).expanduser().is_file() or p.suffix.lower() in PEN_SUFFIXES)]
     lines, warnings = [], []
-    if path.is_dir():
-        folders = sorted({p.parent for p in path.rglob("strokes.npz") if (p.parent / "texts.jsonl").is_file()})
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".xml", ".inkml", ".ndjson", ".npz")
-                       and not (p.name == "strokes.npz" and p.parent in folders) and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
-    elif path.name in ("strokes.npz", "texts.jsonl"):
-        folders, files = [path.parent], []
-    else:
-        folders, files = [], [path]
     for folder in folders:
         try:
             found, skipped = read_stroke_npz(folder)
@@ -418,7 +415,7 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
             elif f.suffix.lower() == ".xml":
                 found = read_iam_xml(f)
             else:
-                raise CorpusError("not a pen data format this engine reads (.xml, .inkml, .ndjson, .npz)")
+                raise CorpusError(f"not a pen data format this engine reads ({', '.join(PEN_SUFFIXES)})")
             lines += found
         except (CorpusError, OSError, ValueError, TypeError) as e:     # a malformed file, whatever the fault
             warnings.append(f"skipped {f}: {e}")

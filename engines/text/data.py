@@ -7,7 +7,6 @@ characters), so a corpus of hundreds of MB never exists as several full copies i
 """
 from __future__ import annotations
 
-import glob
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ..core.errors import CorpusError
+from ..core.fingerprint import corpus_files
 from ..core.interface import Batch, Corpus
 
 BLOCK = 1 << 24
@@ -24,21 +24,11 @@ LARGE_VOCAB = 300
 ENDING_NAMES = {"CRLF": "CRLF (Windows)", "CR": "lone CR (old Mac)"}
 
 
-def corpus_files(path: str | Path) -> tuple[list[Path], list[str]]:
+def text_files(path: str | Path) -> tuple[list[Path], list[str]]:
     """The text files a path names, and warnings about files passed over."""
-    text = str(path)
-    if any(ch in text for ch in "*?["):
-        candidates = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
-        if not candidates:
-            raise CorpusError(f"no files match {text}")
-    else:
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise CorpusError(f"{path} does not exist")
-        if path.is_file():
-            return [path], []
-        candidates = sorted(p for p in path.rglob("*") if p.is_file()
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if Path(path).expanduser().is_file():
+        return [Path(path).expanduser()], []        # named on its own: reading it says what is wrong with it
+    candidates = corpus_files(path)[1]
     files, warnings = [], []
     for p in candidates:
         with open(p, "rb") as f:
@@ -161,7 +151,7 @@ def read_text_corpus(path: str | Path, val_fraction: float = 0.1, vocab: str | N
     """Read a corpus. With `vocab` (a trained model's), characters outside it refuse the corpus (a resumed
     training must read it as it was first read), or with `skip_unseen` (measuring a model on outside text)
     they are left out and counted in the summary and its warnings."""
-    files, warnings = corpus_files(path)
+    files, warnings = text_files(path)
     seen: set[str] = set()
     endings: Counter = Counter(CRLF=0, CR=0)
     n_chars = n_bytes = 0

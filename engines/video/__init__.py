@@ -2,7 +2,7 @@
 EMA codebook, then a GPT prior over its frozen codes; primed by the first frames of any clip, generated past
 its trained length, and decoded frame by frame while the codes stream in.
 
-Corpus: a folder of videos (anything PyAV decodes) or image sequences, or `moving-digits`, the built-in
+Corpus: a file, folder or glob of videos (anything PyAV decodes) or image sequences, or `moving-digits`, the built-in
 Moving MNIST-style set (two MNIST test digits bouncing in 64x64).
 
 Importing this module is cheap (no torch): the GUI reads the engine's description at start-up.

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.errors import CorpusError
+from ..core.fingerprint import corpus_files
 from .config import TokenizerConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -159,14 +160,8 @@ def read_image_sequence(folder: Path, files: list[Path], config: TokenizerConfig
     return Source(name, width, height, fps, np.arange(len(frames)) / fps, torch.cat(frames))
 
 
-def list_sources(root: Path) -> tuple[list[Path], dict[Path, list[Path]]]:
-    """The video files under root, and its image files grouped by folder (non-hidden files only)."""
-    if root.is_file():
-        files = [root]
-        root = root.parent
-    else:
-        files = sorted(p for p in root.rglob("*") if p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+def list_sources(files: list[Path]) -> tuple[list[Path], dict[Path, list[Path]]]:
+    """The video files, and the image files grouped by folder."""
     videos, images = [], {}
     for p in files:
         if p.suffix.lower() in IMAGE_SUFFIXES:
@@ -183,11 +178,9 @@ def cut(frames: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def read_clips(path, config: TokenizerConfig) -> VideoClips:
-    """Every usable video and image sequence under path (a folder or one file), fitted and cut into clips."""
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise CorpusError(f"{root} does not exist")
-    videos, images = list_sources(root)
+    """Every usable video and image sequence a folder, file or glob names, fitted and cut into clips."""
+    root, files = corpus_files(path)
+    videos, images = list_sources(files)
     sources, skipped = [], []
     for video in videos:
         try:
@@ -196,7 +189,7 @@ def read_clips(path, config: TokenizerConfig) -> VideoClips:
             skipped.append(str(e))
     for folder, files in images.items():
         try:
-            sources.append(read_image_sequence(folder, files, config, root if root.is_dir() else root.parent))
+            sources.append(read_image_sequence(folder, files, config, root))
         except CorpusError as e:
             skipped.append(str(e))
     # 0 fps keeps the videos' own rate: the most common one (of a tie, the higher), other rates are resampled to it
