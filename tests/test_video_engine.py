@@ -171,8 +171,9 @@ def test_a_primer_is_an_exact_token_prefix(model, tmp_path):
     tokenizer = prior.tokenizer.module
     clip = next(corpus().validation_batches(1, 0)).tensors["video"]                    # (1, 1, 8, 16, 16)
     primer = write_gif(tmp_path / "primer.gif", as_frames(clip)[0, ..., 0])
-    frames = read_primer(str(primer), tokenizer.config, 10.0)
+    frames = read_primer(str(primer), tokenizer.config, 10.0, 8)
     assert torch.equal(as_floats(frames).transpose(0, 1)[None], clip)                    # read back exactly
+    assert 3 <= len(read_primer(str(primer), tokenizer.config, 10.0, 3)) < 8           # only what is kept is read
     settings = resolve_settings(ENGINE.controls(), {"frames": 12, "primer": str(primer), "primer_frames": 5,
                                                     "seed": 1, "variations": 2})
     chunks = list(ENGINE.generate(prior, header, settings))

@@ -97,8 +97,9 @@ def as_tensor(image: np.ndarray) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------
 # reading videos and image sequences
 
-def read_video(path: Path, config: TokenizerConfig) -> Source:
-    """Decode one file with PyAV; CorpusError naming it when it cannot be used."""
+def read_video(path: Path, config: TokenizerConfig, seconds: float | None = None) -> Source:
+    """Decode one file with PyAV (only its first `seconds`, if given); CorpusError naming it when it cannot be
+    used."""
     try:
         import av
     except ImportError:
@@ -123,6 +124,8 @@ def read_video(path: Path, config: TokenizerConfig) -> Source:
                 h, w = scaled_size(frame.height, frame.width, config.frame_size)
                 pixels = frame.to_ndarray(width=w, height=h, format=pixel_format, interpolation="AREA")
                 frames.append(fit_frames(as_tensor(pixels), config.frame_size))
+                if seconds is not None and times[-1] - times[0] >= seconds:
+                    break
             width, height = stream.codec_context.width, stream.codec_context.height
     except CorpusError:
         raise

@@ -31,12 +31,13 @@ def as_frames(video: torch.Tensor) -> np.ndarray:
     return ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
 
 
-def read_primer(path: str, config: TokenizerConfig, fps: float) -> torch.Tensor:
-    """The primer clip's frames (T, C, S, S) uint8, fitted to the model's frame size and resampled to its rate."""
+def read_primer(path: str, config: TokenizerConfig, fps: float, frames: int) -> torch.Tensor:
+    """The primer clip's first `frames` frames (T, C, S, S) uint8 (fewer if it is shorter, a few more at most),
+    fitted to the model's frame size and resampled to its rate. Only those are decoded: a primer can be a film."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"the primer {path} does not exist")
-    source = read_video(path, config)
+    source = read_video(path, config, seconds=frames / fps)
     return source.frames[torch.from_numpy(nearest_frames(source.times, source.fps, fps))]
 
 
@@ -45,8 +46,8 @@ def primer_codes(tokenizer: VQVAE, settings: dict, fps: float) -> tuple[torch.Te
     if not settings.get("primer"):
         return None, []
     c = tokenizer.config
-    clip = read_primer(settings["primer"], c, fps)
     asked, notes = settings["primer_frames"], []
+    clip = read_primer(settings["primer"], c, fps, asked)
     keep = min(asked, len(clip))
     if keep < asked:
         notes.append(f"the primer has {len(clip)} frames at {fps:g} fps; all of them are kept")
