@@ -10,7 +10,8 @@ import torch
 
 from engines.core.errors import ConfigError, CorpusError
 from engines.video.config import PriorConfig, TokenizerConfig
-from engines.video.data import fit_frames, moving_digits, nearest_frames, read_clips
+from engines.video.corpus import MovingDigitsCorpus, as_floats
+from engines.video.data import fit_frames, nearest_frames, read_clips
 from engines.video.prior import GPT, KVCache, sample
 from engines.video.vqvae import VQVAE, Codebook
 
@@ -36,7 +37,13 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def clips():
-    return moving_digits(TOKENIZER, clips=256, seed=0, folder=MNIST)
+    """256 fixed moving-digits clips (N, 1, 8, 16, 16), floats in [-1, 1]."""
+    digits = MovingDigitsCorpus(TOKENIZER, 0.1, folder=MNIST)
+    return as_floats(digits.clips(digits.train_digits, 256, np.random.default_rng(0)))
+
+
+def draw(clips, batch_size, generator):
+    return clips[torch.randint(len(clips), (batch_size,), generator=generator)]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,7 @@ def tokenizer(clips):
     generator = torch.Generator().manual_seed(0)
     history = []
     for _ in range(250):
-        _, metrics = model(clips.batch(8, generator))
+        _, metrics = model(draw(clips, 8, generator))
         optimizer.zero_grad()
         metrics["loss"].backward()
         optimizer.step()
@@ -63,8 +70,7 @@ def tokenizer(clips):
 def prior(tokenizer, clips):
     """A GPT trained 150 steps on the frozen tokenizer's codes of every clip, and its loss at every step."""
     model, _ = tokenizer
-    video = clips.clips.float() / 127.5 - 1
-    codes = torch.cat([model.encode(video[i:i + 64]) for i in range(0, len(video), 64)])     # (256, 4, 4, 4)
+    codes = torch.cat([model.encode(clips[i:i + 64]) for i in range(0, len(clips), 64)])     # (256, 4, 4, 4)
     torch.manual_seed(0)
     gpt = GPT(PRIOR)
     optimizer = torch.optim.AdamW(gpt.parameters(), lr=3e-3)
@@ -96,24 +102,19 @@ def test_configs_refuse_shapes_the_networks_cannot_take():
 # moving digits
 
 @needs_mnist
-def test_moving_digits_are_deterministic_clips_of_the_preset(clips):
-    assert clips.clips.shape == (256, 1, 8, 16, 16) and clips.clips.dtype == torch.uint8
-    assert clips.facts == {"clips": 256, "frames": 2048, "fps": 10.0, "resolution": [16, 16], "sources": 1,
-                           "skipped": 0}
-    again = moving_digits(TOKENIZER, clips=4, seed=0, folder=MNIST).clips
-    assert torch.equal(again, clips.clips[:4])
-    assert not torch.equal(moving_digits(TOKENIZER, clips=4, seed=1, folder=MNIST).clips, again)
+def test_moving_digits_move_and_fit_the_preset(clips):
+    assert clips.shape == (256, 1, 8, 16, 16)
     # digits move: consecutive frames differ, and every frame shows something
-    frames = clips.clips[:, 0].float()
+    frames = (clips[:, 0] + 1) * 127.5
     assert (frames[:, 1:] - frames[:, :-1]).abs().mean() > 5
     assert (frames.amax(dim=(2, 3)) > 50).all()
-    rgb = moving_digits(TokenizerConfig(frame_size=32, clip_frames=4), clips=2, folder=MNIST)
-    assert rgb.clips.shape == (2, 3, 4, 32, 32)
+    rgb = MovingDigitsCorpus(TokenizerConfig(frame_size=32, clip_frames=4), 0.1, folder=MNIST)
+    assert rgb.val.shape == (256, 3, 4, 32, 32)
 
 
 def test_missing_mnist_is_a_corpus_error(tmp_path):
     with pytest.raises(CorpusError, match="MNIST"):
-        moving_digits(TOKENIZER, clips=2, folder=tmp_path)
+        MovingDigitsCorpus(TOKENIZER, 0.1, folder=tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -128,11 +129,11 @@ def test_tokenizer_reconstruction_improves_and_uses_its_codebook(tokenizer, clip
           f"{last['psnr']:.1f} dB, perplexity {last['perplexity']:.1f} of {TOKENIZER.codebook_size}, "
           f"{int(model.codebook.restarts)} codes restarted")
     # far better than the mean frame (mostly black), not just the drop from an untrained decoder's noise
-    variance = (clips.clips.float() / 127.5 - 1).var().item()
+    variance = clips.var().item()
     assert last["mse"] < 0.75 * variance and last["mse"] < 0.1 * first["mse"]
     assert last["psnr"] > first["psnr"] + 10
     assert last["perplexity"] > TOKENIZER.codebook_size / 4
-    video = clips.clips[:2].float() / 127.5 - 1
+    video = clips[:2]
     codes = model.encode(video)
     assert codes.shape == (2, 4, 4, 4) and codes.dtype == torch.long
     assert model.decode(codes).shape == video.shape
@@ -141,7 +142,7 @@ def test_tokenizer_reconstruction_improves_and_uses_its_codebook(tokenizer, clip
 @needs_mnist
 def test_eval_mode_and_encode_never_move_the_codebook(tokenizer, clips):
     model = copy.deepcopy(tokenizer[0])
-    video = clips.batch(8, torch.Generator().manual_seed(1))
+    video = draw(clips, 8, torch.Generator().manual_seed(1))
     before = {k: v.clone() for k, v in model.codebook.state_dict().items()}
 
     def unchanged():

@@ -54,10 +54,6 @@ class VideoClips:
     skipped: list[str]          # "name: why", one per source not used
     facts: dict                 # clips, frames, fps, resolution, sources, skipped
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """batch_size clips drawn with replacement: (B, C, T, S, S) float in [-1, 1]."""
-        pick = torch.randint(len(self.clips), (batch_size,), generator=generator)
-        return self.clips[pick].float() / 127.5 - 1.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -264,19 +260,3 @@ def bouncing_digits(digits: np.ndarray, clips: int, frames: int, per_clip: int,
                         position[axis] = -position[axis] if position[axis] < 0 else 2 * room - position[axis]
                         velocity[axis] = -velocity[axis]
     return out
-
-
-def moving_digits(config: TokenizerConfig, clips: int = 1000, seed: int = 0, digits_per_clip: int = 2,
-                  folder: Path = MNIST_DIR) -> VideoClips:
-    """Moving MNIST-style clips of the preset's length, made at 64x64 and fitted to its frame size; the same
-    seed gives the same clips."""
-    T, S = config.clip_frames, config.frame_size
-    video = bouncing_digits(read_mnist(folder), clips, T, digits_per_clip, np.random.default_rng(seed))
-    frames = fit_frames(torch.from_numpy(video).view(clips * T, 1, CANVAS, CANVAS), S)
-    frames = frames.expand(-1, config.channels, -1, -1)                       # grey digits, as RGB if asked
-    fps = config.fps or MOVING_DIGITS_FPS
-    lines = [f"{clips} moving-digits clip(s) of {T} frames at {fps:g} fps: {digits_per_clip} MNIST test digits "
-             f"bouncing in {CANVAS}x{CANVAS}" + (f", scaled to {S}x{S}" if S != CANVAS else "") + f" (seed {seed})"]
-    facts = {"clips": clips, "frames": clips * T, "fps": fps, "resolution": [S, S], "sources": 1, "skipped": 0}
-    return VideoClips(frames.reshape(clips, T, config.channels, S, S).transpose(1, 2).contiguous(), fps, lines, [],
-                      facts)
