@@ -11,7 +11,7 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.core.checkpoint import read_meta
@@ -44,6 +44,7 @@ class ModelEntry:
     stages: list[StageEntry] | None = None   # of an engine that trains in stages, in order
     problem: str = ""           # why this entry cannot be used (e.g. a corrupt file), else ""
     ready: bool = True          # its last stage is trained, so it makes samples
+    header: dict = field(default_factory=dict, repr=False)   # the checkpoint's meta, as read
 
     @property
     def bundled(self) -> bool:
@@ -66,7 +67,7 @@ def entry_for(checkpoint: Path, name: str, run_dir: Path | None) -> ModelEntry:
     summary, metrics = meta.get("corpus_summary", {}), meta.get("metrics", {})
     return ModelEntry(name, meta.get("engine", "?"), checkpoint, run_dir, corpus=str(summary.get("source", "")),
                       steps=meta.get("step", 0), val_loss=metrics.get("best_val_loss"),
-                      loss_unit=metrics.get("loss_unit", ""), saved_at=meta.get("saved_at", ""))
+                      loss_unit=metrics.get("loss_unit", ""), saved_at=meta.get("saved_at", ""), header=meta)
 
 
 def staged_entry(run: Path, engine) -> ModelEntry:

@@ -12,8 +12,6 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
-from engines.core.checkpoint import read_meta
-from engines.core.errors import StudioError
 
 from .controls import ControlsForm, EngineBox
 from .views import export_sample, export_target, make_view, show_job
@@ -34,6 +32,7 @@ class CreatePage(QWidget):
 
         self.engine_box = EngineBox(engines, "create_engine")
         self.model_box = QComboBox(objectName="create_model")
+        self.headers: dict[Path, dict] = {}    # each listed model's checkpoint -> its meta, as the library read it
         self.controls = ControlsForm()
         self.generate_button = QPushButton("Generate", objectName="generate")
         self.stop_button = QPushButton("Stop", objectName="stop_generation", enabled=False)
@@ -107,9 +106,11 @@ class CreatePage(QWidget):
     def refresh_models(self, select: Path | None = None, entries: list | None = None) -> None:
         """The engine's models that make samples: not unreadable ones, nor runs whose last stage is untrained."""
         current = select or self.model_box.currentData()
+        self.headers = {}
         self.model_box.clear()
         for entry in self.library.entries() if entries is None else entries:
             if entry.engine == self.engine.name and entry.ready and not entry.problem:
+                self.headers[entry.checkpoint] = entry.header
                 self.model_box.addItem(entry.name, entry.checkpoint)
         index = self.model_box.findData(current) if current else -1
         self.model_box.setCurrentIndex(max(index, 0))
@@ -117,12 +118,7 @@ class CreatePage(QWidget):
     def model_changed(self) -> None:
         """List the values the model knows (its writers, its labels) beside the fields that take them, and have
         the worker load it."""
-        checkpoint = self.model_box.currentData()
-        try:
-            header = read_meta(checkpoint) if checkpoint is not None else {}
-        except StudioError:
-            header = {}         # the file went bad since the library read it: Generate will say so
-        self.controls.set_suggestions(self.engine.suggestions(header))
+        self.controls.set_suggestions(self.engine.suggestions(self.headers.get(self.model_box.currentData(), {})))
         self.prepare_timer.start()
 
     def select_model(self, checkpoint: Path, engine: str) -> None:
