@@ -2,7 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshots.py
 
-Uses a throw-away data folder; samples the bundled models (ink and video when they are bundled), trains the
+Uses a throw-away data folder; samples the bundled models (ink and video when they are bundled), fills the pen
+recorder with sentences written in the Hershey cursive font through simulated tablet events, and trains the
 tiny text preset for a minute on Tiny Shakespeare (from ../shared).
 """
 import os
@@ -22,6 +23,9 @@ def main() -> None:
 
     from engines import available_engines
     from studio.app.main_window import MainWindow
+    from studio.app.pen_recorder import SENTENCES
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_ink_app import handwriting, pen_device, write_with_tablet      # the tests' simulated tablet
 
     app = QApplication(sys.argv)
     window = MainWindow(available_engines())
@@ -36,12 +40,12 @@ def main() -> None:
         if not condition():
             raise SystemExit("timed out")
 
-    def shoot(name):
+    def shoot(name, widget=window):
         for _ in range(20):
             app.processEvents()
             time.sleep(0.02)
         OUT.mkdir(parents=True, exist_ok=True)
-        window.grab().save(str(OUT / f"{name}.png"))
+        widget.grab().save(str(OUT / f"{name}.png"))
         print("saved", OUT / f"{name}.png")
 
     wait(lambda: bool(window.worker.devices), 60)
@@ -76,8 +80,21 @@ def main() -> None:
         wait(lambda: create.job is None, 300)
         shoot("ink-create")
 
+    # the pen recorder: two sentences saved and the third being written
     train = window.train_page
     window.tabs.setCurrentWidget(train)
+    train.engine_box.select("ink")
+    recorder = train.record_hand()
+    recorder.name_edit.setText("Sam")
+    pen = pen_device()
+    for i in range(2):
+        write_with_tablet(recorder.pad, handwriting(SENTENCES[i], jitter=0.3, seed=i), pen)
+        recorder.save_and_next()
+    strokes = handwriting(SENTENCES[2], jitter=0.3, seed=2)
+    write_with_tablet(recorder.pad, strokes[:len(strokes) * 2 // 3], pen)
+    shoot("ink-recorder", recorder)
+    recorder.reject()
+
     train.engine_box.select("text")
     train.set_corpus(str(CORPUS))
     wait(lambda: train.start_button.isEnabled(), 60)

@@ -63,3 +63,14 @@ def write_audio_corpus(folder: Path, rate: int = 16000, files_per_class: int = 6
 @pytest.fixture
 def audio_corpus(tmp_path) -> Path:
     return write_audio_corpus(tmp_path / "sounds")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny models, which are bound by overhead: on a shared two-core machine a second thread only
+    adds synchronisation (several times slower)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

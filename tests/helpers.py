@@ -27,3 +27,27 @@ def tiny_audio_model(**changes):
 def recipes(model_config, train_config: TrainConfig, stage: str = "model") -> dict:
     """The trainer's per-stage recipes for a single-stage engine."""
     return {stage: StageRecipe(dataclasses.asdict(model_config), train_config)}
+
+
+def studio(capsys, *args) -> tuple[int, str]:
+    """Run the CLI in this process: its exit code and all it printed."""
+    from studio.cli import main
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def train_tiny(capsys, corpus, out, *extra):
+    return studio(capsys, "train", "text", "--data", corpus, "--out", out, "--preset", "tiny", "--device", "cpu",
+                  "--no-preview", *extra)
+
+
+def events_until(events, stop=None) -> list:
+    """The trainer's events; stop=(stage, step) stops like the Stop button (closes the generator) after that step."""
+    from engines.core.events import Progress
+    seen = []
+    for event in events:
+        seen.append(event)
+        if stop and isinstance(event, Progress) and (event.stage, event.step) == stop:
+            events.close()
+    return seen

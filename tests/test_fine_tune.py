@@ -1,20 +1,9 @@
 """Fine-tuning: `studio train --from CHECKPOINT` starts a new run from a trained model's weights, on another
 corpus read the way that model read its own (what a user does to make the bundled model their own)."""
 from engines.core.checkpoint import read_meta
-from studio.cli import main
+from helpers import studio, train_tiny
 
 from conftest import write_corpus
-
-
-def studio(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-def train_tiny(capsys, corpus, out, *extra):
-    return studio(capsys, "train", "text", "--data", corpus, "--out", out, "--preset", "tiny", "--device", "cpu",
-                  "--no-preview", *extra)
 
 
 def first_validation(run) -> float:

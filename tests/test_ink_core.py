@@ -15,16 +15,9 @@ from engines.ink.data import (Batcher, InkLine, build_alphabet, downsample, norm
                               smooth, strokes_to_points, time_chunks)
 from engines.ink.model import InkModel, mixture_nll, past_end
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SHARED_UNIPEN = Path(__file__).resolve().parents[2] / "shared/data/handwriting/unipen_cursive"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second thread only adds synchronisation (several times slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def glyph_lines(n_lines: int = 6, seed: int = 0) -> list[InkLine]:

@@ -25,17 +25,11 @@ from engines.ink.model import past_end
 from engines.ink.corpus import SHAPE_DEFAULTS, unpack_points
 from engines.ink.write import Page, Primer, Writer, plan_line, primed_writer, wrap
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ENGINE = InkEngine()
 WORDS = "an ox can see a cat on the hill".split()
 TINY = dict(n_layer=2, n_hidden=32, mixtures=3, window_gaussians=3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_hershey_corpus(folder: Path, lines: int = 200, seed: int = 0, most_words: int = 5, size: float = 1.0) -> Path:

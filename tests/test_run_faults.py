@@ -12,21 +12,9 @@ from engines.core.checkpoint import read_meta
 from engines.core.lock import run_folder_lock
 from engines.core.trainer import lr_at, sampling_checkpoint
 from engines.text import TextEngine
-from helpers import tiny_train
-from studio.cli import main
+from helpers import studio, tiny_train, train_tiny
 
 from conftest import write_corpus
-
-
-def studio(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-def train_tiny(capsys, corpus, out, *extra):
-    return studio(capsys, "train", "text", "--data", corpus, "--out", out, "--preset", "tiny", "--device", "cpu",
-                  "--no-preview", *extra)
 
 
 @pytest.mark.parametrize("flags, message", [

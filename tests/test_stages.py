@@ -10,9 +10,10 @@ import torch
 
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
-from engines.core.events import Evaluation, Finished, Progress, StageStarted
+from engines.core.events import Evaluation, Finished, StageStarted
 from engines.core.interface import resolve_settings
 from engines.core.trainer import load_model, train
+from helpers import events_until
 from two_stage_engine import PointsCorpus, TwoStageEngine
 
 ENGINE = TwoStageEngine()
@@ -22,12 +23,7 @@ def run(out, stage=None, resume=False, stop=None, seed=0):
     """Train; stop=(stage, step) stops like the Stop button (closes the generator) after that step."""
     events = train(ENGINE, PointsCorpus(), out, recipes=ENGINE.preset("tiny").stages, stage=stage, resume=resume,
                    device="cpu", seed=seed)
-    seen = []
-    for event in events:
-        seen.append(event)
-        if stop and isinstance(event, Progress) and (event.stage, event.step) == stop:
-            events.close()
-    return seen
+    return events_until(events, stop)
 
 
 def weights(path):

@@ -15,6 +15,8 @@ from engines.video.data import fit_frames, nearest_frames, read_clips
 from engines.video.prior import GPT, KVCache, sample
 from engines.video.vqvae import VQVAE, Codebook
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 VIDEO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
 MNIST, ASL = VIDEO_DATA / "mnist_t10k", VIDEO_DATA / "asl_gestures"
 needs_mnist = pytest.mark.skipif(not MNIST.exists(), reason=f"moving digits need the MNIST digits in {MNIST}")
@@ -23,16 +25,6 @@ TOKENIZER = TokenizerConfig(frame_size=16, clip_frames=8, channels=1, hidden=32,
                             space_downsample=4, codebook_size=32, code_dim=16,
                             ema_decay=0.9)    # a short run: the codebook must keep up with a fast-moving encoder
 PRIOR = PriorConfig(n_layer=2, n_head=4, n_embd=64).for_tokenizer(TOKENIZER)      # 4x4x4 = 64 tokens a clip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """3D convolutions this small are bound by overhead: on a shared two-core machine one thread is several
-    times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import ConfigError
-from engines.core.events import Evaluation, Preview, Progress
+from engines.core.events import Evaluation, Preview
 from engines.core.interface import Notice, StageRecipe, resolve_settings
 from engines.core.trainer import build_from_header, load_model, load_weights, train
 from engines.video import VideoEngine
@@ -20,6 +20,9 @@ from engines.video.config import TokenizerConfig
 from engines.video.corpus import as_floats
 from engines.video.prior import sample
 from engines.video.sample import as_frames, read_primer
+from helpers import events_until
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "mnist_t10k"
 needs_mnist = pytest.mark.skipif(not MNIST.exists(), reason=f"moving digits need the MNIST digits in {MNIST} "
@@ -31,15 +34,6 @@ TOKENIZER = TokenizerConfig(**TINY["tokenizer"].model)
 STEPS = 40
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small are bound by overhead: on a shared two-core machine one thread is fastest."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def corpus():
     return ENGINE.read_corpus("moving-digits", 0.1, model_config=TOKENIZER)
 
@@ -49,12 +43,7 @@ def run(out, resume=False, stop=None, previews=False):
     recipes = {name: StageRecipe(r.model, dataclasses.replace(r.train, max_steps=STEPS, eval_interval=20))
                for name, r in TINY.items()}
     events = train(ENGINE, corpus(), out, recipes=recipes, resume=resume, device="cpu", previews=previews)
-    seen = []
-    for event in events:
-        seen.append(event)
-        if stop and isinstance(event, Progress) and (event.stage, event.step) == stop:
-            events.close()
-    return seen
+    return events_until(events, stop)
 
 
 @pytest.fixture(scope="module")
