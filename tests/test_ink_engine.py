@@ -15,7 +15,7 @@ from PIL import Image
 
 from engines.core.errors import ConfigError, CorpusError
 from engines.core.interface import Notice, StageRecipe, TrainConfig, resolve_settings
-from engines.core.trainer import Evaluation, Progress, load_model, train
+from engines.core.trainer import Evaluation, load_model, train
 from engines.core.checkpoint import load_checkpoint
 from engines.ink import InkEngine
 from engines.ink.chunks import InkChunk, strokes_of, variation_points
@@ -24,6 +24,7 @@ from engines.ink.hershey import fallback, synthetic_line
 from engines.ink.model import past_end
 from engines.ink.corpus import SHAPE_DEFAULTS, unpack_points
 from engines.ink.write import Page, Primer, Writer, plan_line, primed_writer, wrap
+from helpers import events_until
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -446,10 +447,7 @@ def test_exact_resume(trained, tmp_path):
     def run(out, stop=None, resume=False):
         events = train(ENGINE, corpus, out, recipes=tiny_recipe(12), resume=resume, device="cpu", seed=2,
                        previews=False)
-        for e in events:
-            if stop and isinstance(e, Progress) and e.step == stop:
-                events.close()
-                break
+        events_until(events, ("model", stop) if stop else None)
     run(tmp_path / "straight")
     run(tmp_path / "stopped", stop=5)
     run(tmp_path / "stopped", resume=True)

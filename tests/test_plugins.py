@@ -140,7 +140,8 @@ def test_a_two_stage_run_shows_its_stages_and_is_offered_for_sampling_once_both_
 
 def test_a_run_stopped_before_its_time_budget_became_steps_shows_its_steps_as_not_yet_known(window, tmp_path):
     from engines.core import trainer
-    from engines.core.events import STEPS_FROM_THE_CLOCK, Progress
+    from engines.core.events import STEPS_FROM_THE_CLOCK
+    from helpers import events_until
     from two_stage_engine import TwoStageEngine
     engine, run, data = TwoStageEngine(), window.library.root / "budget", tmp_path / "points.txt"
     data.write_text("the test engine makes its own points")
@@ -148,9 +149,7 @@ def test_a_run_stopped_before_its_time_budget_became_steps_shows_its_steps_as_no
     corpus, recipes, preset = trainer.prepare_run(engine, str(data), run, "tiny", max_steps=STEPS_FROM_THE_CLOCK)
     events = trainer.train(engine, corpus, run, recipes=recipes, stage="tokenizer", preset=preset, device="cpu",
                            minutes=5)
-    for event in events:
-        if isinstance(event, Progress) and event.step == 5:       # before the budget is turned into steps
-            events.close()
+    events_until(events, ("tokenizer", 5))                     # before the budget is turned into steps
     window.models_changed()
     library = window.library_page
     row = [e.name for e in library.entries].index("budget")

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from engines.core.checkpoint import read_meta
 from engines.core.lock import run_folder_lock
 from engines.core.trainer import lr_at, sampling_checkpoint
 from engines.text import TextEngine
-from helpers import studio, tiny_train, train_tiny
+from helpers import events_until, studio, tiny_train, train_tiny
 
 from conftest import write_corpus
 
@@ -53,14 +54,11 @@ def test_resume_refuses_a_changed_corpus_unless_told(capsys, tmp_path):
 
 
 def test_a_run_stopped_before_its_next_validation_samples_its_last_steps(corpus_file, tmp_path):
-    from engines.core.events import Progress
     from engines.core.trainer import prepare_run, train
     engine = TextEngine()
     corpus, recipes, _ = prepare_run(engine, corpus_file, tmp_path / "run", "tiny")
     events = train(engine, corpus, tmp_path / "run", recipes=recipes, device="cpu", previews=False)
-    for event in events:
-        if isinstance(event, Progress) and event.step == 12:
-            events.close()
+    events_until(events, ("model", 12))
     assert not (tmp_path / "run" / "best.safetensors").exists()      # step 0's random weights are not "best"
     assert sampling_checkpoint(engine, tmp_path / "run").name == "last.safetensors"
 
@@ -134,3 +132,20 @@ def test_the_corpus_fingerprint_covers_what_the_readers_read_and_not_hidden_fold
     assert corpus_fingerprint(tmp_path) == before
     (tmp_path / "poems" / "a.txt").write_text("a rose is a rose is a rose\n")
     assert corpus_fingerprint(tmp_path)["sha256"] != before["sha256"]
+
+
+def test_a_glob_is_fingerprinted_as_checkpoints_recorded_it_and_a_bracketed_folder_is_a_folder(tmp_path,
+                                                                                                 monkeypatch):
+    import hashlib
+    from engines.core.fingerprint import corpus_files, corpus_fingerprint
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "b.txt").write_text("bee\n")
+    # a glob's files by the names the glob gives them (relative to the working folder), as in every checkpoint
+    # written so far: a run resumed on the same glob must find the same corpus
+    expected = hashlib.sha256(b"data/sub/b.txt\x004\x00bee\n").hexdigest()
+    assert corpus_fingerprint("data/**/*.txt") == {"files": 1, "bytes": 4, "sha256": expected}
+    assert corpus_files("data/**/*.txt") == (Path("data"), [Path("data/sub/b.txt")])
+    (tmp_path / "Holiday [2019]").mkdir()                        # a folder, however much it looks like a pattern
+    (tmp_path / "Holiday [2019]" / "a.txt").write_text("sun\n")
+    assert corpus_files("Holiday [2019]")[1] == [Path("Holiday [2019]") / "a.txt"]

@@ -9,7 +9,7 @@ from engines.core.errors import CheckpointError, ConfigError
 from engines.core.events import STEPS_FROM_THE_CLOCK
 from engines.core.trainer import Evaluation, Finished, Progress, Validating, load_model, lr_at, train
 from engines.text import TextEngine
-from helpers import recipes, tiny_model, tiny_train
+from helpers import events_until, recipes, tiny_model, tiny_train
 
 ENGINE = TextEngine()
 
@@ -18,13 +18,7 @@ def run(corpus, out, steps=40, stop_after=None, resume=False, **train_changes):
     """Train; with stop_after, stop like the Stop button does (close the generator) after that step."""
     events = train(ENGINE, corpus, out, recipes=recipes(tiny_model(), tiny_train(steps, **train_changes)),
                    resume=resume, device="cpu", seed=3, previews=False)
-    seen = []
-    for event in events:
-        seen.append(event)
-        if stop_after is not None and isinstance(event, Progress) and event.step == stop_after:
-            events.close()
-            break
-    return seen
+    return events_until(events, None if stop_after is None else ("model", stop_after))
 
 
 def weights(path):
@@ -159,14 +153,10 @@ def test_a_time_budget_not_yet_turned_into_steps_survives_a_resume(corpus_file, 
         return train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10**9)),
                      device="cpu", minutes=None if resume else 5, previews=False, resume=resume)
 
-    for event in (events := start(False)):
-        if isinstance(event, Progress) and event.step == 5:   # before the budget is calibrated
-            events.close()
+    events_until(start(False), ("model", 5))              # before the budget is calibrated
     left = read_meta(tmp_path / "run" / "last.safetensors")["minutes_left"]
     assert 4 < left < 5
-    for event in (events := start(True)):
-        if isinstance(event, Progress) and event.step == 30:
-            events.close()
+    events_until(start(True), ("model", 30))
     meta = read_meta(tmp_path / "run" / "last.safetensors")
     assert meta["max_steps"] < 10**9 and meta["minutes_left"] is None
 
@@ -178,9 +168,7 @@ def test_a_time_budget_on_resuming_a_run_of_set_length_stops_the_clock_and_keeps
         return train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(40)),
                      device="cpu", minutes=minutes, previews=False, resume=resume)
 
-    for event in (events := start(False, None)):
-        if isinstance(event, Progress) and event.step == 5:
-            events.close()
+    events_until(start(False, None), ("model", 5))
     events = list(start(True, 1e-5))                     # out of time at once: stopped, not ended
     meta = read_meta(tmp_path / "run" / "last.safetensors")
     assert events[-1].reason == "time limit" and meta["max_steps"] == 40 and meta["step"] < 40

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 from pathlib import Path
 
 from .errors import CorpusError
@@ -17,12 +18,17 @@ FULL_HASH_BYTES = 64 << 20
 BLOCKS, BLOCK = 64, 64 << 10
 
 
+def is_glob(path: str | Path) -> bool:
+    """A pattern, not a path: wildcards, and no file or folder of that name ("Holiday [2019]" is a folder)."""
+    return any(ch in str(path) for ch in "*?[") and not Path(path).expanduser().exists()
+
+
 def corpus_files(path: str | Path) -> tuple[Path, list[Path]]:
     """The corpus root and the files a file, folder or glob names; every engine lists its corpus through this.
     The root of a glob is its folders before the first wildcard. Hidden files and folders (.git, .venv) are no
     part of a corpus. CorpusError when the path names nothing."""
-    text = str(path)
-    if any(ch in text for ch in "*?["):
+    if is_glob(path):
+        text = os.path.expanduser(str(path))      # quoted for the shell, so the shell did not expand it
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
         if not files:
             raise CorpusError(f"no files match {text}")
@@ -49,11 +55,14 @@ def corpus_fingerprint(path: str | Path) -> dict:
         root, files = corpus_files(path)
     except CorpusError:                  # a built-in data set (video's moving-digits) has no files
         root, files = Path(path), []
+    # a glob's files go by the names the glob gives them, as fingerprints have always been recorded: a run
+    # resumed on the same glob must find its corpus unchanged
+    names_from = Path(".") if is_glob(path) else root
     total = sum(f.stat().st_size for f in files)
     digest = hashlib.sha256()
     for f in files:
         size = f.stat().st_size
-        digest.update(f"{f.relative_to(root) if f.is_relative_to(root) else f.name}\0{size}\0".encode())
+        digest.update(f"{f.relative_to(names_from) if f.is_relative_to(names_from) else f.name}\0{size}\0".encode())
         with open(f, "rb") as handle:
             if total <= FULL_HASH_BYTES:
                 digest.update(handle.read())

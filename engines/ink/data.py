@@ -388,12 +388,14 @@ def _parse_xml(path: Path):
 def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
     """Every line of pen data a folder, file or glob names, and a warning per file or sample passed over."""
     _, named = corpus_files(path)
-    # a strokes.npz beside its texts.jsonl is one data set (the layout of the shared UNIPEN set); other files are read
-    # one by one, and in a folder only those with a pen data suffix (a README beside them is no pen data)
+    # a strokes.npz beside its texts.jsonl is one data set (the layout of the shared UNIPEN set); other files are
+    # read one by one: a file named on its own whatever its suffix (a wrong one is named in a warning), those a
+    # folder or glob names only with a pen data suffix (a README beside them is no pen data)
+    one_file = Path(path).expanduser().is_file()
     folders = sorted({p.parent for p in named if p.name in ("strokes.npz", "texts.jsonl")
                       and (p.parent / "strokes.npz").is_file() and (p.parent / "texts.jsonl").is_file()})
     files = [p for p in named if not (p.parent in folders and p.name in ("strokes.npz", "texts.jsonl"))
-             and (Path(path).expanduser().is_file() or p.suffix.lower() in PEN_SUFFIXES)]
+             and (one_file or p.suffix.lower() in PEN_SUFFIXES)]
     lines, warnings = [], []
     for folder in folders:
         try:

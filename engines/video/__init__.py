@@ -55,7 +55,7 @@ class VideoEngine(Engine):
 
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
                     skip_unseen: bool = False):
-        """A folder or file of videos / image sequences, or `moving-digits`: the built-in data set."""
+        """A file, folder or glob of videos / image sequences, or `moving-digits`: the built-in data set."""
         from .corpus import read_video_corpus
         config = model_config or TokenizerConfig(**self.preset(None).stages["tokenizer"].model)
         return read_video_corpus(path, config, val_fraction, meta)

@@ -55,7 +55,6 @@ class VideoClips:
     facts: dict                 # clips, frames, fps, resolution, sources, skipped
 
 
-
 # ----------------------------------------------------------------------------------------------------------
 # fitting frames to the preset
 
@@ -140,7 +139,7 @@ def natural_key(path: Path):
 
 def read_image_sequence(folder: Path, files: list[Path], config: TokenizerConfig, root: Path) -> Source:
     """The images of one folder, in natural name order, as one video."""
-    name = f"{folder.relative_to(root).as_posix() if folder != root else folder.name}/ ({len(files)} images)"
+    name = f"{folder.relative_to(root).as_posix() if folder != root else folder.resolve().name}/ ({len(files)} images)"
     try:
         from PIL import Image
     except ImportError:

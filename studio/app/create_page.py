@@ -12,7 +12,6 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
-
 from .controls import ControlsForm, EngineBox
 from .views import export_sample, export_target, make_view, show_job
 
