@@ -12,7 +12,7 @@ from pathlib import Path
 from ..core.interface import SEED, TEMPERATURE, VARIATIONS, Control, Engine, Loss, Stage, resolve_settings
 from .config import InkModelConfig
 
-STYLE_FILES = (".inkml", ".xml", ".npz")    # .npz: a strokes.npz recorded by the pen pad (with its texts.jsonl)
+STYLE_FILES = (".inkml", ".xml", ".npz")    # .npz: a strokes.npz beside its texts.jsonl (the shared UNIPEN layout)
 
 
 def line_nll(model, tensors: dict, chunk: int):
@@ -49,8 +49,8 @@ class InkEngine(Engine):
                     help="a writer of the model's training data (listed by the arrow; a wrong name is answered "
                          "with the list); empty: one chosen by the seed; 'none': no style primer"),
             Control("style_file", "Style sample", "media", "", media=STYLE_FILES,
-                    help="write in the hand of a recorded line with its text (InkML, IAM-style XML, or the "
-                         "strokes.npz of a recording)"),
+                    help="write in the hand of a recorded line with its text (InkML, as the pen pad saves it; "
+                         "IAM-style XML; or a strokes.npz beside its texts.jsonl)"),
             Control("pen_sample", "Pen sample", "strokes", [],
                     help="write in the hand of a line drawn on the pen pad (say what it reads in Pen text)"),
             Control("pen_text", "Pen text", "text", "", help="what the pen sample says"),
