@@ -37,4 +37,4 @@ def test_a_failing_job_reports_a_readable_error_and_the_worker_carries_on(tmp_pa
                          ("quit", None)])
     errors = {job: payload for kind, job, payload in events if kind == "errored"}
     assert "does not exist" in errors[1]["message"] and errors[1]["detail"] == ""
-    assert "no text files" in errors[2]["message"]
+    assert "contains no files" in errors[2]["message"]                  # an empty folder
