@@ -18,9 +18,13 @@ FULL_HASH_BYTES = 64 << 20
 BLOCKS, BLOCK = 64, 64 << 10
 
 
+def has_wildcard(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
 def is_glob(path: str | Path) -> bool:
     """A pattern, not a path: wildcards, and no file or folder of that name ("Holiday [2019]" is a folder)."""
-    return any(ch in str(path) for ch in "*?[") and not Path(path).expanduser().exists()
+    return has_wildcard(str(path)) and not Path(path).expanduser().exists()
 
 
 def corpus_files(path: str | Path) -> tuple[Path, list[Path]]:
@@ -34,7 +38,7 @@ def corpus_files(path: str | Path) -> tuple[Path, list[Path]]:
             raise CorpusError(f"no files match {text}")
         fixed = []
         for part in Path(text).parts[:-1]:
-            if any(ch in part for ch in "*?["):
+            if has_wildcard(part):
                 break
             fixed.append(part)
         return Path(*fixed) if fixed else Path("."), files
