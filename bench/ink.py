@@ -186,7 +186,8 @@ def measure_training(name: str, checkpoint: str, steps: int = 3) -> dict:
     points[..., 2] = (points[..., 2] > 1.2).float()
     text = torch.randint(1, model.config.alphabet_size, (batch, 40))
     tensors = {"points": points, "point_mask": torch.ones(batch, seq + 1, dtype=torch.bool), "text": text,
-               "text_mask": torch.ones_like(text, dtype=torch.bool)}
+               "text_mask": torch.ones_like(text, dtype=torch.bool),
+               "ends": torch.zeros(batch, seq + 1, dtype=torch.bool)}
     b = Batch(tensors, batch * seq)
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
     times = []

@@ -44,3 +44,21 @@ def test_model_settings_set_explicitly_apply_to_the_fine_tuned_model_but_not_a_n
     assert read_meta(tmp_path / "tuned" / "last.safetensors")["model_config"]["dropout"] == 0.3
     code, text = train_tiny(capsys, mine, tmp_path / "wider", "--steps", 2, "--from", base, "--set", "model.n_hidden=96")
     assert code == 2 and "model.n_hidden=96 would change the shape" in text and "Traceback" not in text, text
+
+
+def test_a_setting_that_adds_a_part_fine_tunes_with_that_part_new_and_named(capsys, tmp_path):
+    """An ink model from before the end flag existed takes it on when fine-tuned with model.end_flag=true (the
+    rest of its weights kept); the reverse would drop trained weights, and is refused."""
+    from test_ink_engine import write_hershey_corpus
+    data = write_hershey_corpus(tmp_path / "data", lines=40)
+    ink = ("train", "ink", "--data", data, "--preset", "tiny", "--device", "cpu", "--no-preview", "--steps", 2)
+    code, text = studio(capsys, *ink, "--out", tmp_path / "old", "--set", "model.end_flag=false")
+    assert code == 0, text
+    code, text = studio(capsys, *ink, "--out", tmp_path / "new", "--from", tmp_path / "old",
+                        "--set", "model.end_flag=true")
+    assert code == 0, text
+    header = read_meta(tmp_path / "new" / "last.safetensors")
+    assert header["model_config"]["end_flag"] and header["started_from"]["new_parts"] == ["end.weight", "end.bias"]
+    code, text = studio(capsys, *ink, "--out", tmp_path / "back", "--from", tmp_path / "new",
+                        "--set", "model.end_flag=false")
+    assert code == 2 and "model.end_flag=False would change the shape" in text, text

@@ -164,24 +164,29 @@ def test_augmenting_slants_and_stretches_each_line_and_nothing_else():
 
 def test_masks_padding_and_chunked_state_change_nothing():
     lines = glyph_lines(3)
-    model, batcher, _ = toy_model(lines)
+    model, batcher, _ = toy_model(lines, end_flag=True)
     model.eval()
     batch = batcher.batch([0, 1, 2])
     lengths = [len(p) for p in batcher.points[:3]]
     assert batch.point_mask.sum(1).tolist() == lengths
+    assert batch.ends.nonzero()[:, 1].tolist() == [n - 1 for n in lengths]    # each line ends at its last point
+    cut = Batcher([p.numpy() for p in batcher.points], None, max_points=min(lengths) - 1).batch([0, 1, 2])
+    assert not cut.ends.any()                                               # a line cut short has no end
     assert batch.text_mask.sum(1).tolist() == [len(l.text) for l in lines]
     assert not batch.points[~batch.point_mask].any() and not batch.text[~batch.text_mask].any()
 
     with torch.no_grad():
         both = model(*batch).nll
-        assert not both[~batch.point_mask[:, 1:]].any()                      # padding scores nothing
+        # padding scores nothing, but for the end flag read with each line's last point
+        assert not both[~(batch.point_mask[:, 1:] | batch.ends[:, :-1])].any()
+        assert (both[batch.ends[:, :-1]] > 0).all()
         for i in range(3):                                                    # a line alone scores the same
             alone = model(*batcher.batch([i])).nll[0]
-            torch.testing.assert_close(both[i, :lengths[i] - 1], alone, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(both[i, :lengths[i]], alone, rtol=1e-4, atol=1e-4)
         # chunks of 7 predicted points, carrying the state, give the whole-line scores
         state, pieces = None, []
-        for points, mask in time_chunks(batch, 7):
-            out = model(points, mask, batch.text, batch.text_mask, state=state)
+        for points, mask, ends in time_chunks(batch, 7):
+            out = model(points, mask, batch.text, batch.text_mask, ends, state=state)
             pieces.append(out.nll)
             state = out.state.detach()
         torch.testing.assert_close(torch.cat(pieces, 1), both, rtol=1e-4, atol=1e-4)
@@ -215,9 +220,10 @@ def train(model, batcher, steps, lr=1e-2, batch_size=6):
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny conditional model after 100 steps on the toy glyphs (shared by the sampling tests)."""
-    model, batcher, alphabet = toy_model(glyph_lines())
-    losses = train(model, batcher, 100)
+    """A tiny conditional model after 250 steps on the toy glyphs (shared by the sampling tests; the end flag,
+    one point in 25, takes that long)."""
+    model, batcher, alphabet = toy_model(glyph_lines(), end_flag=True)
+    losses = train(model, batcher, 250)
     return model.eval(), alphabet, losses
 
 
@@ -228,29 +234,41 @@ def test_loss_falls(trained):
     assert last < first - 2.0 and last < 0.6 * first
 
 
-def sample_line(model, alphabet, text, bias=0.0, max_points=400, seed=0):
+def sample_line(model, alphabet, text, bias=0.0, max_points=400, seed=0, until="window"):
     ids = torch.tensor([alphabet.encode(text)])
     chars = model.encode_text(ids, torch.ones_like(ids, dtype=torch.bool))
     g = torch.Generator().manual_seed(seed)
-    x, state, points, kappas = torch.zeros(1, 3), model.initial_state(1), [], []
+    x, state, points, kappas, flagged = torch.zeros(1, 3), model.initial_state(1), [], [], []
     for _ in range(max_points):
         step = model.step(x, state, chars, bias=bias, generator=g)
+        flagged.append(step.ends.item())
         x, state = step.point, step.state
         points.append(x[0].numpy())
         kappas.append(step.state.kappa.mean().item())
-        if past_end(step.phi, torch.tensor([len(text)])).item():
-            return np.array(points), kappas, True
-    return np.array(points), kappas, False
+        if until == "window" and past_end(step.phi, torch.tensor([len(text)])).item():
+            return np.array(points), kappas, flagged, True
+        if until == "end flag" and flagged[-1]:
+            return np.array(points[:-1]), kappas, flagged, True
+    return np.array(points), kappas, flagged, False
 
 
 def test_sampling_moves_along_the_text_and_stops(trained):
     model, alphabet, _ = trained
-    points, kappas, finished = sample_line(model, alphabet, "abcab")
+    points, kappas, _, finished = sample_line(model, alphabet, "abcab")
     assert finished, f"the window never passed the end of the text (kappa reached {kappas[-1]:.1f})"
     assert np.all(np.diff(kappas) >= 0) and kappas[-1] > 4
     assert points.shape[1] == 3 and np.isfinite(points).all() and set(np.unique(points[:, 2])) <= {0.0, 1.0}
     chunk = InkChunk([points.astype(np.float32)], [0])
     assert pickle.loads(pickle.dumps(chunk)).points[0].shape == points.shape
+
+
+def test_the_end_flag_is_learnt_and_raised_at_the_end_of_the_text_only(trained):
+    model, alphabet, _ = trained
+    for seed, text in enumerate(["abcab", "dcba", "bbd"]):
+        points, kappas, _, ended = sample_line(model, alphabet, text, max_points=120, seed=seed, until="end flag")
+        assert ended, f"{text!r}: the model never ended the line"
+        # after the last character's stroke: the window on it or past it, the pen lifted
+        assert kappas[-1] > len(text) - 1 and points[-1, 2] == 1, (text, kappas[-1], points[-1])
 
 
 def test_bias_narrows_the_samples(trained):

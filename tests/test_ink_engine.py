@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ENGINE = InkEngine()
 WORDS = "an ox can see a cat on the hill".split()
-TINY = dict(n_layer=2, n_hidden=32, mixtures=3, window_gaussians=3)
+TINY = dict(n_layer=2, n_hidden=32, mixtures=3, window_gaussians=3, end_flag=True)
 
 
 def write_hershey_corpus(folder: Path, lines: int = 200, seed: int = 0, most_words: int = 5, size: float = 1.0) -> Path:
@@ -99,7 +99,8 @@ def test_summary_names_writers_lines_alphabet_and_rate(trained):
     assert sorted(meta["styles"]) == ["w0", "w1", "w2"] and all(len(s["text"]) > 10 for s in meta["styles"].values())
     json.dumps(meta)                                           # saved in every checkpoint
     batch = corpus.batch(4, 50, torch.Generator().manual_seed(0))
-    assert batch.tensors["points"].shape[:2] == (4, 51) and batch.units == int(batch.tensors["point_mask"][:, 1:].sum())
+    # lines cut to 51 points, and a padding point after them (where the end flag is read)
+    assert batch.tensors["points"].shape[:2] == (4, 52) and batch.units == int(batch.tensors["point_mask"][:, 1:].sum())
 
 
 def test_writers_can_be_held_out_and_unknown_ones_are_named(trained):
@@ -226,6 +227,23 @@ def test_the_window_moves_forward_and_reaches_the_end_of_the_text(model):
     positions = torch.stack(positions)
     assert (positions.diff(dim=0) >= 0).all()                          # kappa only moves forward
     assert all(f is not None and 0.5 * expected < f < 1.5 * expected for f in finished_at), (finished_at, expected)
+
+
+def test_a_line_ends_where_the_model_ends_it_once_its_last_character_is_reached(model):
+    net, _ = model
+    kept = net.end.bias.detach().clone()
+    written = {}
+    try:
+        for flag, bias in (("always", 50.0), ("never", -50.0)):    # never: the window's rule alone
+            with torch.no_grad():
+                net.end.bias.fill_(bias)
+            written[flag] = write(model, text="a cat can see", bias=1.0, style="none")
+    finally:
+        with torch.no_grad():
+            net.end.bias.copy_(kept)
+    (always, notices), (never, _) = written["always"], written["never"]
+    assert 0.5 * len(variation_points(never)) < len(variation_points(always)) < len(variation_points(never))
+    assert not any("could not follow" in n for n in notices)   # not cut short before its last character
 
 
 # ----------------------------------------------------------------------------------------------------

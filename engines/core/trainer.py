@@ -151,15 +151,21 @@ def build_from_header(engine: Engine, header: dict) -> torch.nn.Module:
     return engine.build_model(stage, config, header["corpus"], previous)
 
 
-def load_weights(model: torch.nn.Module, tensors: dict, header: dict, path) -> None:
+def load_weights(model: torch.nn.Module, tensors: dict, header: dict, path, new_parts: bool = False) -> list[str]:
+    """Load a checkpoint's weights into a model of its shape. With new_parts, the model may also have parameters
+    the file lacks (a fine-tune whose settings add a part, e.g. the ink engine's end flag): they keep their
+    initial values, and their names are returned."""
     try:
-        model.load_state_dict(tensors)
+        loaded = model.load_state_dict(tensors, strict=not new_parts)
+        if loaded.unexpected_keys:
+            raise RuntimeError(f"unexpected {', '.join(loaded.unexpected_keys)}")
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model described in its header ({e})") from None
     held = frozen_part(model)
     if held is not None and weights_digest(held.module) != header["builds_on"]["sha256"]:
         raise CheckpointError(f"{path}: the {header['builds_on']['stage']} weights inside it do not match "
                               f"their recorded hash (the file is damaged)")
+    return loaded.missing_keys
 
 
 def sampling_checkpoint(engine: Engine, path) -> Path:
@@ -312,7 +318,7 @@ class Run:
             tensors, header = load_checkpoint(recipe.start_from, engine=engine.name, prefix="model.")
             changed = {k: v for k, v in recipe.model.items() if header["model_config"].get(k) != v}
             try:
-                load_weights(model, tensors, header, recipe.start_from)
+                new_parts = load_weights(model, tensors, header, recipe.start_from, new_parts=bool(changed))
             except CheckpointError:
                 if not changed:
                     raise
@@ -320,7 +326,7 @@ class Run:
                                   f"of the model fine-tuning starts from ({Path(recipe.start_from).name}): it "
                                   f"keeps that model's shape") from None
             started_from = {"file": Path(recipe.start_from).name, "step": header["step"],
-                            "sha256": weights_digest(model)}
+                            "sha256": weights_digest(model), "new_parts": new_parts}
         return cls(engine, stage, corpus, folder, device, model, cfg, dataclasses.asdict(config),
                    {"max_steps": cfg.max_steps, "seed": seed, "preset": preset, "builds_on": builds_on,
                     "started_from": started_from})

@@ -19,12 +19,13 @@ def line_nll(model, tensors: dict, chunk: int):
     """Summed nats of a batch of lines, read in pieces of `chunk` points (0: whole) with the state carried from
     one piece to the next, detached, so that each piece's graph is freed once it is scored."""
     from .data import InkBatch, time_chunks
-    ink = InkBatch(tensors["points"], tensors["point_mask"], tensors.get("text"), tensors.get("text_mask"))
+    ink = InkBatch(tensors["points"], tensors["point_mask"], tensors.get("text"), tensors.get("text_mask"),
+                   tensors["ends"])
     if not chunk or chunk >= ink.points.shape[1] - 1:
         return model(*ink).nll.sum()
     total, state = 0.0, None
-    for points, mask in time_chunks(ink, chunk):
-        out = model(points, mask, ink.text, ink.text_mask, state=state)
+    for points, mask, ends in time_chunks(ink, chunk):
+        out = model(points, mask, ink.text, ink.text_mask, ends, state=state)
         total, state = total + out.nll.sum(), out.state.detach()
     return total
 

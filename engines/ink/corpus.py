@@ -105,7 +105,7 @@ class InkCorpus(Corpus):
 
 
 def as_batch(ink) -> Batch:
-    tensors = {"points": ink.points, "point_mask": ink.point_mask}
+    tensors = {"points": ink.points, "point_mask": ink.point_mask, "ends": ink.ends}
     if ink.text is not None:
         tensors.update(text=ink.text, text_mask=ink.text_mask)
     return Batch(tensors, int(ink.point_mask[:, 1:].sum()))

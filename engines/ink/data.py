@@ -29,6 +29,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..core.errors import CorpusError
 from ..core.fingerprint import corpus_files
@@ -512,6 +513,7 @@ class InkBatch(NamedTuple):
     point_mask: torch.Tensor        # (B, T) bool, True on real points
     text: torch.Tensor | None       # (B, U) long character ids (None for an unconditional corpus)
     text_mask: torch.Tensor | None  # (B, U) bool, True on real characters
+    ends: torch.Tensor              # (B, T) bool, True on a line's last point (none on a line cut short)
 
 
 class Batcher:
@@ -521,6 +523,7 @@ class Batcher:
     def __init__(self, points: list[np.ndarray], texts: list[list[int]] | None = None, quantum: float = 0.0,
                  max_points: int | None = None, augment: float = 0.0):
         self.points = [torch.from_numpy(p[:max_points]) for p in points]
+        self.whole = [max_points is None or len(p) <= max_points for p in points]
         self.texts = [torch.tensor(t, dtype=torch.long) for t in texts] if texts is not None else None
         self.quantum, self.augment = quantum, augment
         self.by_length = torch.tensor([len(p) for p in self.points]).argsort()
@@ -531,8 +534,12 @@ class Batcher:
 
     def batch(self, indices: list[int], generator: torch.Generator | None = None) -> InkBatch:
         lines = [self.points[i] for i in indices]
-        points = torch.nn.utils.rnn.pad_sequence(lines, batch_first=True)
-        point_mask = torch.arange(points.shape[1]) < torch.tensor([len(p) for p in lines])[:, None]
+        # one padding point after the longest line too: the step that reads a line's last point says it ended
+        points = F.pad(torch.nn.utils.rnn.pad_sequence(lines, batch_first=True), (0, 0, 0, 1))
+        lengths = torch.tensor([len(p) for p in lines])
+        point_mask = torch.arange(points.shape[1]) < lengths[:, None]
+        whole = torch.tensor([self.whole[i] for i in indices])
+        ends = (torch.arange(points.shape[1]) == lengths[:, None] - 1) & whole[:, None]
         if self.quantum and generator is not None:       # dequantise: spread each offset over its grid cell
             noise = (torch.rand(points.shape[:2] + (2,), generator=generator) - 0.5) * self.quantum
             points[..., :2] += noise * point_mask[..., None]
@@ -542,16 +549,17 @@ class Batcher:
             points[..., 0] = (dx - shear[:, None] * dy) * log_sx.exp()[:, None]
             points[..., 1] = dy * log_sy.exp()[:, None]
         if self.texts is None:
-            return InkBatch(points, point_mask, None, None)
+            return InkBatch(points, point_mask, None, None, ends)
         texts = [self.texts[i] for i in indices]
         text = torch.nn.utils.rnn.pad_sequence(texts, batch_first=True)
         text_mask = torch.arange(text.shape[1]) < torch.tensor([len(t) for t in texts])[:, None]
-        return InkBatch(points, point_mask, text, text_mask)
+        return InkBatch(points, point_mask, text, text_mask, ends)
 
 
-def time_chunks(batch: InkBatch, length: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(points, point_mask) slices of `length` predicted points each, overlapping by one point (each chunk's
-    first point is the input that predicts its second): feed them in order, carrying the model's state."""
+def time_chunks(batch: InkBatch, length: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(points, point_mask, ends) slices of `length` predicted points each, overlapping by one point (each
+    chunk's first point is the input that predicts its second): feed them in order, carrying the model's state."""
     T = batch.points.shape[1]
     for s in range(0, T - 1, length):
-        yield batch.points[:, s:s + length + 1], batch.point_mask[:, s:s + length + 1]
+        cut = slice(s, s + length + 1)
+        yield batch.points[:, cut], batch.point_mask[:, cut], batch.ends[:, cut]

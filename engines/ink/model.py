@@ -9,6 +9,7 @@ predicts each point from the ones before it:
                 phi(t, u) = sum_k alpha_k exp(-beta_k (kappa_k - u)^2);  w_t = sum_u phi(t, u) c_u
     layer n>1   hn_t = LSTM(x_t, h(n-1)_t, w_t, hn_{t-1})
     output      y_t = W [h1_t, ..., hN_t]  ->  M bivariate Gaussians over (dx, dy) + a Bernoulli pen-up
+                (+ with end_flag, a Bernoulli "the line ended with x_t", as sketch-rnn's end of drawing)
 
 c_u is the one-hot u-th character of the text; kappa only grows, so the window slides along the text as the
 pen writes. Without text (conditional=False) there is no window and the model scribbles in its corpus' style.
@@ -62,6 +63,9 @@ class Step(NamedTuple):
     # (B, U+1) attention after this step: see past_end(). A stalled pen shows in state.kappa (B, K), the
     # window's position in characters, no longer moving
     phi: torch.Tensor | None
+    # (B,) bool: the model holds it more likely than not that the line ended with x, the point this step read
+    # (then the point it drew is not part of the line); None without end_flag
+    ends: torch.Tensor | None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -143,6 +147,10 @@ class InkModel(nn.Module):
                 self.window.bias[2 * K:] = math.log(config.window_speed)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.n_layer * H, 1 + 6 * config.mixtures)   # all layers skip to the output
+        self.end = nn.Linear(config.n_layer * H, 1) if config.end_flag else None
+        if self.end is not None:
+            with torch.no_grad():      # few points end a line: start near never, not at even odds
+                self.end.bias.fill_(-4.0)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> InkState:
         zeros = lambda *shape: torch.zeros(*shape, device=device)
@@ -167,8 +175,11 @@ class InkModel(nn.Module):
         return w, kappa, phi.squeeze(1)
 
     def forward(self, points: torch.Tensor, point_mask: torch.Tensor, text: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None, state: InkState | None = None, want_phi: bool = False) -> Forward:
+                text_mask: torch.Tensor | None = None, ends: torch.Tensor | None = None,
+                state: InkState | None = None, want_phi: bool = False) -> Forward:
         """Score points[:, 1:] given points[:, :-1] (B, T, 3) and the text (B, U) ids, masks True where real.
+        With `ends` (B, T), True on each line's last point, the end flag is scored too: at every point, and once
+        more after the last (so a batch needs a padding point after its longest line, as Batcher gives it).
         For a line longer than memory allows, call on overlapping chunks points[:, s : s + L + 1] for s = 0, L,
         2L, ..., passing each call the previous one's state (detached) and the whole text each time."""
         x, target = points[:, :-1], points[:, 1:]
@@ -202,8 +213,13 @@ class InkModel(nn.Module):
             outs.append(out)
             h_out.append(h[0])
             c_out.append(c[0])
-        y = self.head(self.drop(torch.cat(outs, dim=-1)))                               # (B, T, 1 + 6M)
-        nll = mixture_nll(y, target, self.config.mixtures).masked_fill(~point_mask[:, 1:], 0.0)
+        hidden = self.drop(torch.cat(outs, dim=-1))
+        nll = mixture_nll(self.head(hidden), target, self.config.mixtures).masked_fill(~point_mask[:, 1:], 0.0)
+        if self.end is not None and ends is not None:
+            ended = ends[:, :-1]                          # the point read was the line's last
+            end_nll = F.binary_cross_entropy_with_logits(self.end(hidden).squeeze(-1), ended.to(nll.dtype),
+                                                         reduction="none")
+            nll = nll + end_nll.masked_fill(~(point_mask[:, 1:] | ended), 0.0)
         return Forward(nll, InkState(h_out, c_out, kappa, w), torch.stack(phis, dim=1) if want_phi else None)
 
     @torch.inference_mode()
@@ -226,6 +242,7 @@ class InkModel(nn.Module):
             h, c = lstm_step(layer, inp, state.h[n], state.c[n])
             h_out.append(h)
             c_out.append(c)
-        y = self.head(torch.cat(h_out, dim=-1))
-        point = sample_mixture(y, self.config.mixtures, bias, temperature, generator)
-        return Step(point, InkState(h_out, c_out, kappa, w), phi)
+        hidden = torch.cat(h_out, dim=-1)
+        point = sample_mixture(self.head(hidden), self.config.mixtures, bias, temperature, generator)
+        ends = self.end(hidden).squeeze(-1) > 0 if self.end is not None else None
+        return Step(point, InkState(h_out, c_out, kappa, w), phi, ends)

@@ -8,8 +8,9 @@ written as its base letter by the model with the accent drawn on top (NFD). Ever
 starts from the same primed state (the style's primer line read through the model, Graves' section 5.5), so
 the whole page keeps one hand while no line depends on how the previous one went.
 
-The window over the text is watched point by point. A piece is finished once the window has passed its
-last character (Graves' rule, `past_end`), at the pen's next lift or a character's worth of points later (the
+The window over the text is watched point by point. A piece is finished where the model's end flag says
+the line ends (once the window is on its last character), or else once the window has passed its last
+character (Graves' rule, `past_end`), at the pen's next lift or a character's worth of points later (the
 window of a trained model does not stay past the end: its lagging Gaussians take over again, and a pen left
 to go on writes gibberish after the text); it has stalled when the window stops moving for
 several characters' worth of points, runs out of its point budget, or jumps to the end without writing. A
@@ -53,7 +54,7 @@ READ_AHEAD_STYLES = 8     # built-in styles prepare reads besides the chosen one
 
 class Attempt(NamedTuple):
     """How one row's attempt at a piece went."""
-    ok: bool                     # finished: the window passed the piece's end and the pen lifted
+    ok: bool                     # finished: the model ended the line, or the window passed its end and the pen lifted
     xy: np.ndarray               # (n, 2) the points it drew, on the page
     char_of_point: np.ndarray    # (n,) the piece's character the window was on at each point
 
@@ -391,11 +392,16 @@ class Writer:
             self.budget -= 1
             phi = step.phi
             ended = past_end(phi, total).tolist()
+            flagged = step.ends.tolist() if step.ends is not None else [False] * n
             at = phi[:, offset:-1].argmax(-1).tolist()
             where = ((phi * u).sum(-1) / phi.sum(-1).clamp_min(1e-9)).tolist()
             point = x.tolist()
             for k, r in enumerate(rows):
                 if r in finished:
+                    continue
+                if flagged[k] and (at[k] >= length - 1 or ended[k]):   # the model ended the line with the point before
+                    pens[r][-1] = 1.0
+                    finished[r] = len(pens[r]) >= least
                     continue
                 dx, dy, pen_up = point[k]
                 moves[r].append((dx - shear * dy, dy))
