@@ -1,6 +1,7 @@
 """Fine-tuning: `studio train --from CHECKPOINT` starts a new run from a trained model's weights, on another
 corpus read the way that model read its own (what a user does to make the bundled model their own)."""
 from engines.core.checkpoint import read_meta
+from engines.core.trainer import NEW_PART_LR_SCALE
 from helpers import studio, train_tiny
 
 from conftest import write_corpus
@@ -59,6 +60,9 @@ def test_a_setting_that_adds_a_part_fine_tunes_with_that_part_new_and_named(caps
     assert code == 0, text
     header = read_meta(tmp_path / "new" / "last.safetensors")
     assert header["model_config"]["end_flag"] and header["started_from"]["new_parts"] == ["end.weight", "end.bias"]
+    # the new part learns faster than the trained weights it joins (in its own optimizer groups)
+    assert [g["lr_scale"] for g in header["optimizer_groups"]] == [1.0, 1.0, NEW_PART_LR_SCALE, NEW_PART_LR_SCALE]
+    assert [len(g["params"]) for g in header["optimizer_groups"][2:]] == [1, 1]
     code, text = studio(capsys, *ink, "--out", tmp_path / "back", "--from", tmp_path / "new",
                         "--set", "model.end_flag=false")
     assert code == 2 and "model.end_flag=False would change the shape" in text, text
