@@ -178,8 +178,15 @@ def test_an_unconditional_corpus_trains_and_scribbles(tmp_path):
     losses = [e.val_loss for e in events if isinstance(e, Evaluation)]
     assert losses[-1] < losses[0]
     model, header = load_model(ENGINE, tmp_path / "run")
-    chunks = [c for c in ENGINE.generate(model, header, settings(length=50, variations=2)) if isinstance(c, InkChunk)]
-    assert [len(variation_points(chunks, v)) for v in (0, 1)] == [50, 50]
+    drawn = {}
+    for flag, bias in (("never", -50.0), ("at once", 50.0)):       # the end flag decides where a drawing ends
+        with torch.no_grad():
+            model.end.bias.fill_(bias)
+        chunks = [c for c in ENGINE.generate(model, header, settings(length=50, variations=2))
+                  if isinstance(c, InkChunk)]
+        drawn[flag] = [len(variation_points(chunks, v)) for v in (0, 1)]
+        assert chunks[-1].done == [True, True]
+    assert drawn == {"never": [50, 50], "at once": [0, 0]}
 
 
 # ----------------------------------------------------------------------------------------------------

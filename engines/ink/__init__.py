@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from ..core.interface import SEED, TEMPERATURE, VARIATIONS, Control, Engine, Loss, Stage, resolve_settings
+from .chunks import INK_COLOUR
 from .config import InkModelConfig
 
 STYLE_FILES = (".inkml", ".xml", ".npz")    # .npz: a strokes.npz beside its texts.jsonl (the shared UNIPEN layout)
@@ -60,9 +61,10 @@ class InkEngine(Engine):
             Control("slant", "Slant", "float", 0.0, -30.0, 30.0, 1.0, help="degrees, positive leans right"),
             Control("stroke_width", "Stroke width", "float", 2.0, 0.2, 20.0, 0.1,
                     help="pen width in pixels at an x-height of 16 pixels (exports and the view)"),
-            Control("colour", "Colour", "text", "#1b2a49", help="ink colour: a name (navy) or #rrggbb"),
+            Control("colour", "Colour", "text", INK_COLOUR, help="ink colour: a name (navy) or #rrggbb"),
             Control("length", "Points", "int", 400, 10, 20_000, 10,
-                    help="how long a scribble is (models trained without transcripts)"),
+                    help="how long a scribble is (models trained without transcripts; one trained with the end "
+                         "flag may end a drawing sooner)"),
             SEED, VARIATIONS,
         ]
 

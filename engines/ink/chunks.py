@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+INK_COLOUR = "#1b2a49"    # the pen's colour unless the settings name another: a dark blue-black, as ink dries
+
 
 @dataclass
 class InkChunk:

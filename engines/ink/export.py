@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ..core.errors import ConfigError, CorpusError
-from .chunks import InkChunk, smooth_stroke, strokes_of, variation_points
+from .chunks import INK_COLOUR, InkChunk, smooth_stroke, strokes_of, variation_points
 
 X_HEIGHT_PX = 16.0
 MARGIN_PX = 24.0
@@ -27,7 +27,7 @@ KEY = "sequence-studio-ink"  # the PNG text chunk / SVG metadata element holding
 
 def colour(settings: dict) -> tuple[int, int, int]:
     from PIL import ImageColor
-    value = settings.get("colour") or "#1b2a49"
+    value = settings.get("colour") or INK_COLOUR
     try:
         return ImageColor.getrgb(value)[:3]
     except ValueError:

@@ -603,22 +603,30 @@ def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk |
 
 
 def scribble(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk]:
-    """An unconditional model: `length` points per variation."""
+    """An unconditional model: `length` points per variation, or fewer where a model with the end flag holds the
+    drawing finished (a sketch of a cat ends when the cat is drawn)."""
     n, scale = settings["variations"], meta["scale"]
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(settings["seed"])
     x, state = torch.zeros(n, 3, device=device), model.initial_state(n, device)
+    ended = torch.zeros(n, dtype=torch.bool, device=device)
     shear = math.tan(math.radians(settings["slant"]))
-    rows = []
+    rows, drawing = [], []
     for t in range(settings["length"]):
         step = model.step(x, state, None, settings["bias"], settings["temperature"], generator)
+        if step.ends is not None:
+            ended |= step.ends                                      # it ended with the point before
         x, state = step.point, step.state
         rows.append(x.cpu().numpy().copy())
-        if len(rows) == CHUNK_POINTS or t == settings["length"] - 1:
-            block = np.stack(rows, axis=1)                          # (n, k, 3)
+        drawing.append((~ended).cpu().numpy())
+        last = t == settings["length"] - 1 or bool(ended.all())
+        if len(rows) == CHUNK_POINTS or last:
+            block, keep = np.stack(rows, axis=1), np.stack(drawing, axis=1)     # (n, k, 3), (n, k)
             block[..., 0] -= shear * block[..., 1]
             block[..., :2] *= scale
-            rows = []
-            yield InkChunk([b.astype(np.float32) for b in block], [0] * n, rate=meta.get("points_per_second"),
-                           x_height=meta["x_height"] * scale,
-                           done=[True] * n if t == settings["length"] - 1 else None)
+            rows, drawing = [], []
+            yield InkChunk([b[k].astype(np.float32) for b, k in zip(block, keep)], [0] * n,
+                           rate=meta.get("points_per_second"), x_height=meta["x_height"] * scale,
+                           done=[True] * n if last else None)
+            if last:
+                return

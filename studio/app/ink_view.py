@@ -29,7 +29,6 @@ REPAINTS_PER_SECOND = 30
 MARGIN = 16                   # pixels around the page
 PAGE_X_HEIGHTS = 30.0         # while the pen writes, a page narrower than this many x-heights (about 25 letters)
                               # is drawn as if it were that wide, so the first letters are not blown up
-DEFAULT_INK = "#1b2a49"      # the ink engine's default colour
 HEAT = [QColor.fromRgbF(1 - 0.9 * a, 1 - 0.75 * a, 1 - 0.45 * a).rgb()      # the attention map: white to blue
         for a in np.linspace(0, 1, 256)]
 DEFAULT_WIDTH = 2.0           # pixels of pen at an x-height of WIDTH_AT_X_HEIGHT pixels: it grows with the writing
@@ -402,8 +401,9 @@ def per_variation(values, variations: int, default) -> list:
 
 
 def colour_of(value) -> QColor:
+    """The settings' ink colour; one that is not a colour (mid-typing) draws black until it is."""
     colour = QColor(value) if isinstance(value, str) else QColor()
-    return colour if colour.isValid() else QColor(DEFAULT_INK)
+    return colour if colour.isValid() else QColor(Qt.GlobalColor.black)
 
 
 def number_of(value, default: float, low: float, high: float) -> float:
