@@ -63,6 +63,11 @@ def test_a_setting_that_adds_a_part_fine_tunes_with_that_part_new_and_named(caps
     # the new part learns faster than the trained weights it joins (in its own optimizer groups)
     assert [g["lr_scale"] for g in header["optimizer_groups"]] == [1.0, 1.0, NEW_PART_LR_SCALE, NEW_PART_LR_SCALE]
     assert [len(g["params"]) for g in header["optimizer_groups"][2:]] == [1, 1]
+    code, text = studio(capsys, *ink[:-1], 4, "--out", tmp_path / "new", "--resume")     # and so on resuming
+    assert code == 0, text
+    resumed = read_meta(tmp_path / "new" / "last.safetensors")
+    assert resumed["step"] == 4
+    assert [g["lr_scale"] for g in resumed["optimizer_groups"]] == [1.0, 1.0, NEW_PART_LR_SCALE, NEW_PART_LR_SCALE]
     code, text = studio(capsys, *ink, "--out", tmp_path / "back", "--from", tmp_path / "new",
                         "--set", "model.end_flag=false")
     assert code == 2 and "model.end_flag=False would change the shape" in text, text

@@ -178,18 +178,22 @@ def test_masks_padding_and_chunked_state_change_nothing():
     with torch.no_grad():
         both = model(*batch).nll
         # padding scores nothing, but for the end flag read with each line's last point
-        assert not both[~(batch.point_mask[:, 1:] | batch.ends[:, :-1])].any()
-        assert (both[batch.ends[:, :-1]] > 0).all()
+        ended = batch.ends[:, :-1]
+        assert not both[~(batch.point_mask[:, 1:] | ended)].any()
+        points_alone = model(batch.points, batch.point_mask, batch.text, batch.text_mask).nll
+        assert not points_alone[ended].any() and (both[ended] > 0).all()
+        assert (both - points_alone)[batch.point_mask[:, 1:]].gt(0).all()      # and every real point's flag
         for i in range(3):                                                    # a line alone scores the same
             alone = model(*batcher.batch([i])).nll[0]
             torch.testing.assert_close(both[i, :lengths[i]], alone, rtol=1e-4, atol=1e-4)
-        # chunks of 7 predicted points, carrying the state, give the whole-line scores
-        state, pieces = None, []
-        for points, mask, ends in time_chunks(batch, 7):
-            out = model(points, mask, batch.text, batch.text_mask, ends, state=state)
-            pieces.append(out.nll)
-            state = out.state.detach()
-        torch.testing.assert_close(torch.cat(pieces, 1), both, rtol=1e-4, atol=1e-4)
+        # chunks, carrying the state, give the whole-line scores (23 and 29: a line's end read first in a chunk)
+        for length in (7, 23, 29):
+            state, pieces = None, []
+            for points, mask, ends in time_chunks(batch, length):
+                out = model(points, mask, batch.text, batch.text_mask, ends, state=state)
+                pieces.append(out.nll)
+                state = out.state.detach()
+            torch.testing.assert_close(torch.cat(pieces, 1), both, rtol=1e-4, atol=1e-4)
         phi = model(*batch, want_phi=True).phi                               # for an alignment view
         assert phi.shape == (3, batch.points.shape[1] - 1, batch.text.shape[1] + 1) and (phi >= 0).all()
 

@@ -399,7 +399,9 @@ class Writer:
             for k, r in enumerate(rows):
                 if r in finished:
                     continue
-                if flagged[k] and (at[k] >= length - 1 or ended[k]):   # the model ended the line with the point before
+                # the model ended the line with the point before, the window on the last character or past it
+                # (its mean, in the piece's positions: still on the primer's text, it is below 0)
+                if flagged[k] and pens[r] and (where[k] >= length - 1.5 or ended[k]):
                     pens[r][-1] = 1.0
                     finished[r] = len(pens[r]) >= least
                     continue
@@ -428,6 +430,7 @@ class Writer:
             added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
             xy = np.concatenate(added)[-len(pens[r]):, :2] if pens[r] else np.zeros((0, 2))
             results[r] = Attempt(ok, xy, np.array(chars[r]))
+            self.pages[r].lift()          # a point the end flag made the last was maybe sent with the pen down
         return results
 
     def write_piece(self, rows: list[int], piece: Piece) -> Iterator[InkChunk]:
