@@ -18,7 +18,8 @@ model.validation_writers=sin`, 66 lines) gives the NLL of a hand the model never
 
 Legibility: a BiLSTM-CTC recogniser over the pen points, trained on the run's real training lines (once; kept in
 bench/results/runs/), reads the held-out lines (real CER), the same texts written by the model (the run's best, or
---checkpoint) at bias 0, 1 and 2, and 20 fixed pangrams written the same way.
+--checkpoint) at bias 0, 1 and 2, and 20 fixed pangrams written the same way; and of the lines ending in a period,
+how many it reads on past the period (strokes after the text) or without it (the end cut off).
 """
 from __future__ import annotations
 
@@ -297,6 +298,24 @@ def cer(model, points: list, texts: list[str], alphabet) -> float:
     return errors / max(total, 1)
 
 
+def endings(model, points: list, texts: list[str], alphabet) -> dict:
+    """Of the lines whose text ends in a period, how many the recogniser reads with fewer periods than the text
+    has (the end cut off, or its period not written) and how many it reads on past the last period (strokes
+    after the end of the text)."""
+    period = alphabet.encode(".")[0]
+    out = {"ending_in_a_period": 0, "read_on_past_it": 0, "period_missing": 0}
+    for p, text in zip(points, texts):
+        if text.endswith("."):
+            read = model.read(p)
+            periods = [i for i, c in enumerate(read) if c == period]
+            out["ending_in_a_period"] += 1
+            if len(periods) < text.count("."):
+                out["period_missing"] += 1
+            elif periods[-1] < len(read) - 1:
+                out["read_on_past_it"] += 1
+    return out
+
+
 def recogniser_for(run: str, epochs: int, minutes: float):
     """The recogniser for a run's way of reading pen points, trained once and kept in bench/results/runs/ (keyed
     by the corpus meta that decides the points it sees: scale, smoothing, downsampling, alphabet)."""
@@ -361,7 +380,8 @@ def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, l
         row = {"bias": bias}
         for name, texts in (("heldout", val_texts[:lines]), ("pangrams", PANGRAMS)):
             written, fell_back = written_lines(checkpoint, texts, bias)
-            row[name] = {"cer": cer(recogniser, written, texts, alphabet), "lines_with_font_fallback": fell_back}
+            row[name] = {"cer": cer(recogniser, written, texts, alphabet), "lines_with_font_fallback": fell_back,
+                         "endings": endings(recogniser, written, texts, alphabet)}
         out["generated"].append(row)
     return out
 
@@ -464,12 +484,15 @@ def print_legibility(g: dict) -> None:
           f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
     print(f"real handwriting of the held-out lines: CER {g['real_cer']:.1%}")
     print(f"written by {g['checkpoint']} (step {g['step']}):")
-    print(f"{'bias':>5} {'CER held-out texts':>19} {'font':>5} {'CER 20 pangrams':>16} {'font':>5}")
+    print(f"{'bias':>5} {'CER held-out texts':>19} {'font':>5} {'ends':>7} "
+          f"{'CER 20 pangrams':>16} {'font':>5} {'ends':>7}")
+    ends = lambda e: f"{e['read_on_past_it']}+{e['period_missing']}/{e['ending_in_a_period']}"
     for r in g["generated"]:
         h, p = r["heldout"], r["pangrams"]
-        print(f"{r['bias']:5g} {h['cer']:19.1%} {h['lines_with_font_fallback']:5d} {p['cer']:16.1%} "
-              f"{p['lines_with_font_fallback']:5d}")
-    print("(font: lines with a word the model could not follow, drawn from the Hershey font instead)")
+        print(f"{r['bias']:5g} {h['cer']:19.1%} {h['lines_with_font_fallback']:5d} {ends(h['endings']):>7} "
+              f"{p['cer']:16.1%} {p['lines_with_font_fallback']:5d} {ends(p['endings']):>7}")
+    print("(font: lines with a word the model could not follow, drawn from the Hershey font instead; ends: of the "
+          "lines ending in a period, read on past it + read without it / all)")
 
 
 if __name__ == "__main__":
