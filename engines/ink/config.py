@@ -16,8 +16,9 @@ class InkModelConfig:
     # rate (characters / points) means the window does not race past the text before it learns anything.
     window_speed: float = 0.05
     dropout: float = 0.0          # on each layer's output sequence; Graves used weight noise instead
-    # a fourth output: "the line ends after this point" (sketch-rnn's end of drawing), learnt from each whole
-    # line's last point. Writing stops there: the window alone, past the last character, lets the pen write on.
+    # a fourth output: "the line ended with the point just read" (sketch-rnn's end of drawing), learnt on the step
+    # that reads each whole line's last point. Writing stops there: the window alone, past the last character,
+    # lets the pen write on.
     # False in checkpoints made before it existed (the presets turn it on)
     end_flag: bool = False
     # how the corpus is read (saved with the model: a fine-tuning corpus is read the same way; a style primer is
