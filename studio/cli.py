@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--from", dest="start_from", metavar="CHECKPOINT",
                        help="fine-tune: start a new run from a trained model's weights (a run folder, a "
                             ".safetensors file, or 'bundled' for the engine's bundled model); it keeps that model's "
-                            "shape and reads the corpus as that model did, with the preset's training settings "
+                            "shape and reads the corpus as that model did, with the preset's training settings; "
+                            "an engine with stages fine-tunes its last stage on the earlier ones that model holds "
                             "(--set model.KEY=VALUE still changes a setting that is not its shape, or one that adds a "
                             "part, which starts new: e.g. the ink engine's model.end_flag=true)")
     train.add_argument("--new-data", action="store_true", help="with --resume: continue on a corpus that changed "

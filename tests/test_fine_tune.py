@@ -28,13 +28,10 @@ def test_a_fine_tuned_run_starts_where_its_model_left_off_and_says_so(capsys, tm
     assert header["corpus"]["vocab"] == base_header["corpus"]["vocab"]
 
 
-def test_fine_tuning_is_refused_with_resume_and_for_engines_with_stages(capsys, tmp_path):
+def test_fine_tuning_is_refused_with_resume(capsys, tmp_path):
     corpus = write_corpus(tmp_path / "a.txt")
     code, text = train_tiny(capsys, corpus, tmp_path / "run", "--resume", "--from", tmp_path / "base")
     assert code == 2 and "not both" in text
-    code, text = studio(capsys, "train", "video", "--data", "moving-digits", "--out", tmp_path / "v",
-                        "--from", tmp_path / "base", "--device", "cpu")
-    assert code == 2 and "fine-tuning is for engines of one stage" in text and not (tmp_path / "v").exists()
 
 
 def test_model_settings_set_explicitly_apply_to_the_fine_tuned_model_but_not_a_new_shape(capsys, tmp_path):

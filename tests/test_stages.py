@@ -12,7 +12,7 @@ from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
 from engines.core.events import Evaluation, Finished, StageStarted
 from engines.core.interface import resolve_settings
-from engines.core.trainer import load_model, train
+from engines.core.trainer import load_model, prepare_run, train
 from helpers import events_until
 from two_stage_engine import PointsCorpus, TwoStageEngine
 
@@ -119,6 +119,42 @@ def test_a_damaged_copy_of_the_first_stage_is_caught(tmp_path):
     save_checkpoint(path, tensors, header)
     with pytest.raises(CheckpointError, match="do not match their recorded hash"):
         load_model(ENGINE, path)
+
+
+def fine_tune(base, out, stop=None, resume=False, stage=None):
+    corpus, recipes, _ = prepare_run(ENGINE, "points", out, "tiny", resume=resume,
+                                     start_from=None if resume else base, device="cpu")
+    return events_until(train(ENGINE, corpus, out, recipes=recipes, resume=resume, stage=stage, device="cpu"), stop)
+
+
+def test_a_fine_tuned_run_trains_only_the_last_stage_on_the_earlier_one_it_started_from(tmp_path):
+    run(tmp_path / "base")
+    events = fine_tune(tmp_path / "base", tmp_path / "tuned")
+    assert [(e.stage, e.index, e.count) for e in events if isinstance(e, StageStarted)] == [("prior", 2, 2)]
+    assert not (tmp_path / "tuned" / "tokenizer").exists()
+    base, tuned = (read_meta(tmp_path / r / "prior" / "best.safetensors") for r in ("base", "tuned"))
+    assert tuned["builds_on"] == base["builds_on"] and tuned["started_from"]["step"] == base["step"]
+    first = [e.val_loss for e in events if isinstance(e, Evaluation)][0]
+    assert first < 0.5 * base["history"]["val_losses"][0]        # it starts where the base model left off
+    tokenizer = {k: v for k, v in weights(tmp_path / "base" / "prior" / "best.safetensors").items()
+                 if k.startswith("tokenizer.")}
+    inside = weights(tmp_path / "tuned" / "prior" / "best.safetensors")
+    assert all(torch.equal(inside[k], v) for k, v in tokenizer.items())
+    assert len(sample(tmp_path / "tuned")) == 8
+    with pytest.raises(ConfigError, match="trains only its 'prior' stage"):
+        fine_tune(tmp_path / "base", tmp_path / "other", stage="tokenizer")
+    with pytest.raises(ConfigError, match="starts from a model that samples"):
+        fine_tune(tmp_path / "base" / "tokenizer", tmp_path / "other")
+
+
+def test_a_fine_tuned_run_resumes_exactly_without_an_earlier_stage_of_its_own(tmp_path):
+    run(tmp_path / "base")
+    fine_tune(tmp_path / "base", tmp_path / "straight")
+    fine_tune(tmp_path / "base", tmp_path / "stopped", stop=("prior", 15))
+    fine_tune(tmp_path / "base", tmp_path / "stopped", resume=True)
+    assert not (tmp_path / "stopped" / "tokenizer").exists()
+    assert_same_weights(tmp_path / "straight" / "prior" / "last.safetensors",
+                        tmp_path / "stopped" / "prior" / "last.safetensors")
 
 
 def test_the_cli_trains_one_stage_at_a_time(tmp_path):

@@ -221,5 +221,8 @@ def test_a_video_model_trained_in_the_window_streams_clips_into_the_video_view(q
         assert shown.count == 16 and shown.playing
         saved = np.stack([shown.frame(i, variation=1).mean(-1) for i in range(16)])    # H.264: close, not exact
         assert np.abs(saved - clip[1].mean(-1)).mean() < 12
+
+        window.tabs.setCurrentWidget(train)                        # a new run may start from either model
+        assert train.base_box.findText("moving-digits") > 0 and train.base_box.findText("moving-digits (bundled)") > 0
     finally:
         close_window(window)

@@ -68,7 +68,7 @@ def test_train_then_sample_a_primed_clip_past_the_trained_length(tmp_path):
 
 
 @needs_mnist
-def test_one_stage_at_a_time(tmp_path):
+def test_one_stage_at_a_time_and_a_fine_tune_of_the_last(tmp_path):
     run = tmp_path / "run"
     first = studio("train", "video", "--data", "moving-digits", "--out", run, "--steps", 10, "--stage", "tokenizer",
                    "--no-preview", *TINY)
@@ -76,6 +76,10 @@ def test_one_stage_at_a_time(tmp_path):
     second = studio("train", "video", "--data", "moving-digits", "--out", run, "--steps", 10, "--stage", "prior",
                     "--no-preview", *TINY)
     assert "stage 2/2: prior" in second.stderr and "completed at step 10" in second.stderr
+    tuned = studio("train", "video", "--data", "moving-digits", "--out", tmp_path / "tuned", "--from", run,
+                   "--steps", 5, "--no-preview", *TINY)     # fine-tuning: the prior, on the tokenizer it holds
+    assert "stage 1/2" not in tuned.stderr and "stage 2/2: prior" in tuned.stderr
+    assert (tmp_path / "tuned" / "prior").is_dir() and not (tmp_path / "tuned" / "tokenizer").exists()
 
 
 def test_the_built_in_data_set_is_discoverable():

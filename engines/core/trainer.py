@@ -219,9 +219,6 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
     if start_from is not None and resume:
         raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both")
-    if start_from is not None and len(engine.stages) > 1:
-        raise ConfigError(f"fine-tuning is for engines of one stage; the {engine.name} engine trains "
-                          f"{len(engine.stages)} (train it on the new corpus, or resume with --new-data)")
     chosen = engine.preset(preset)
     overrides = overrides or {}
     unknown = set(overrides) - {s.name for s in engine.stages}
@@ -247,17 +244,26 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         for stage in started:
             header = read_meta(stage_folder(engine, stage, out_dir) / "last.safetensors", engine.name)
             recipes[stage.name] = StageRecipe(header["model_config"], recipes[stage.name].train)
+            if stage.builds_on and engine.stage(stage.builds_on) not in started:    # a fine-tune's, held in it
+                recipes[stage.builds_on] = StageRecipe(header["builds_on"]["model_config"],
+                                                       recipes[stage.builds_on].train)
         corpus_meta, val_fraction = header["corpus"], header["train_config"]["val_fraction"]
         name = header.get("preset") or name
     if start_from is not None:
         source = sampling_checkpoint(engine, start_from)
         header = read_meta(source, engine.name)
-        stage = engine.stages[0]
+        final = engine.stages[-1]
+        if header.get("stage", final.name) != final.name:
+            raise ConfigError(f"{source} is the {header['stage']!r} stage of a {engine.name} run; fine-tuning "
+                              f"starts from a model that samples, its last stage ({final.name!r})")
         # the model's own settings, and any the user set explicitly (e.g. how the corpus is read; a changed
         # shape is refused when the weights load)
-        model = {**header["model_config"], **overrides.get(stage.name, {}).get("model", {})}
-        config_from_dict(stage.model_config_class, model, f"fine-tuning {source.name}")
-        recipes[stage.name] = StageRecipe(model, recipes[stage.name].train, str(source))
+        model = {**header["model_config"], **overrides.get(final.name, {}).get("model", {})}
+        config_from_dict(final.model_config_class, model, f"fine-tuning {source.name}")
+        recipes[final.name] = StageRecipe(model, recipes[final.name].train, str(source))
+        if final.builds_on:         # the earlier stage it holds: it reads the corpus, and it is kept as it is
+            recipes[final.builds_on] = StageRecipe(header["builds_on"]["model_config"],
+                                                   recipes[final.builds_on].train)
         corpus_meta, corpus = header["corpus"], None
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
@@ -304,7 +310,13 @@ class Run:
         if not 0 < cfg.val_fraction < 1:
             raise ConfigError("val_fraction must be between 0 and 1: training needs held-out data to validate on")
         previous, builds_on = None, None
-        if stage.builds_on:
+        # fine-tuning: the (tensors, header) of the model the run starts from
+        start = load_checkpoint(recipe.start_from, engine=engine.name, prefix="model.") if recipe.start_from else None
+        if stage.builds_on and start:       # fine-tuning keeps the earlier stage its model holds
+            trained = build_from_header(engine, start[1])
+            load_weights(trained, *start, recipe.start_from)
+            previous, builds_on = frozen_part(trained), start[1]["builds_on"]
+        elif stage.builds_on:
             earlier = engine.stage(stage.builds_on)
             source = folder.parent / earlier.name / "best.safetensors"
             if not source.exists():
@@ -325,8 +337,8 @@ class Run:
             raise ConfigError(f"the {engine.name} engine's {stage.name} model must keep the Frozen earlier stage "
                               f"it is given as an attribute")
         started_from = None
-        if recipe.start_from:
-            tensors, header = load_checkpoint(recipe.start_from, engine=engine.name, prefix="model.")
+        if start:
+            tensors, header = start
             changed = {k: v for k, v in recipe.model.items() if header["model_config"].get(k) != v}
             try:
                 new_parts = load_weights(model, tensors, header, recipe.start_from, new_parts=bool(changed))
@@ -475,7 +487,7 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
     was over the added steps); without it a resumed stage ends where it was planned to. `new_data` lets a
     resumed run continue on a corpus that changed since (its best model starts again)."""
     dev = distributed_device(pick_device(device))
-    stages = [engine.stage(stage)] if stage else list(engine.stages)
+    stages = stages_to_train(engine, stage, recipes, out_dir, resume)
     if resume and not any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in stages):
         raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
     main_rank = int(os.environ.get("RANK", 0)) == 0
@@ -491,6 +503,23 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
     if main_rank:
         yield Finished(run.stage.name, run.step, run.reason, str(run.folder / "best.safetensors"), run.best_val,
                        run.stage.loss_unit)
+
+
+def stages_to_train(engine: Engine, stage: str | None, recipes: dict[str, StageRecipe], out_dir,
+                    resume: bool) -> list[Stage]:
+    """The named stage, else every stage in order; but a fine-tuned run (new, or resumed) trains only the last
+    stage, as the earlier ones are those of the model it started from, held inside it."""
+    final = engine.stages[-1]
+    last = stage_folder(engine, final, out_dir) / "last.safetensors"
+    fine_tuning = len(engine.stages) > 1 and (
+        recipes[final.name].start_from is not None if not resume
+        else last.exists() and read_meta(last, engine.name).get("started_from") is not None)
+    if fine_tuning and stage not in (None, final.name):
+        raise ConfigError(f"a fine-tuned {engine.name} run trains only its {final.name!r} stage: the earlier "
+                          f"ones are those of the model it starts from")
+    if fine_tuning:
+        return [final]
+    return [engine.stage(stage)] if stage else list(engine.stages)
 
 
 def train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, seed, minutes, previews,

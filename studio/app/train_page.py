@@ -182,15 +182,14 @@ class TrainPage(QWidget):
         self.preset_box.setEnabled(not self.form.training and not (self.form.fitting and self.fit_box.isVisible()))
 
     def list_bases(self) -> None:
-        """What a new run can start from: nothing, or a trained model of this engine in the Library (engines
-        of one stage: a later stage would need its earlier one too)."""
+        """What a new run can start from: nothing, or a trained model of this engine in the Library (for an
+        engine with stages, its last stage is fine-tuned on the earlier ones that model holds)."""
         chosen = self.base_box.currentData()
         self.base_box.clear()
         self.base_box.addItem("a new model", None)
-        if len(self.engine.stages) == 1:
-            for entry in self.library.entries():
-                if entry.engine == self.form.engine_name and entry.ready and not entry.problem:
-                    self.base_box.addItem(entry.name, str(entry.checkpoint))
+        for entry in self.library.entries():
+            if entry.engine == self.form.engine_name and entry.ready and not entry.problem:
+                self.base_box.addItem(entry.name, str(entry.checkpoint))
         self.base_box.setCurrentIndex(max(self.base_box.findData(chosen), 0))
         self.base_box.setEnabled(self.base_box.count() > 1 and not self.form.training)
 
