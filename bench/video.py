@@ -125,6 +125,8 @@ def measure_quality(run: str, clips: int) -> dict:
     c = tokenizer.config
     out = {"run": run, "curves": {}}
     for stage in ("tokenizer", "prior"):
+        if not (Path(run) / stage).is_dir():    # a fine-tuned run: its tokenizer is the one its prior started on
+            continue
         meta = read_meta(Path(run) / stage / "last.safetensors")
         history = meta["history"]
         scale = 1 / math.log(2) if stage == "prior" else 1.0
@@ -173,7 +175,7 @@ def measure_quality(run: str, clips: int) -> dict:
         for k, v in results.items()}}
     out["prior"] = {"val_bits_per_token": header["metrics"]["val_metrics"].get("bits", [None])[0],
                     "val_bits_per_pixel": header["metrics"]["val_metrics"].get("bits_per_pixel", [None])[0],
-                    "step": header["step"]}
+                    "step": header["step"], "started_from": header.get("started_from")}
     return out
 
 
@@ -200,6 +202,10 @@ def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
     t = quality["tokenizer"]
     print(f"\ntokenizer on {t['clips']} held-out clips: PSNR {t['psnr_db']:.2f} dB, SSIM {t['ssim']:.3f}, "
           f"{t['codes_used']}/{t['codebook_size']} codes used (perplexity {t['perplexity']:.0f})")
+    started_from = quality["prior"].get("started_from")
+    if started_from:
+        print(f"the prior was fine-tuned from {started_from['file']} (step {started_from['step']}); its curve "
+              f"starts there")
     for stage, curve in quality["curves"].items():
         print(f"{stage} held-out {curve['unit']} against training time (minutes, step, value):")
         print("   " + "  ".join(f"{m:g}m/{s}: {v:.4f}" for m, s, v, _ in curve["points"]))

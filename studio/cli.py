@@ -187,7 +187,7 @@ def cmd_train(args) -> int:
     corpus, recipes, preset = trainer.prepare_run(
         engine, args.data, args.out, args.preset, overrides, args.resume,
         max_steps=events_.STEPS_FROM_THE_CLOCK if args.minutes else args.steps,    # a time budget decides
-        device=args.device, start_from=start_from)
+        device=args.device, start_from=start_from, stage=args.stage)
     quiet = int(os.environ.get("RANK", 0)) != 0
     if not quiet:
         s = corpus.summary

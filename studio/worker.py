@@ -236,10 +236,11 @@ class Worker:
         eng = get_engine(engine)
         self.loaded = None              # a training run needs the memory (a GPU's, perhaps) more than a cached model
         minutes = None if resume else minutes
-        corpus = None if resume else self.read_corpus(engine, data, preset)
+        # the corpus as the summary read it, unless the run reads it another way (a resumed or fine-tuned one)
+        corpus = None if resume or start_from else self.read_corpus(engine, data, preset)
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
                                                       max_steps=STEPS_FROM_THE_CLOCK if minutes else None,
-                                                      device=device, start_from=start_from)
+                                                      device=device, start_from=start_from, stage=stage)
         if minutes and fit_size and start_from is None and has_curves(eng):
             chosen, (corpus, recipes, preset) = fit_preset(eng, data, out, corpus, minutes, device)
             self.send("yielded", job, [plain(chosen)])

@@ -121,9 +121,9 @@ def test_a_damaged_copy_of_the_first_stage_is_caught(tmp_path):
         load_model(ENGINE, path)
 
 
-def fine_tune(base, out, stop=None, resume=False, stage=None):
-    corpus, recipes, _ = prepare_run(ENGINE, "points", out, "tiny", resume=resume,
-                                     start_from=None if resume else base, device="cpu")
+def fine_tune(base, out, stop=None, resume=False, stage=None, overrides=None):
+    corpus, recipes, _ = prepare_run(ENGINE, "points", out, "tiny", overrides, resume=resume,
+                                     start_from=None if resume else base, device="cpu", stage=stage)
     return events_until(train(ENGINE, corpus, out, recipes=recipes, resume=resume, stage=stage, device="cpu"), stop)
 
 
@@ -143,8 +143,31 @@ def test_a_fine_tuned_run_trains_only_the_last_stage_on_the_earlier_one_it_start
     assert len(sample(tmp_path / "tuned")) == 8
     with pytest.raises(ConfigError, match="trains only its 'prior' stage"):
         fine_tune(tmp_path / "base", tmp_path / "other", stage="tokenizer")
+    with pytest.raises(ConfigError, match="trains only its 'prior' stage"):      # nor later, in its folder
+        run(tmp_path / "tuned", stage="tokenizer")
     with pytest.raises(ConfigError, match="starts from a model that samples"):
         fine_tune(tmp_path / "base" / "tokenizer", tmp_path / "other")
+    with pytest.raises(ConfigError, match="keeps the tokenizer .* settings cannot change"):
+        fine_tune(tmp_path / "base", tmp_path / "other", overrides={"tokenizer": {"model": {"codes": 16}}})
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        fine_tune(tmp_path / "base", tmp_path / "base")
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_run_whose_last_stage_is_untrained_or_whose_held_stage_is_unrecorded_is_named_as_such(tmp_path):
+    run(tmp_path / "half", stage="tokenizer")
+    with pytest.raises(CheckpointError, match="'prior' stage is not trained yet"):
+        fine_tune(tmp_path / "half", tmp_path / "other")
+    run(tmp_path / "base")
+    path = tmp_path / "base" / "prior" / "best.safetensors"
+    tensors, header = load_checkpoint(path)
+    header = {k: v for k, v in header.items() if k not in ("format", "format_version")}
+    from engines.core.checkpoint import save_checkpoint
+    save_checkpoint(path, tensors, {**header, "builds_on": None})
+    with pytest.raises(CheckpointError, match="does not record the earlier stage it holds"):
+        fine_tune(tmp_path / "base", tmp_path / "other")
+    with pytest.raises(CheckpointError, match="does not record the earlier stage it holds"):
+        load_model(ENGINE, path)
 
 
 def test_a_fine_tuned_run_resumes_exactly_without_an_earlier_stage_of_its_own(tmp_path):

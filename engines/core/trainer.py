@@ -153,13 +153,23 @@ def build_from_header(engine: Engine, header: dict) -> torch.nn.Module:
                               f"{engine.name} engine; this studio has version {engine.version}")
     stage = engine.stage(header.get("stage", engine.stages[0].name if len(engine.stages) == 1 else None))
     config = config_from_dict(stage.model_config_class, header["model_config"], "checkpoint model_config")
-    previous = None
-    if stage.builds_on:
-        earlier = engine.stage(stage.builds_on)
-        earlier_config = config_from_dict(earlier.model_config_class, header["builds_on"]["model_config"],
-                                          "checkpoint builds_on")
-        previous = Frozen(engine.build_model(earlier, earlier_config, header["corpus"]))
+    previous = held_stage(engine, stage, header) if stage.builds_on else None
     return engine.build_model(stage, config, header["corpus"], previous)
+
+
+def held_stage(engine: Engine, stage: Stage, header: dict) -> Frozen:
+    """The earlier stage a later stage's checkpoint holds, built from its header's builds_on (weights not loaded)."""
+    earlier = engine.stage(stage.builds_on)
+    config = config_from_dict(earlier.model_config_class, held_stage_config(header), "checkpoint builds_on")
+    return Frozen(engine.build_model(earlier, config, header["corpus"]))
+
+
+def held_stage_config(header: dict) -> dict:
+    held = header.get("builds_on") or {}
+    if "model_config" not in held:
+        raise CheckpointError(f"this {header.get('stage')} checkpoint does not record the earlier stage it holds "
+                              f"(the file is damaged)")
+    return held["model_config"]
 
 
 def load_weights(model: torch.nn.Module, tensors: dict, header: dict, path, new_parts: bool = False) -> list[str]:
@@ -182,8 +192,13 @@ def load_weights(model: torch.nn.Module, tensors: dict, header: dict, path, new_
 def sampling_checkpoint(engine: Engine, path) -> Path:
     """The checkpoint a path names for sampling: a file, or a run folder (its last stage's best, else last)."""
     path = Path(path).expanduser()
-    if path.is_dir() and len(engine.stages) > 1 and (path / engine.stages[-1].name).is_dir():
-        path = path / engine.stages[-1].name
+    final = engine.stages[-1]
+    if path.is_dir() and len(engine.stages) > 1:
+        if (path / final.name).is_dir():
+            path = path / final.name
+        elif any((path / s.name).is_dir() for s in engine.stages):
+            raise CheckpointError(f"{path} is a {engine.name} run whose {final.name!r} stage is not trained yet: "
+                                  f"only that stage makes samples")
     return find_checkpoint(path)
 
 
@@ -207,14 +222,15 @@ def load_model(engine: Engine, path, device: str | torch.device = "cpu") -> tupl
 
 def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overrides: dict | None = None,
                 resume: bool = False, max_steps: int | None = None, corpus: Corpus | None = None,
-                device: str = "auto", start_from=None):
+                device: str = "auto", start_from=None, stage: str | None = None):
     """(corpus, {stage: StageRecipe}, preset name). `overrides` is {stage: {"model": {...}, "train": {...}}}.
     A resumed run reads its corpus the way it was first read (vocabulary, split, sample rate) and keeps each
     started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
     with the same preset (the app reads it to show its summary). `start_from` (a checkpoint or run folder)
     fine-tunes: the new run starts from its weights, so it keeps its model shape and reads the corpus the
     way it read its own (vocabulary, scale), with this preset's training settings; model settings in
-    `overrides` still apply (e.g. the ink engine's synthetic_lines=0)."""
+    `overrides` still apply (e.g. the ink engine's synthetic_lines=0), except to an earlier stage that model
+    holds. `stage` is the one train() is asked for: checked here, before the corpus is read."""
     if not str(data).strip():
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
     if start_from is not None and resume:
@@ -225,15 +241,15 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(sorted(unknown))} for {engine.name}")
     recipes = {}
-    for stage in engine.stages:
-        recipe, extra = chosen.stages[stage.name], overrides.get(stage.name, {})
-        where = f"preset {chosen.name!r}" + (f", stage {stage.name}" if len(engine.stages) > 1 else "")
+    for current in engine.stages:
+        recipe, extra = chosen.stages[current.name], overrides.get(current.name, {})
+        where = f"preset {chosen.name!r}" + (f", stage {current.name}" if len(engine.stages) > 1 else "")
         model = {**recipe.model, **extra.get("model", {})}
-        config_from_dict(stage.model_config_class, model, where)
+        config_from_dict(current.model_config_class, model, where)
         train_values = {**dataclasses.asdict(recipe.train), **extra.get("train", {})}
         if max_steps:
             train_values["max_steps"] = max_steps
-        recipes[stage.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, where))
+        recipes[current.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, where))
     for recipe in recipes.values():      # e.g. bf16 asked of a CPU without it: say so before reading anything
         autocast_dtype(pick_device(device), recipe.train.precision)
     corpus_meta, val_fraction, name = None, recipes[engine.stages[0].name].train.val_fraction, chosen.name
@@ -241,12 +257,11 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         started = [s for s in engine.stages if (stage_folder(engine, s, out_dir) / "last.safetensors").exists()]
         if not started:
             raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
-        for stage in started:
-            header = read_meta(stage_folder(engine, stage, out_dir) / "last.safetensors", engine.name)
-            recipes[stage.name] = StageRecipe(header["model_config"], recipes[stage.name].train)
-            if stage.builds_on and engine.stage(stage.builds_on) not in started:    # a fine-tune's, held in it
-                recipes[stage.builds_on] = StageRecipe(header["builds_on"]["model_config"],
-                                                       recipes[stage.builds_on].train)
+        for current in started:
+            header = read_meta(stage_folder(engine, current, out_dir) / "last.safetensors", engine.name)
+            recipes[current.name] = StageRecipe(header["model_config"], recipes[current.name].train)
+            if current.builds_on and engine.stage(current.builds_on) not in started:   # a fine-tune's, held in it
+                recipes[current.builds_on] = StageRecipe(held_stage_config(header), recipes[current.builds_on].train)
         corpus_meta, val_fraction = header["corpus"], header["train_config"]["val_fraction"]
         name = header.get("preset") or name
     if start_from is not None:
@@ -262,9 +277,14 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         config_from_dict(final.model_config_class, model, f"fine-tuning {source.name}")
         recipes[final.name] = StageRecipe(model, recipes[final.name].train, str(source))
         if final.builds_on:         # the earlier stage it holds: it reads the corpus, and it is kept as it is
-            recipes[final.builds_on] = StageRecipe(header["builds_on"]["model_config"],
-                                                   recipes[final.builds_on].train)
+            if any(overrides.get(final.builds_on, {}).get("model", {})):
+                raise ConfigError(f"fine-tuning keeps the {final.builds_on} that {source.name} holds, so its model "
+                                  f"settings cannot change; to change them, train every stage anew")
+            recipes[final.builds_on] = StageRecipe(held_stage_config(header), recipes[final.builds_on].train)
+        if any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in engine.stages):
+            raise ConfigError(f"{out_dir} already holds a training run; fine-tune into a new folder")
         corpus_meta, corpus = header["corpus"], None
+    stages_to_train(engine, stage, recipes, out_dir, resume)       # a stage a fine-tune cannot train: say so now
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
     if corpus is None or resume:
@@ -312,10 +332,8 @@ class Run:
         previous, builds_on = None, None
         # fine-tuning: the (tensors, header) of the model the run starts from
         start = load_checkpoint(recipe.start_from, engine=engine.name, prefix="model.") if recipe.start_from else None
-        if stage.builds_on and start:       # fine-tuning keeps the earlier stage its model holds
-            trained = build_from_header(engine, start[1])
-            load_weights(trained, *start, recipe.start_from)
-            previous, builds_on = frozen_part(trained), start[1]["builds_on"]
+        if stage.builds_on and start:       # fine-tuning keeps the earlier stage its model holds (loaded below)
+            previous, builds_on = held_stage(engine, stage, start[1]), start[1]["builds_on"]
         elif stage.builds_on:
             earlier = engine.stage(stage.builds_on)
             source = folder.parent / earlier.name / "best.safetensors"
@@ -481,8 +499,8 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
           stage: str | None = None, preset: str | None = None, resume: bool = False, device: str = "auto",
           seed: int = 0, minutes: float | None = None, previews: bool = True,
           extend_to: int | None = None, new_data: bool = False) -> Iterator[object]:
-    """Train one stage (`stage`) or all of them in order, yielding events; see the module docstring. A
-    finished stage is skipped on resume. `minutes` is shared out between the stages still to train.
+    """Train one stage (`stage`) or all of them in order (a fine-tune: its last), yielding events; see the
+    module docstring. A finished stage is skipped on resume. `minutes` is shared out between the stages still to train.
     `extend_to` gives resumed stages a new total number of steps (the learning rate decays on from where it
     was over the added steps); without it a resumed stage ends where it was planned to. `new_data` lets a
     resumed run continue on a corpus that changed since (its best model starts again)."""
@@ -512,8 +530,8 @@ def stages_to_train(engine: Engine, stage: str | None, recipes: dict[str, StageR
     final = engine.stages[-1]
     last = stage_folder(engine, final, out_dir) / "last.safetensors"
     fine_tuning = len(engine.stages) > 1 and (
-        recipes[final.name].start_from is not None if not resume
-        else last.exists() and read_meta(last, engine.name).get("started_from") is not None)
+        recipes[final.name].start_from is not None
+        or last.exists() and read_meta(last, engine.name).get("started_from") is not None)
     if fine_tuning and stage not in (None, final.name):
         raise ConfigError(f"a fine-tuned {engine.name} run trains only its {final.name!r} stage: the earlier "
                           f"ones are those of the model it starts from")
