@@ -135,22 +135,25 @@ class Worker:
         return job in self.cancelled or self.orphaned
 
     # --- jobs ---
-    def read_corpus(self, engine: str, data: str, preset: str | None):
-        """The corpus as the chosen preset reads it (e.g. at its sample rate, with its labels), kept for the
-        training job that usually follows."""
+    def read_corpus(self, engine: str, data: str, preset: str | None, start_from: str | None = None):
+        """The corpus as the chosen preset reads it (e.g. at its sample rate, with its labels), or as a fine-tune
+        of the model `start_from` names does (its vocabulary, frame size ...), kept for the training job that
+        usually follows."""
         from engines import get_engine
         from engines.core.interface import config_from_dict
+        from engines.core.trainer import fine_tune_reading
         eng = get_engine(engine)
         recipe = eng.preset(preset).stages[eng.stages[0].name]
-        key = (engine, data, eng.preset(preset).name, fingerprint(data))
+        key = (engine, data, eng.preset(preset).name, start_from, fingerprint(data))
         if self.summarised is None or self.summarised[0] != key:
             self.summarised = None     # let the old corpus go before reading the new one
-            config = config_from_dict(eng.stages[0].model_config_class, recipe.model, f"preset {preset}")
-            self.summarised = key, eng.read_corpus(data, recipe.train.val_fraction, model_config=config)
+            meta, settings = fine_tune_reading(eng, start_from) if start_from else (None, recipe.model)
+            config = config_from_dict(eng.stages[0].model_config_class, settings, f"preset {preset}")
+            self.summarised = key, eng.read_corpus(data, recipe.train.val_fraction, meta, config)
         return self.summarised[1]
 
-    def summarize(self, job, engine: str, data: str, preset: str | None = None) -> dict:
-        return plain(self.read_corpus(engine, data, preset).summary)
+    def summarize(self, job, engine: str, data: str, preset: str | None = None, start_from: str | None = None) -> dict:
+        return plain(self.read_corpus(engine, data, preset, start_from).summary)
 
     def model(self, eng, checkpoint: str, device: str):
         from engines.core.trainer import load_model, sampling_checkpoint
@@ -236,8 +239,7 @@ class Worker:
         eng = get_engine(engine)
         self.loaded = None              # a training run needs the memory (a GPU's, perhaps) more than a cached model
         minutes = None if resume else minutes
-        # the corpus as the summary read it, unless the run reads it another way (a resumed or fine-tuned one)
-        corpus = None if resume or start_from else self.read_corpus(engine, data, preset)
+        corpus = None if resume else self.read_corpus(engine, data, preset, start_from)   # as the summary read it
         corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
                                                       max_steps=STEPS_FROM_THE_CLOCK if minutes else None,
                                                       device=device, start_from=start_from, stage=stage)

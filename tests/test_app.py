@@ -502,15 +502,17 @@ def test_the_train_form_forgets_a_stale_summary_and_waits_for_the_new_one():
     form.set_engine("text")
     assert not asked and form.summary_text.startswith("Choose a corpus")
     form.set_corpus("/data/plays.txt")
-    assert asked[-1] == (1, "text", "/data/plays.txt", "small") and not form.can_start
+    assert asked[-1] == (1, "text", "/data/plays.txt", "small", None) and not form.can_start
     form.summary_read(1, {"lines": ["20,000 characters"], "warnings": ["odd"]})
     assert form.can_start and form.summary_text == "20,000 characters\n⚠ odd"
     form.set_preset("tiny")                         # another preset may read the corpus differently
-    assert asked[-1] == (2, "text", "/data/plays.txt", "tiny") and not form.can_start
-    form.set_engine("audio")
-    assert asked[-1] == (3, "audio", "/data/plays.txt", "small") and form.summary_text == "reading…"
-    form.summary_read(2, {"lines": ["stale"]})      # the answer to an older question
-    form.summary_failed(3, "no audio files in /data/plays.txt")
+    assert asked[-1] == (2, "text", "/data/plays.txt", "tiny", None) and not form.can_start
+    form.set_base("/models/mine/best.safetensors")  # so may the model a new run starts from (its vocabulary)
+    assert asked[-1] == (3, "text", "/data/plays.txt", "tiny", "/models/mine/best.safetensors")
+    form.set_engine("audio")                        # whose models are others
+    assert asked[-1] == (4, "audio", "/data/plays.txt", "small", None) and form.summary_text == "reading…"
+    form.summary_read(3, {"lines": ["stale"]})      # the answer to an older question
+    form.summary_failed(4, "no audio files in /data/plays.txt")
     assert not form.can_start and form.summary_text == "✖ no audio files in /data/plays.txt"
     form.set_training(True)
     assert not form.can_start
@@ -565,8 +567,15 @@ def test_a_new_run_can_start_from_a_trained_model_of_the_library(window, qtbot, 
     assert page.base_box.itemText(0) == "a new model" and page.base_box.findText("base") > 0
     page.base_box.setCurrentIndex(page.base_box.findText("base"))
     page.name_edit.setText("tuned")
+    odd = tmp_path / "odd.txt"
+    odd.write_text(write_corpus(tmp_path / "odd-base.txt", n_chars=5_000, seed=3).read_text() + "€")
+    page.set_corpus(str(odd))          # the summary is read as the model chosen reads it: with its vocabulary
+    qtbot.waitUntil(lambda: "never saw" in page.summary.text(), timeout=60_000)
+    assert not page.start_button.isEnabled()
     page.set_corpus(str(write_corpus(tmp_path / "mine.txt", n_chars=5_000, seed=2)))
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
+    vocabulary = len(read_meta(base / "best.safetensors")["corpus"]["vocab"])
+    assert f"vocabulary: {vocabulary} symbols" in page.summary.text()
     page.device_box.setCurrentText("cpu")
     click(qtbot, page.start_button)
     assert not page.base_box.isEnabled()

@@ -189,6 +189,24 @@ def load_weights(model: torch.nn.Module, tensors: dict, header: dict, path, new_
     return loaded.missing_keys
 
 
+def fine_tune_source(engine: Engine, start_from) -> tuple[Path, dict]:
+    """The checkpoint a fine-tune starts from (a file or run folder: its last stage's) and its header."""
+    source = sampling_checkpoint(engine, start_from)
+    header = read_meta(source, engine.name)
+    final = engine.stages[-1]
+    if header.get("stage", final.name) != final.name:
+        raise ConfigError(f"{source} is the {header['stage']!r} stage of a {engine.name} run; fine-tuning "
+                          f"starts from a model that samples, its last stage ({final.name!r})")
+    return source, header
+
+
+def fine_tune_reading(engine: Engine, start_from) -> tuple[dict, dict]:
+    """How a fine-tune of that model reads a corpus: (corpus meta, the first stage's model settings)."""
+    _, header = fine_tune_source(engine, start_from)
+    first = header["model_config"] if len(engine.stages) == 1 else held_stage_config(header)
+    return header["corpus"], first
+
+
 def sampling_checkpoint(engine: Engine, path) -> Path:
     """The checkpoint a path names for sampling: a file, or a run folder (its last stage's best, else last)."""
     path = Path(path).expanduser()
@@ -226,7 +244,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     """(corpus, {stage: StageRecipe}, preset name). `overrides` is {stage: {"model": {...}, "train": {...}}}.
     A resumed run reads its corpus the way it was first read (vocabulary, split, sample rate) and keeps each
     started stage's own settings, whatever the preset says now. A new run may pass the corpus it already read
-    with the same preset (the app reads it to show its summary). `start_from` (a checkpoint or run folder)
+    as it will train on it (the app reads it to show its summary): with the same preset, or for a fine-tune as
+    fine_tune_reading() says. `start_from` (a checkpoint or run folder)
     fine-tunes: the new run starts from its weights, so it keeps its model shape and reads the corpus the
     way it read its own (vocabulary, scale), with this preset's training settings; model settings in
     `overrides` still apply (e.g. the ink engine's synthetic_lines=0), except to an earlier stage that model
@@ -265,12 +284,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         corpus_meta, val_fraction = header["corpus"], header["train_config"]["val_fraction"]
         name = header.get("preset") or name
     if start_from is not None:
-        source = sampling_checkpoint(engine, start_from)
-        header = read_meta(source, engine.name)
+        source, header = fine_tune_source(engine, start_from)
         final = engine.stages[-1]
-        if header.get("stage", final.name) != final.name:
-            raise ConfigError(f"{source} is the {header['stage']!r} stage of a {engine.name} run; fine-tuning "
-                              f"starts from a model that samples, its last stage ({final.name!r})")
         # the model's own settings, and any the user set explicitly (e.g. how the corpus is read; a changed
         # shape is refused when the weights load)
         model = {**header["model_config"], **overrides.get(final.name, {}).get("model", {})}
@@ -283,7 +298,7 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
             recipes[final.builds_on] = StageRecipe(held_stage_config(header), recipes[final.builds_on].train)
         if any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in engine.stages):
             raise ConfigError(f"{out_dir} already holds a training run; fine-tune into a new folder")
-        corpus_meta, corpus = header["corpus"], None
+        corpus_meta = header["corpus"]
     stages_to_train(engine, stage, recipes, out_dir, resume)       # a stage a fine-tune cannot train: say so now
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")

@@ -2,9 +2,10 @@
 whether Start is allowed. The page's widgets set it and redraw from it when it reports a change, as napari's
 widgets observe their models.
 
-A summary is read the way the chosen engine and preset will read the corpus (a sample rate, labels ...), so
-choosing another engine or preset after a corpus asks for a new one, and Start waits for it. Reading is the
-worker's job: the form asks for it through `read_summary(request, engine, corpus, preset)` and is told the
+A summary is read the way the chosen engine and preset will read the corpus (a sample rate, labels ...), or
+the model a new run starts from (its vocabulary, frame size ...), so choosing another engine, preset or start
+model after a corpus asks for a new one, and Start waits for it. Reading is the worker's job: the form asks
+for it through `read_summary(request, engine, corpus, preset, base)` and is told the
 answer with `summary_read(request, summary)` or `summary_failed(request, message)`; an answer to an older
 request than the latest is ignored.
 """
@@ -24,13 +25,14 @@ def reads_pen_strokes(engine) -> bool:
 
 
 class TrainForm:
-    def __init__(self, engines: dict, read_summary: Callable[[int, str, str, str], None]):
+    def __init__(self, engines: dict, read_summary: Callable[[int, str, str, str, str | None], None]):
         self.engines = engines
         self.read_summary = read_summary
         self.listeners: list[Callable[[], None]] = []
         self.engine_name = next(iter(engines))
         self.preset = self.engine.default_preset
         self.corpus = ""
+        self.base: str | None = None  # the checkpoint a new run fine-tunes, else None: a new model
         self.summary: dict | None = None
         self.problem = ""            # why the corpus cannot be read, else ""
         self.request = 0             # the latest summary asked for
@@ -93,12 +95,19 @@ class TrainForm:
             return
         self.engine_name = name
         self.preset = self.engine.default_preset
+        self.base = None
         self.reread()
 
     def set_preset(self, name: str) -> None:
         if name == self.preset or name not in self.presets:
             return
         self.preset = name
+        self.reread()
+
+    def set_base(self, checkpoint: str | None) -> None:
+        if checkpoint == self.base:
+            return
+        self.base = checkpoint
         self.reread()
 
     def set_minutes(self, minutes: float) -> None:
@@ -131,7 +140,7 @@ class TrainForm:
         self.reading = bool(self.corpus)
         if self.reading:
             self.request += 1
-            self.read_summary(self.request, self.engine_name, self.corpus, self.preset)
+            self.read_summary(self.request, self.engine_name, self.corpus, self.preset, self.base)
         self.changed()
 
     # --- answers ---

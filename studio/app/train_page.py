@@ -127,7 +127,7 @@ class TrainPage(QWidget):
         self.preset_box.currentTextChanged.connect(self.form.set_preset)
         self.minutes_box.valueChanged.connect(self.form.set_minutes)
         self.fit_box.toggled.connect(self.form.set_fit_size)
-        self.base_box.currentIndexChanged.connect(self.form_changed)
+        self.base_box.currentIndexChanged.connect(lambda: self.form.set_base(self.base_box.currentData()))
         self.corpus_edit.editingFinished.connect(lambda: self.form.set_corpus(self.corpus_edit.text()))
         self.file_button.clicked.connect(self.choose_file)
         self.folder_button.clicked.connect(self.choose_folder)
@@ -177,21 +177,23 @@ class TrainPage(QWidget):
                   self.base_box, self.device_box, self.name_edit, self.minutes_box):
             w.setEnabled(not self.form.training)
         # a fine-tuned model keeps its size: there is nothing to fit
-        self.fit_box.setVisible(self.form.can_fit_size and self.base_box.currentData() is None)
+        self.fit_box.setVisible(self.form.can_fit_size and self.form.base is None)
         self.fit_box.setEnabled(not self.form.training)
         self.preset_box.setEnabled(not self.form.training and not (self.form.fitting and self.fit_box.isVisible()))
 
     def list_bases(self) -> None:
         """What a new run can start from: nothing, or a trained model of this engine in the Library (for an
         engine with stages, its last stage is fine-tuned on the earlier ones that model holds)."""
-        chosen = self.base_box.currentData()
+        self.base_box.blockSignals(True)
         self.base_box.clear()
         self.base_box.addItem("a new model", None)
         for entry in self.library.entries():
             if entry.engine == self.form.engine_name and entry.ready and not entry.problem:
                 self.base_box.addItem(entry.name, str(entry.checkpoint))
-        self.base_box.setCurrentIndex(max(self.base_box.findData(chosen), 0))
+        self.base_box.setCurrentIndex(max(self.base_box.findData(self.form.base), 0))
+        self.base_box.blockSignals(False)
         self.base_box.setEnabled(self.base_box.count() > 1 and not self.form.training)
+        self.form.set_base(self.base_box.currentData())      # a model deleted since is no longer the start
 
     def showEvent(self, event) -> None:
         self.list_bases()              # models trained or renamed since the page was last shown
@@ -240,9 +242,10 @@ class TrainPage(QWidget):
             self.name_edit.setText(Path(path).stem or "model")
         self.form.set_corpus(path)
 
-    def read_summary(self, request: int, engine: str, corpus: str, preset: str) -> None:
-        """The form asks; the worker reads the corpus as this engine and preset will train on it."""
-        job = self.worker.submit("summarize", engine=engine, data=corpus, preset=preset)
+    def read_summary(self, request: int, engine: str, corpus: str, preset: str, base: str | None) -> None:
+        """The form asks; the worker reads the corpus as this engine and preset (or the start model) will train
+        on it."""
+        job = self.worker.submit("summarize", engine=engine, data=corpus, preset=preset, start_from=base)
         job.finished.connect(partial(self.form.summary_read, request))
         job.errored.connect(partial(self.summary_failed, request))
 
@@ -276,7 +279,7 @@ class TrainPage(QWidget):
     def launch(self, resume: bool) -> None:
         self.job = self.worker.submit("train", engine=self.engine.name, data=self.form.corpus, out=str(self.run_dir),
                                       preset=self.form.preset, resume=resume, device=self.device_box.currentText(),
-                                      start_from=None if resume else self.base_box.currentData(),
+                                      start_from=None if resume else self.form.base,
                                       minutes=self.form.minutes or None,
                                       fit_size=self.form.fitting and self.fit_box.isVisible())
         self.fit_note.hide()
