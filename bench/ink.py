@@ -372,8 +372,9 @@ def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, l
     import torch
     torch.set_num_threads(1)
     from engines.core.checkpoint import read_meta
+    from engines.ink.model import END_THRESHOLD
     recogniser, info, val_points, val_texts, alphabet = recogniser_for(run, epochs, minutes)
-    out = {"run": run, "checkpoint": checkpoint, "step": read_meta(checkpoint)["step"],
+    out = {"run": run, "checkpoint": checkpoint, "step": read_meta(checkpoint)["step"], "end_threshold": END_THRESHOLD,
            "recogniser_epochs": info["epochs"], "recogniser_minutes": info["minutes"], "lines": lines,
            "real_cer": cer(recogniser, val_points[:lines], val_texts[:lines], alphabet), "generated": []}
     for bias in (0.0, 1.0, 2.0):

@@ -144,11 +144,12 @@ class Worker:
         from engines.core.trainer import fine_tune_reading
         eng = get_engine(engine)
         recipe = eng.preset(preset).stages[eng.stages[0].name]
-        key = (engine, data, eng.preset(preset).name, start_from, fingerprint(data))
+        key = (engine, data, eng.preset(preset).name, start_from and fingerprint(start_from), fingerprint(data))
         if self.summarised is None or self.summarised[0] != key:
             self.summarised = None     # let the old corpus go before reading the new one
             meta, settings = fine_tune_reading(eng, start_from) if start_from else (None, recipe.model)
-            config = config_from_dict(eng.stages[0].model_config_class, settings, f"preset {preset}")
+            where = f"fine-tuning {Path(start_from).name}" if start_from else f"preset {preset}"
+            config = config_from_dict(eng.stages[0].model_config_class, settings, where)
             self.summarised = key, eng.read_corpus(data, recipe.train.val_fraction, meta, config)
         return self.summarised[1]
 

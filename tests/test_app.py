@@ -516,6 +516,10 @@ def test_the_train_form_forgets_a_stale_summary_and_waits_for_the_new_one():
     assert not form.can_start and form.summary_text == "✖ no audio files in /data/plays.txt"
     form.set_training(True)
     assert not form.can_start
+    form.set_base("/models/sounds/best.safetensors")
+    asked.clear()
+    form.set_run("text", "/data/plays.txt")          # a run resumed from the Library reads its corpus itself
+    assert form.base is None and not asked
 
 
 def test_the_size_is_fitted_only_to_a_time_budget_of_an_engine_with_measured_curves():

@@ -203,7 +203,7 @@ def fine_tune_source(engine: Engine, start_from) -> tuple[Path, dict]:
 def fine_tune_reading(engine: Engine, start_from) -> tuple[dict, dict]:
     """How a fine-tune of that model reads a corpus: (corpus meta, the first stage's model settings)."""
     _, header = fine_tune_source(engine, start_from)
-    first = header["model_config"] if len(engine.stages) == 1 else held_stage_config(header)
+    first = held_stage_config(header) if engine.stages[-1].builds_on else header["model_config"]
     return header["corpus"], first
 
 

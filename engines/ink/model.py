@@ -32,8 +32,8 @@ from .config import InkModelConfig
 RHO_MAX = 1 - 1e-3
 # p(the line ended) above which a step says so. Measured on the bundled model, whose head was added by a short
 # fine-tune and gives only ~0.6 at a true end: at 0.3, 6 of 76 bench lines were written on past their final
-# period against 14 at 0.5, and CER fell slightly in all four cells (tuned on other held-out texts first). A head
-# trained from the first step is sharper, and barely notices the difference.
+# period against 14 at 0.5, and CER fell slightly in all four cells (tuned on other held-out texts first). Not
+# measured: a head trained from the first step, and unconditional drawings (scribble() ends each at the flag).
 END_THRESHOLD = 0.3
 END_LOGIT = math.log(END_THRESHOLD / (1 - END_THRESHOLD))
 

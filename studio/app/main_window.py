@@ -116,8 +116,8 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.create_page)
 
     def resume_model(self, run_dir, corpus: str, engine: str) -> None:
+        self.train_page.resume_run(run_dir, corpus, engine)     # first: showing the page may ask for a summary
         self.tabs.setCurrentWidget(self.train_page)
-        self.train_page.resume_run(run_dir, corpus, engine)
 
     def replay(self, settings: dict) -> None:
         self.tabs.setCurrentWidget(self.create_page)

@@ -126,7 +126,7 @@ class TrainForm:
         """A run chosen in the Library, to resume: it reads its corpus as it first did, so no summary is asked
         for (and Start, which begins a new run, waits for a corpus to be chosen)."""
         self.engine_name, self.preset, self.corpus = engine_name, self.engines[engine_name].default_preset, corpus
-        self.summary, self.problem, self.reading = None, "", False
+        self.base, self.summary, self.problem, self.reading = None, None, "", False
         self.request += 1       # an answer still on its way is for other choices
         self.changed()
 

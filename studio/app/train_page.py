@@ -174,8 +174,9 @@ class TrainPage(QWidget):
         self.record_button.setVisible(reads_pen_strokes(self.form.engine))
         self.record_button.setEnabled(self.form.can_record)
         for w in (self.engine_box, self.corpus_edit, self.file_button, self.folder_button, self.preset_box,
-                  self.base_box, self.device_box, self.name_edit, self.minutes_box):
+                  self.device_box, self.name_edit, self.minutes_box):
             w.setEnabled(not self.form.training)
+        self.base_box.setEnabled(self.base_box.count() > 1 and not self.form.training)
         # a fine-tuned model keeps its size: there is nothing to fit
         self.fit_box.setVisible(self.form.can_fit_size and self.form.base is None)
         self.fit_box.setEnabled(not self.form.training)
@@ -192,7 +193,7 @@ class TrainPage(QWidget):
                 self.base_box.addItem(entry.name, str(entry.checkpoint))
         self.base_box.setCurrentIndex(max(self.base_box.findData(self.form.base), 0))
         self.base_box.blockSignals(False)
-        self.base_box.setEnabled(self.base_box.count() > 1 and not self.form.training)
+        self.base_box.setEnabled(self.base_box.count() > 1 and not self.form.training)     # as form_changed does
         self.form.set_base(self.base_box.currentData())      # a model deleted since is no longer the start
 
     def showEvent(self, event) -> None:
