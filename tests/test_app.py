@@ -579,7 +579,7 @@ def test_a_new_run_can_start_from_a_trained_model_of_the_library(window, qtbot, 
     page.set_corpus(str(write_corpus(tmp_path / "mine.txt", n_chars=5_000, seed=2)))
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=60_000)
     vocabulary = len(read_meta(base / "best.safetensors")["corpus"]["vocab"])
-    assert f"vocabulary: {vocabulary} symbols" in page.summary.text()
+    assert f"vocabulary: {vocabulary} symbols" in page.summary.text() and "fine-tune" in page.preset_note.text()
     page.device_box.setCurrentText("cpu")
     click(qtbot, page.start_button)
     assert not page.base_box.isEnabled()

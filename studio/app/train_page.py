@@ -166,7 +166,9 @@ class TrainPage(QWidget):
         self.preset_box.blockSignals(True)
         self.preset_box.setCurrentText(self.form.preset)
         self.preset_box.blockSignals(False)
-        self.preset_note.setText(self.preset_box.currentData() or "")
+        self.preset_note.setText(self.preset_box.currentData() or "" if self.form.base is None else
+                                 "a fine-tune takes only the preset's training settings (steps, learning rate …): "
+                                 "the model, and how it reads the corpus, are those of the model it starts from")
         if self.corpus_edit.text().strip() != self.form.corpus:
             self.corpus_edit.setText(self.form.corpus)
         self.summary.setText(self.form.summary_text)
