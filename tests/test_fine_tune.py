@@ -31,7 +31,7 @@ def test_a_fine_tuned_run_starts_where_its_model_left_off_and_says_so(capsys, tm
 def test_fine_tuning_is_refused_with_resume(capsys, tmp_path):
     corpus = write_corpus(tmp_path / "a.txt")
     code, text = train_tiny(capsys, corpus, tmp_path / "run", "--resume", "--from", tmp_path / "base")
-    assert code == 2 and "not both" in text
+    assert code == 2 and "not both" in text and "--resume alone" in text
 
 
 def test_model_settings_set_explicitly_apply_to_the_fine_tuned_model_but_not_a_new_shape(capsys, tmp_path):

@@ -253,7 +253,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     if not str(data).strip():
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
     if start_from is not None and resume:
-        raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both")
+        raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both "
+                          "(a fine-tuned run continues with --resume alone: it records what it started from)")
     chosen = engine.preset(preset)
     overrides = overrides or {}
     unknown = set(overrides) - {s.name for s in engine.stages}
