@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,9 +63,9 @@ PANGRAMS = [
 ]
 
 
-def child(function: str, *args) -> dict:
+def child(function: str, *args, env: dict | None = None) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", function, *map(str, args)], capture_output=True,
-                         text=True, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         text=True, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -138,13 +139,18 @@ def measure_steps(name: str, batch: int, checkpoint: str) -> dict:
             "seconds_per_60_char_line": 60 / meta["chars_per_point"] / (n / seconds)}
 
 
-def measure_writing(run: str) -> dict:
+WRITING_SITUATIONS = ("cold", "new style", "prepared")
+
+
+def measure_writing(run: str, situations: str) -> dict:
     """The whole writer (style primer read, window watched, stalls retried, chunks made) with a trained run's
-    model: a 60-character line at batch 1, in three situations that differ in what is ready before Generate:
-    `cold`, the process's first line (the CLI: the writing modules are imported and the style read after the
-    model loads); `new style`, a built-in style not read yet in a process that has written (the app, when
-    Generate comes before the style is read); `prepared`, after Engine.prepare (the app while the user types),
-    in another built-in style than the one prepare was asked for. Each new style is the longest unread primer."""
+    model: a 60-character line at batch 1, in situations that differ in what is ready before Generate:
+    `cold`, the process's first line in a style never written on this machine (the CLI: the writing modules are
+    imported and the style read after the model loads); `cold, read before`, the same in a new process, the
+    style's primed state now in the cache folder; `new style`, a built-in style not read yet in a process that
+    has written (the app, when Generate comes before the style is read); `prepared`, after Engine.prepare (the
+    app while the user types), in another built-in style than the one prepare was asked for. Each new style is
+    the longest unread primer. The parent gives the child a fresh cache folder (SEQUENCE_STUDIO_CACHE)."""
     import torch
     torch.set_num_threads(1)
     from engines.core.interface import resolve_settings
@@ -157,7 +163,7 @@ def measure_writing(run: str) -> dict:
     styles = header["corpus"]["styles"]
     unread = sorted(styles, key=lambda name: -len(unpack_points(styles[name]["points"])))
     out = {"run": run, "step": header["step"]}
-    for situation in ("cold", "new style", "prepared"):
+    for situation in situations.split(","):
         style = unread.pop(0)
         settings = resolve_settings(engine.controls(), {"text": LINE, "seed": 0, "width": 80, "style": style})
         if situation == "prepared":
@@ -173,6 +179,15 @@ def measure_writing(run: str) -> dict:
                           "retracted": sum(sum(c.retract) for c in chunks if isinstance(c, InkChunk) and c.retract),
                           "fell_back": [c.message for c in chunks if "could not follow" in getattr(c, "message", "")]}
     return out
+
+
+def measure_writing_situations(run: str) -> dict:
+    """Every situation of measure_writing, the cold ones each in a new process, over one fresh cache folder."""
+    with tempfile.TemporaryDirectory(prefix="ink-bench-cache-") as cache:
+        env = {"SEQUENCE_STUDIO_CACHE": cache}
+        report = child("writing", run, ",".join(WRITING_SITUATIONS), env=env)
+        report["cold, read before"] = child("writing", run, "cold", env=env)["cold"]
+    return report
 
 
 def measure_training(name: str, checkpoint: str, steps: int = 3) -> dict:
@@ -414,7 +429,7 @@ def main() -> None:
     if args.child:
         function, *rest = args.child
         result = {"steps": lambda: measure_steps(rest[0], int(rest[1]), rest[2]),
-                  "writing": lambda: measure_writing(rest[0]),
+                  "writing": lambda: measure_writing(rest[0], rest[1]),
                   "training": lambda: measure_training(rest[0], rest[1]),
                   "legibility": lambda: measure_legibility(rest[0], rest[1], int(rest[2]), float(rest[3]), int(rest[4]))
                   }[function]()
@@ -430,7 +445,7 @@ def main() -> None:
     if not args.skip_speed:
         report["steps"] = [child("steps", name, batch, checkpoint) for name in SHAPES for batch in (1, 8)]
         if checkpoint:
-            report["writing"] = child("writing", str(args.run))
+            report["writing"] = measure_writing_situations(str(args.run))
         report["training"] = [child("training", name, checkpoint) for name in SHAPES]
     report["heldout"] = [heldout_curve(run) for run in args.curves if (run / "last.safetensors").exists()]
     if checkpoint and args.legibility:
@@ -470,9 +485,9 @@ def print_speed(report: dict) -> None:
     if "writing" in report:
         w = report["writing"]
         print(f"\n== the whole writer, {w['run']} at step {w['step']}, a 60-character line, batch 1 ==")
-        for situation in ("cold", "new style", "prepared"):
+        for situation in ("cold", "cold, read before", *WRITING_SITUATIONS[1:]):
             r = w[situation]
-            print(f"{situation:9} {r['seconds_per_line']:5.2f} s/line, first point {r['first_point_ms']:4.0f} ms "
+            print(f"{situation:17} {r['seconds_per_line']:5.2f} s/line, first point {r['first_point_ms']:4.0f} ms "
                   f"(style {r['style']}, primer {r['primer_points']} points), {r['points']} points, "
                   f"{r['retracted']} taken back, font fallbacks: {len(r['fell_back'])}")
     print("\n== training, one thread, batch 16 x 320 points ==")

@@ -25,6 +25,13 @@ def collect_earlier_tests_garbage():
     gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def own_cache_folder(tmp_path_factory, monkeypatch):
+    """What engines keep between runs goes to a folder of each test's own, not the user's cache: a test sees
+    only what it cached itself (one that patches a model's forward pass must not find its state from another)."""
+    monkeypatch.setenv("SEQUENCE_STUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 def write_corpus(path: Path, n_chars: int = 20_000, seed: int = 0) -> Path:
     """Deterministic English-like text with structure a small model picks up in a few dozen steps."""
     rng = random.Random(seed)

@@ -398,6 +398,49 @@ def test_prepare_reads_the_built_in_hands_ahead_so_writing_starts_from_the_prime
     assert primer_reads == [1]
 
 
+def test_a_new_process_starts_from_the_primed_state_kept_on_disk(trained, tmp_path, monkeypatch):
+    """The CLI's first line: a style written before on this machine is not read again, a damaged file is read
+    again and replaced, and other weights never get the state of these; the page is the same every time."""
+    def fresh_model():      # what a new process has: nothing primed in memory; counts its primer reads
+        model, header = load_model(ENGINE, trained[0], "cpu")
+        forward = model.forward
+        monkeypatch.setattr(model, "forward", lambda *a, **k: reads.append(1) or forward(*a, **k))
+        return model, header
+    reads = []
+    monkeypatch.setenv("SEQUENCE_STUDIO_CACHE", str(tmp_path / "cache"))
+    style = sorted(load_model(ENGINE, trained[0], "cpu")[1]["corpus"]["styles"])[0]
+    reference, _ = write(fresh_model(), text="an ox", style=style)
+    [kept] = (tmp_path / "cache" / "ink-primed").iterdir()
+    assert reads == [1]
+    chunks, _ = write(fresh_model(), text="an ox", style=style)
+    assert reads == [1]
+    assert all(np.array_equal(a, b) for a, b in zip(variation_points(chunks), variation_points(reference)))
+
+    kept.write_bytes(kept.read_bytes()[:100])                       # a disk full or a kill mid-write elsewhere
+    chunks, _ = write(fresh_model(), text="an ox", style=style)
+    assert reads == [1, 1] and load_checkpoint(kept, engine="ink")
+    assert all(np.array_equal(a, b) for a, b in zip(variation_points(chunks), variation_points(reference)))
+
+    model, header = fresh_model()
+    with torch.no_grad():
+        model.head.bias[1] += 0.5                                    # other weights, by as little as this
+    write((model, header), text="an ox", style=style)
+    assert reads == [1, 1, 1] and len(list(kept.parent.iterdir())) == 2
+
+    write(fresh_model(), text="an ox", style=style)                 # used again: the other weights' is older
+    monkeypatch.setattr("engines.ink.write.PRIMED_ON_DISK", 2)
+    write(fresh_model(), text="an ox", style=sorted(header["corpus"]["styles"])[1])
+    assert reads == [1, 1, 1, 1] and len(list(kept.parent.iterdir())) == 2 and kept.exists()
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_time(trained, tmp_path, monkeypatch):
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("SEQUENCE_STUDIO_CACHE", str(tmp_path / "a file" / "cache"))
+    model = load_model(ENGINE, trained[0], "cpu")
+    chunks, _ = write(model, text="an ox", style=sorted(model[1]["corpus"]["styles"])[0])
+    assert len(variation_points(chunks)) > 10
+
+
 @pytest.mark.parametrize("centre,moved", [(1, 3.0), (4, 0.0), (5, 0.0)])
 def test_a_window_left_short_of_the_primers_end_is_moved_to_its_last_character_and_no_further(
         trained, monkeypatch, centre, moved):

@@ -22,7 +22,10 @@ All variations are written side by side as one batch; each keeps its own page.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
+import os
 import textwrap
 import unicodedata
 import weakref
@@ -33,7 +36,9 @@ from typing import Generator, Iterator, NamedTuple
 import numpy as np
 import torch
 
-from ..core.errors import ConfigError, CorpusError
+from ..core.cache import cache_dir
+from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..core.errors import CheckpointError, CheckpointWriteError, ConfigError, CorpusError
 from ..core.interface import Notice
 from .chunks import InkChunk, strokes_of
 from .corpus import unpack_points, writing_shape
@@ -49,6 +54,11 @@ MAX_PRIMER_POINTS = 2500
 # model -> {primer: (state, last point)}: reading a primer costs a pass over its points, once per model and style
 PRIMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 PRIMED_KEEP = 32          # primed states kept per model: its built-in styles and the user's recent samples
+# and on disk, so that a new process (the CLI's first line) need not read its style again: ~7 KB each, the
+# least recently used dropped
+PRIMED_ON_DISK = 256
+PRIMED_VERSION = 1        # a new version when what read_primer_points computes changes: older files are not read
+WEIGHTS_DIGEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> (head's weight sum, digest)
 READ_AHEAD_STYLES = 8     # built-in styles prepare reads besides the chosen one (IAM-OnDB has ~200 writers)
 
 
@@ -526,33 +536,93 @@ def substitution_notice(substituted: set[str], alphabet: Alphabet) -> str:
 
 def read_primer(model: InkModel, alphabet: Alphabet, primer: Primer) -> tuple[InkState, torch.Tensor]:
     """The state the primer line (with its text and a space) leaves the model in, and its last point: read
-    through the model once per model and primer, then kept in PRIMED."""
+    through the model once per model and primer, then kept in PRIMED and in the cache folder."""
     device = next(model.parameters()).device
     # the head's weight sum changes with every training step: a model being trained (its previews) is never
     # served a state primed by older weights
     key = (primer.text, primer.points.tobytes(), str(device), float(model.head.weight.detach().sum()))
     cache = PRIMED.setdefault(model, {})
     if key not in cache:
-        points = torch.from_numpy(primer.points).to(device)[None].clone()
-        points[0, -1, 2] = 1
-        ids = torch.tensor([alphabet.encode(primer.text + " ")], device=device)
-        with torch.inference_mode():
-            out = model(points, torch.ones(points.shape[:2], dtype=torch.bool, device=device), ids,
-                        torch.ones_like(ids, dtype=torch.bool), want_phi=True)
-        state = out.state
-        # a hand unlike the training data's can leave the window short of the primer's end, and the pen would
-        # then first have to write the rest of the primer's text: move the window on to the primer's last
-        # character (kappa counts characters), keeping the hand the state holds. Not further: a window already
-        # on the new text's first character takes it as written and the pen skips it
-        phi = out.phi[0, -1]
-        centre = float((phi * torch.arange(len(phi), device=device)).sum() / phi.sum().clamp_min(1e-9))
-        last = len(primer.text) - 1
-        if centre < last - 0.5:
-            state = state._replace(kappa=state.kappa + (last - centre))
         if len(cache) >= PRIMED_KEEP:
             cache.clear()
-        cache[key] = (state, points[:, -1])
+        on_disk = primed_file(model, primer, device)
+        primed = load_primed(on_disk, model, device)
+        if primed is None:
+            primed = save_primed(on_disk, *read_primer_points(model, alphabet, primer))
+        cache[key] = primed
     return cache[key]
+
+
+def read_primer_points(model: InkModel, alphabet: Alphabet, primer: Primer) -> tuple[InkState, torch.Tensor]:
+    device = next(model.parameters()).device
+    points = torch.from_numpy(primer.points).to(device)[None].clone()
+    points[0, -1, 2] = 1
+    ids = torch.tensor([alphabet.encode(primer.text + " ")], device=device)
+    with torch.inference_mode():
+        out = model(points, torch.ones(points.shape[:2], dtype=torch.bool, device=device), ids,
+                    torch.ones_like(ids, dtype=torch.bool), want_phi=True)
+    state = out.state
+    # a hand unlike the training data's can leave the window short of the primer's end, and the pen would
+    # then first have to write the rest of the primer's text: move the window on to the primer's last
+    # character (kappa counts characters), keeping the hand the state holds. Not further: a window already
+    # on the new text's first character takes it as written and the pen skips it
+    phi = out.phi[0, -1]
+    centre = float((phi * torch.arange(len(phi), device=device)).sum() / phi.sum().clamp_min(1e-9))
+    last = len(primer.text) - 1
+    if centre < last - 0.5:
+        state = state._replace(kappa=state.kappa + (last - centre))
+    return state, points[:, -1]
+
+
+# --- primed states on disk, named by the weights and the primer: the bundled model's longest built-in primer
+# takes ~120 ms to read (~170 ms in a new process), its state ~1 ms to load
+
+def weights_digest(model: InkModel) -> str:
+    """Names the weights exactly (~5 ms for the bundled model's 6.7 MB, then remembered while they stay)."""
+    head_sum = float(model.head.weight.detach().sum())
+    known = WEIGHTS_DIGEST.get(model)
+    if known is None or known[0] != head_sum:
+        digest = hashlib.blake2b(digest_size=12)
+        for name, tensor in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        WEIGHTS_DIGEST[model] = known = (head_sum, digest.hexdigest())
+    return known[1]
+
+
+def primed_file(model: InkModel, primer: Primer, device: torch.device) -> Path:
+    digest = hashlib.blake2b(primer.text.encode() + primer.points.tobytes(), digest_size=12).hexdigest()
+    # computed on a GPU, a state differs from the CPU's in its last bits: each device type keeps its own
+    return cache_dir("ink-primed") / f"v{PRIMED_VERSION}-{weights_digest(model)}-{digest}-{device.type}.safetensors"
+
+
+def load_primed(path: Path, model: InkModel, device: torch.device) -> tuple[InkState, torch.Tensor] | None:
+    try:
+        tensors, _ = load_checkpoint(path, engine="ink")
+    except CheckpointError:                              # not there yet, or damaged: the primer is read again
+        return None
+    with contextlib.suppress(OSError):                   # recently used: kept when the folder is trimmed
+        os.utime(path)
+    t = {name: tensor.to(device) for name, tensor in tensors.items()}
+    layers = range(model.config.n_layer)
+    if {*t} != {"kappa", "window", "last_point", *(f"h{n}" for n in layers), *(f"c{n}" for n in layers)}:
+        return None
+    return InkState([t[f"h{n}"] for n in layers], [t[f"c{n}"] for n in layers], t["kappa"], t["window"]), \
+        t["last_point"]
+
+
+def save_primed(path: Path, state: InkState, last_point: torch.Tensor) -> tuple[InkState, torch.Tensor]:
+    """Keep a primed state on disk (when the cache folder can be written) and give it back."""
+    tensors = {"kappa": state.kappa, "window": state.window, "last_point": last_point,
+               **{f"h{n}": h for n, h in enumerate(state.h)}, **{f"c{n}": c for n, c in enumerate(state.c)}}
+    try:
+        save_checkpoint(path, tensors, {"engine": "ink", "kind": "primed state"})
+        kept = sorted(path.parent.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-PRIMED_ON_DISK]:
+            old.unlink(missing_ok=True)
+    except (CheckpointWriteError, OSError):             # a read-only or full disk: the state is still used now
+        pass
+    return state, last_point
 
 
 def primed_writer(model: InkModel, meta: dict, settings: dict) -> tuple[Writer, str]:
