@@ -42,8 +42,9 @@ def add_control_flags(parser: argparse.ArgumentParser, engine) -> None:
         bounds = f" [{c.minimum:g}..{c.maximum:g}]" if c.minimum is not None and c.kind != "seed" else ""
         default = "random" if c.kind == "seed" else repr(c.default)
         choices = f" ({', '.join(c.choices)})" if c.choices else ""
-        group.add_argument(flag(c), dest=c.name, default=None, metavar=c.kind.upper(),
-                           help=f"{c.help}{choices}{bounds} (default {default})")
+        given_as = " given as JSON: [[[x, y], ...], ...], one list of points per stroke" if c.kind == "strokes" else ""
+        group.add_argument(flag(c), dest=c.name, default=None, metavar="JSON" if given_as else c.kind.upper(),
+                           help=f"{c.help}{given_as}{choices}{bounds} (default {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,14 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "for an engine with stages, STAGE.train.lr=... sets one stage (without STAGE: every stage)")
     train.add_argument("--no-preview", action="store_true", help="skip the short samples shown at each validation")
 
-    sample = sub.add_parser("sample", help="generate from a trained or bundled model (streams text to the terminal)")
+    sample = sub.add_parser("sample", help="generate from a trained or bundled model (text streams to the terminal; "
+                                           "every engine exports with --out)")
     sample_engines = sample.add_subparsers(dest="engine", metavar="ENGINE", required=True)
     for engine in engines.values():
         p = sample_engines.add_parser(engine.name, help=engine.title)
         p.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
         p.add_argument("--out", help=f"export to this file ({', '.join(engine.export_formats)}), settings alongside")
         p.add_argument("--device", choices=DEVICES, default="auto", help="where to run the model")
-        p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal")
+        if engine.as_text([]) is not None:
+            p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal")
         add_control_flags(p, engine)
 
     evaluate = sub.add_parser("eval", help="the model's loss and metrics on a corpus, with their units")
@@ -276,8 +279,15 @@ def cmd_sample(args) -> int:
                           f"{' or '.join(engine.export_formats)} file")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     controls = engine.controls()
-    settings = resolve_settings(controls, {c.name: getattr(args, c.name) for c in controls
-                                           if getattr(args, c.name) is not None}, called=flag)
+    given = {c.name: getattr(args, c.name) for c in controls if getattr(args, c.name) is not None}
+    for c in controls:
+        if c.kind == "strokes" and c.name in given:
+            try:
+                given[c.name] = json.loads(given[c.name])
+            except json.JSONDecodeError as e:
+                raise StudioError(f"{flag(c)}: not JSON ({e.msg} at character {e.pos}); give the strokes as "
+                                  f"[[[x, y], ...], ...]") from None
+    settings = resolve_settings(controls, given, called=flag)
     model, meta = load_model(engine, checkpoint, args.device)
     print(f"model: {sampling_checkpoint(engine, checkpoint)} (step {meta['step']}); seed {settings['seed']}",
           file=sys.stderr)

@@ -48,13 +48,19 @@ def test_train_sample_export_and_errors(tmp_path):
     with Image.open(png) as image:
         assert image.width > 100
 
+    pen = json.dumps([[[0, 0], [2, -3], [4, 0], [5, -1]], [[7, 0], [8, -3], [10, 0]]])      # as the pen pad saves
+    sampled = studio("sample", "ink", "--checkpoint", run, "--text", "an ox", "--pen-sample", pen, "--pen-text", "an",
+                     "--out", tmp_path / "pen.svg")
+    assert "in the hand of the pen sample" in sampled.stderr
+
     evaluated = studio("eval", "ink", "--checkpoint", run, "--data", data, "--split", "validation")
     assert "nats/point" in evaluated.stdout and float(evaluated.stdout.split()[0]) < 3.0
 
     for args, message in [(["--text", "hi"], "add --out FILE (.svg or .png or .gif)"),
                           (["--style", "nobody", "--out", tmp_path / "y.svg"], "no style 'nobody'"),
                           (["--colour", "inky", "--out", tmp_path / "y.png"], "not a colour"),
-                          (["--bias", "-1", "--out", tmp_path / "y.svg"], "outside")]:
+                          (["--bias", "-1", "--out", tmp_path / "y.svg"], "outside"),
+                          (["--pen-sample", "[[0, 0", "--out", tmp_path / "y.svg"], "--pen-sample: not JSON")]:
         failed = studio("sample", "ink", "--checkpoint", run, *args, check=False)
         assert failed.returncode != 0 and message in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr
