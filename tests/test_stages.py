@@ -75,6 +75,27 @@ def test_resume_is_exact_in_each_stage(tmp_path, stop):
                             tmp_path / "stopped" / stage / "last.safetensors")
 
 
+def test_a_run_stopped_in_its_first_stage_trains_the_next_as_it_planned_it(tmp_path):
+    """`studio train --resume` names neither preset nor settings: the stage not started yet is trained with the
+    run's own preset, --steps, --set and seed, as a run never stopped trains it, not with the engine's default."""
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def start(out, stop=None):
+        corpus, recipes, name = prepare_run(ENGINE, data, out, preset="wide", max_steps=30,
+                                            overrides={"prior": {"train": {"lr": 3e-3}}})
+        events_until(train(ENGINE, corpus, out, recipes=recipes, preset=name, device="cpu", seed=7), stop)
+    start(tmp_path / "straight")
+    start(tmp_path / "stopped", stop=("tokenizer", 10))
+    corpus, recipes, name = prepare_run(ENGINE, data, tmp_path / "stopped", resume=True)
+    assert name == "wide" and recipes["prior"].model == {"hidden": 48}
+    assert (recipes["prior"].train.lr, recipes["prior"].train.max_steps) == (3e-3, 30)
+    events_until(train(ENGINE, corpus, tmp_path / "stopped", recipes=recipes, preset=name, resume=True, device="cpu"))
+    assert read_meta(tmp_path / "stopped" / "prior" / "last.safetensors")["seed"] == 7
+    assert_same_weights(tmp_path / "straight" / "prior" / "last.safetensors",
+                        tmp_path / "stopped" / "prior" / "last.safetensors")
+
+
 def test_stages_can_be_trained_one_at_a_time(tmp_path):
     with pytest.raises(ConfigError, match="train that first"):
         run(tmp_path / "run", stage="prior")

@@ -116,7 +116,10 @@ class TwoStageEngine(Engine):
                             log_interval=1, val_units=200, precision="fp32")
         return {"tiny": Preset("tiny", "trains in seconds", {
             "tokenizer": StageRecipe(dataclasses.asdict(TokenizerConfig()), train),
-            "prior": StageRecipe(dataclasses.asdict(PriorConfig()), train)})}
+            "prior": StageRecipe(dataclasses.asdict(PriorConfig()), train)}),
+            "wide": Preset("wide", "a wider prior", {
+                "tokenizer": StageRecipe(dataclasses.asdict(TokenizerConfig()), train),
+                "prior": StageRecipe(dataclasses.asdict(PriorConfig(hidden=48)), train)})}
 
     def controls(self):
         from engines.core.interface import SEED, Control

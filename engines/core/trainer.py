@@ -102,6 +102,15 @@ def stage_folder(engine: Engine, stage: Stage, out_dir: str | Path) -> Path:
     return Path(out_dir) if len(engine.stages) == 1 else Path(out_dir) / stage.name
 
 
+def latest_stage_header(engine: Engine, out_dir: str | Path) -> dict | None:
+    """The header of the last.safetensors of the run's latest started stage; None when no stage has started."""
+    for stage in reversed(engine.stages):
+        last = stage_folder(engine, stage, out_dir) / "last.safetensors"
+        if last.exists():
+            return read_meta(last, engine.name)
+    return None
+
+
 class Tally:
     """Unit-weighted means of a loss and its metrics over several batches."""
 
@@ -255,7 +264,12 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     if start_from is not None and resume:
         raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both "
                           "(a fine-tuned run continues with --resume alone: it records what it started from)")
-    chosen = engine.preset(preset)
+    # a resumed run's stages not started yet are trained as the run planned them when it started (its preset,
+    # --steps and --set), recorded in every stage's checkpoint; runs saved before plans were recorded: its preset
+    run_header = latest_stage_header(engine, out_dir) if resume else None
+    plan = (run_header or {}).get("plan") or {}
+    recorded_preset = (run_header or {}).get("preset")
+    chosen = engine.preset(preset or (recorded_preset if recorded_preset in engine.presets() else None))
     overrides = overrides or {}
     unknown = set(overrides) - {s.name for s in engine.stages}
     if unknown:
@@ -263,10 +277,11 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     recipes = {}
     for current in engine.stages:
         recipe, extra = chosen.stages[current.name], overrides.get(current.name, {})
+        planned = plan.get(current.name) or {"model": recipe.model, "train": dataclasses.asdict(recipe.train)}
         where = f"preset {chosen.name!r}" + (f", stage {current.name}" if len(engine.stages) > 1 else "")
-        model = {**recipe.model, **extra.get("model", {})}
+        model = {**planned["model"], **extra.get("model", {})}
         config_from_dict(current.model_config_class, model, where)
-        train_values = {**dataclasses.asdict(recipe.train), **extra.get("train", {})}
+        train_values = {**planned["train"], **extra.get("train", {})}
         if max_steps:
             train_values["max_steps"] = max_steps
         recipes[current.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, where))
@@ -326,6 +341,7 @@ class Run:
         self.extended = header.get("extended")      # [step, lr] where a finished schedule was extended
         self.preset, self.builds_on = header.get("preset"), header.get("builds_on")
         self.started_from = header.get("started_from")    # the weights a fine-tuned run began with
+        self.plan = header.get("plan")      # {stage: {"model", "train"}} as the run planned every stage at its start
         self.history = History(**header.get("history", {}))
         self.best_val = header.get("metrics", {}).get("best_val_loss")
         self.val_metrics: dict = {}
@@ -341,7 +357,8 @@ class Run:
         self.data_gen = torch.Generator()
 
     @classmethod
-    def fresh(cls, engine, stage, corpus, folder, device, recipe: StageRecipe, seed: int, preset: str | None) -> "Run":
+    def fresh(cls, engine, stage, corpus, folder, device, recipe: StageRecipe, seed: int, preset: str | None,
+              plan: dict | None = None) -> "Run":
         cfg = recipe.train
         if not 0 < cfg.val_fraction < 1:
             raise ConfigError("val_fraction must be between 0 and 1: training needs held-out data to validate on")
@@ -386,7 +403,7 @@ class Run:
                             "sha256": weights_digest(model), "new_parts": new_parts}
         return cls(engine, stage, corpus, folder, device, model, cfg, dataclasses.asdict(config),
                    {"max_steps": cfg.max_steps, "seed": seed, "preset": preset, "builds_on": builds_on,
-                    "started_from": started_from})
+                    "started_from": started_from, "plan": plan})
 
     @classmethod
     def resume(cls, engine, stage, corpus, folder, device, extend_to: int | None,
@@ -427,7 +444,8 @@ class Run:
             "engine": self.engine.name, "engine_version": self.engine.version,
             "stage": self.stage.name, "stages": [s.name for s in self.engine.stages], "preset": self.preset,
             "model_config": self.model_config, "train_config": dataclasses.asdict(self.cfg),
-            "builds_on": self.builds_on, "started_from": self.started_from, "corpus": self.corpus.meta,
+            "builds_on": self.builds_on, "started_from": self.started_from, "plan": self.plan,
+            "corpus": self.corpus.meta,
             "corpus_summary": {k: v for k, v in self.corpus.summary.items() if k != "warnings"},
             "corpus_fingerprint": self.corpus.fingerprint,
             "step": self.step, "max_steps": self.max_steps, "extended": self.extended, "seed": self.seed,
@@ -560,6 +578,9 @@ def train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, 
                  extend_to, new_data) -> Iterator[object]:
     """Each stage in turn: resumed, skipped when finished, or started fresh. Returns the last stage's Run."""
     deadline = time.time() + minutes * 60 if minutes else None
+    plan = {name: {"model": r.model, "train": dataclasses.asdict(r.train)} for name, r in recipes.items()}
+    if resume:      # a stage started now takes the run's seed, not this command's
+        seed = latest_stage_header(engine, out_dir)["seed"]
     run = None
     for index, current in enumerate(stages):
         folder = stage_folder(engine, current, out_dir)
@@ -574,7 +595,7 @@ def train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, 
         elif last.exists():
             raise ConfigError(f"{folder} already holds a training run; resume it, or choose another folder")
         else:
-            run = Run.fresh(engine, current, corpus, folder, dev, recipes[current.name], seed, preset)
+            run = Run.fresh(engine, current, corpus, folder, dev, recipes[current.name], seed, preset, plan)
         if deadline:
             budget = (deadline - time.time()) / 60 / (len(stages) - index)
         yield StageStarted(current.name, current.title, engine.stages.index(current) + 1, len(engine.stages),
