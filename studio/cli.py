@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--checkpoint", help="checkpoint file or run folder (default: the bundled model)")
         p.add_argument("--out", help=f"export to this file ({', '.join(engine.export_formats)}), settings alongside")
         p.add_argument("--device", choices=DEVICES, default="auto", help="where to run the model")
-        if engine.as_text([]) is not None:
-            p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal")
+        p.add_argument("--quiet", action="store_true", help="do not stream the sample to the terminal (only text "
+                                                             "streams; other samples go to --out)")
         add_control_flags(p, engine)
 
     evaluate = sub.add_parser("eval", help="the model's loss and metrics on a corpus, with their units")
@@ -272,11 +272,13 @@ def cmd_sample(args) -> int:
 
     engine = get_engine(args.engine)
     if engine.as_text([]) is None and not args.out:
-        raise StudioError(f"a {engine.modality} sample needs a file to go to: add --out FILE "
+        raise StudioError(f"the {engine.name} engine's samples need a file to go to: add --out FILE "
                           f"({' or '.join(engine.export_formats)})")
     if args.out and Path(args.out).suffix.lower() not in engine.export_formats:    # before, not after, the work
         raise StudioError(f"cannot save {Path(args.out).name}: for a sample of the {engine.name} engine, name a "
                           f"{' or '.join(engine.export_formats)} file")
+    if args.out:
+        can_write(Path(args.out))
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(engine)
     controls = engine.controls()
     given = {c.name: getattr(args, c.name) for c in controls if getattr(args, c.name) is not None}
@@ -309,9 +311,26 @@ def cmd_sample(args) -> int:
             print(f"--- variation {i + 1}\n" + engine.as_text(chunks, i))
     if args.out:
         from studio.library import sample_record
-        path = engine.export(chunks, sample_record(engine.name, checkpoint, meta, settings), Path(args.out))
+        try:
+            path = engine.export(chunks, sample_record(engine.name, checkpoint, meta, settings), Path(args.out))
+        except OSError as e:        # e.g. the disk filled while generating
+            raise StudioError(f"could not save {args.out}: {e.strerror or e}; --seed {settings['seed']} makes the "
+                              f"same sample again") from None
         print(f"saved {path}", file=sys.stderr)
     return 0
+
+
+def can_write(path: Path) -> None:
+    """Refuse a file that cannot be written before generating, not after (the sample would be lost)."""
+    existed = path.exists()
+    try:
+        with open(path, "ab"):      # appends nothing: a file already there is left as it is
+            pass
+    except OSError as e:
+        raise StudioError(f"cannot save to {path}: {e.strerror or e}; name a file in a folder you can write "
+                          f"to") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def cmd_eval(args) -> int:

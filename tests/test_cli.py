@@ -56,6 +56,7 @@ def test_bundled_model_samples_without_a_checkpoint():
     (["sample", "audio", "--seconds", "1"], "add --out FILE (.wav or .flac)"),
     (["sample", "audio", "--label", "11", "--out", "{tmp}/x.wav"], "label '11' is not a label this model knows"),
     (["sample", "audio", "--seconds", "600", "--out", "{tmp}/x.mp3"], "name a .wav or .flac file"),   # at once
+    (["sample", "audio", "--seconds", "600", "--out", "{tmp}/no/such/x.wav"], "cannot save to"),     # at once too
     (["train", "text", "--data", "{tmp}", "--out", "{tmp}/r", "--preset", "huge"], "no preset 'huge'"),
 ])
 def test_errors_are_one_readable_line(tmp_path, args, message):
