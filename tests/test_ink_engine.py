@@ -267,9 +267,10 @@ def test_text_wraps_and_splits_into_written_and_drawn_pieces():
 
 def test_every_character_a_user_can_type_is_written(model):
     text = "".join(ch for ch in string.printable if not ch.isspace() or ch == " ") + \
-        " Ærø Ünïcödé ñ ç ß Ωμέγα Жизнь 中文 🙂 \u0301 \x00 fin"
+        " Ærø Ünïcödé ñ ç ß Ωμέγα Жизнь 中文 🙂 \u0301 \x00 fin \x1b[31m \u200d"
     chunks, notices = write(model, text=text, width=40, variations=2)
     assert any("Hershey" in n and "中" in n and "@" in n for n in notices)
+    assert not any(ch in n for n in notices for ch in "\x00\x1b\u200d")      # invisible: left out, not drawn
     assert any("accent" in n and "ü" not in n and "ï" in n for n in notices)
     for v in range(2):
         points = variation_points(chunks, v)
@@ -466,8 +467,9 @@ def test_a_window_left_short_of_the_primers_end_is_moved_to_its_last_character_a
 # files
 
 def test_exports_open_and_load_back(model, tmp_path):
-    chunks, _ = write(model, text="an ox can see\na cat", variations=2, colour="darkred", stroke_width=3.0)
-    record = {**settings(text="an ox can see\na cat", variations=2, colour="darkred"), "engine": "ink"}
+    typed = "an ox can\x07 see\x1b[1m\na cat"            # pasted control codes: not drawn, not in the XML
+    chunks, _ = write(model, text=typed, variations=2, colour="darkred", stroke_width=3.0)
+    record = {**settings(text=typed, variations=2, colour="darkred"), "engine": "ink"}
     for suffix in ENGINE.export_formats:
         path = ENGINE.export(chunks, record, tmp_path / f"page{suffix}")
         assert json.loads(path.with_name(path.name + ".json").read_text())["colour"] == "darkred"
@@ -485,7 +487,7 @@ def test_exports_open_and_load_back(model, tmp_path):
                 else:
                     assert np.asarray(image.convert("L")).min() < 100                   # ink on the page
         loaded, saved = ENGINE.load_sample(path)
-        assert saved["colour"] == "darkred"
+        assert saved["colour"] == "darkred" and saved["text"] == typed
         for v in range(2):
             np.testing.assert_array_equal(variation_points(loaded, v), variation_points(chunks, v))
     with pytest.raises(ConfigError, match="not a colour"):

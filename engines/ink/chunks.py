@@ -1,6 +1,7 @@
 """What ink generation streams to the window (torch-free: the GUI imports it)."""
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,12 @@ class InkChunk:
     retract: list[int] | None = None
     rate: float | None = None                         # points per second the pen wrote at (replay speed)
     x_height: float | None = None                     # the hand's x-height in the points' units (drawing size)
+
+
+def visible_text(text: str) -> str:
+    """The text without control and format characters (a pasted escape code, a zero-width joiner): nothing to
+    draw, and not allowed in an SVG's XML. Newlines stay."""
+    return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
 
 
 def variation_points(chunks: list, variation: int = 0) -> np.ndarray:

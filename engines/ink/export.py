@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ..core.errors import ConfigError, CorpusError
-from .chunks import INK_COLOUR, InkChunk, smooth_stroke, strokes_of, variation_points
+from .chunks import INK_COLOUR, InkChunk, smooth_stroke, strokes_of, variation_points, visible_text
 
 X_HEIGHT_PX = 16.0
 MARGIN_PX = 24.0
@@ -117,7 +117,7 @@ def write_svg(path: Path, rows, facts, settings) -> None:
     pen = float(settings.get("stroke_width", 2.0))
     svg = ElementTree.Element("svg", xmlns="http://www.w3.org/2000/svg", width=f"{width:g}", height=f"{height:g}",
                               viewBox=f"0 0 {width:g} {height:g}")
-    ElementTree.SubElement(svg, "title").text = settings.get("text", "")[:200] or "handwriting"
+    ElementTree.SubElement(svg, "title").text = visible_text(settings.get("text", ""))[:200] or "handwriting"
     ElementTree.SubElement(svg, "metadata", id=KEY).text = payload(rows, facts, settings)
     filled = ElementTree.SubElement(svg, "g", id="ink", fill=ink, stroke="none")
     lines = ElementTree.SubElement(svg, "g", id="plotter-lines", fill="none", stroke=ink,

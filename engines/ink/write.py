@@ -40,7 +40,7 @@ from ..core.cache import cache_dir
 from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CheckpointError, CheckpointWriteError, ConfigError, CorpusError
 from ..core.interface import Notice
-from .chunks import InkChunk, strokes_of
+from .chunks import InkChunk, strokes_of, visible_text
 from .corpus import unpack_points, writing_shape
 from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points
 from .hershey import MARKS, fallback, mark_strokes, resample
@@ -88,7 +88,8 @@ class Piece:
 
 def wrap(text: str, width: int) -> list[str]:
     """Paragraphs (blank lines kept as empty lines) wrapped to `width` characters; long words are broken."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+    text = visible_text(text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+    text = unicodedata.normalize("NFC", text)
     lines = []
     for paragraph in text.split("\n"):
         lines += textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""]
