@@ -83,10 +83,14 @@ def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused
     sf.write(bad / "silent.flac", np.zeros(8000), 8000)
     good = (audio_corpus / "high" / "high_0.wav").read_bytes()
     (bad / "cut.wav").write_bytes(good[:60] + b"\xff" * 10)       # a header promising data that is not there
+    sound = np.sin(np.arange(8000, dtype=np.float32) / 5)
+    sound[100:110] = np.nan
+    sf.write(bad / "nan.wav", sound, 8000, subtype="FLOAT")
     corpus = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model())
     warnings = " ".join(corpus.summary["warnings"])
     for name in ["empty.wav", "notes.wav", "zero.wav", "silent.flac", "cut.wav"]:
         assert name in warnings
+    assert "nan.wav is damaged: 10 of its 8,000 samples are not numbers" in warnings
     assert corpus.summary["recordings"] == 12
 
     only_bad = tmp_path / "bad"

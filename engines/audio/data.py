@@ -65,6 +65,10 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
                           f"Opus or MP3)") from None
     if audio.size == 0:
         raise CorpusError(f"{path.name} holds no samples")
+    if not np.isfinite(audio).all():        # a float file can hold NaN: it would read as full-scale noise
+        bad = int((~np.isfinite(audio)).sum())
+        raise CorpusError(f"{path.name} is damaged: {bad:,} of its {audio.size:,} samples are not numbers (NaN or "
+                          f"infinite)")
     seconds = len(audio) / source_rate
     if source_rate != rate:
         import librosa
