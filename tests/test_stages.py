@@ -96,6 +96,17 @@ def test_a_run_stopped_in_its_first_stage_trains_the_next_as_it_planned_it(tmp_p
                         tmp_path / "stopped" / "prior" / "last.safetensors")
 
 
+def test_another_engines_run_folder_is_named_as_such(tmp_path):
+    from engines.text import TextEngine
+    run(tmp_path / "run", stop=("tokenizer", 3))
+    with pytest.raises(ConfigError, match="holds a run of the twostage engine: train the text engine into another"):
+        prepare_run(TextEngine(), tmp_path / "corpus.txt", tmp_path / "run")
+    with pytest.raises(CheckpointError, match="no last.safetensors of the text engine .it holds a twostage run"):
+        prepare_run(TextEngine(), tmp_path / "corpus.txt", tmp_path / "run", resume=True)
+    with pytest.raises(CheckpointError, match="holds a run of the 'twostage' engine, in stage folders"):
+        load_model(TextEngine(), tmp_path / "run")
+
+
 def test_stages_can_be_trained_one_at_a_time(tmp_path):
     with pytest.raises(ConfigError, match="train that first"):
         run(tmp_path / "run", stage="prior")

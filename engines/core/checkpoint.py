@@ -87,10 +87,26 @@ def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
         for name in order:
             if (path / name).is_file():
                 return path / name
+        other = run_engine(path)
+        if other:
+            raise CheckpointError(f"{path} holds a run of the {other!r} engine, in stage folders: sample it with "
+                                  f"that engine")
         raise CheckpointError(f"{path} holds no checkpoint (no best.safetensors or last.safetensors)")
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     return path
+
+
+def run_engine(folder: str | Path) -> str | None:
+    """The engine whose run a folder holds (checkpoints in it, or in its stage folders), if any."""
+    folder = Path(folder)
+    for pattern in ("*.safetensors", "*/*.safetensors"):
+        for path in sorted(folder.glob(pattern)):
+            try:
+                return read_meta(path).get("engine")
+            except CheckpointError:
+                continue
+    return None
 
 
 def read_safetensors_header(path: Path) -> dict:

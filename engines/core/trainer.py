@@ -27,7 +27,8 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import find_checkpoint, load_checkpoint, read_meta, remove_stale_temporaries, save_checkpoint
+from .checkpoint import (find_checkpoint, load_checkpoint, read_meta, remove_stale_temporaries, run_engine,
+                         save_checkpoint)
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
 from .events import (STEPS_FROM_THE_CLOCK, CheckpointSaved, Evaluation, Finished, History, Preview, Progress,
@@ -291,7 +292,10 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     if resume:
         started = [s for s in engine.stages if (stage_folder(engine, s, out_dir) / "last.safetensors").exists()]
         if not started:
-            raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
+            other = run_engine(out_dir)
+            raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors"
+                                  + (f" of the {engine.name} engine (it holds a {other} run)"
+                                     if other and other != engine.name else ""))
         for current in started:
             header = read_meta(stage_folder(engine, current, out_dir) / "last.safetensors", engine.name)
             recipes[current.name] = StageRecipe(header["model_config"], recipes[current.name].train)
@@ -315,6 +319,10 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         if any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in engine.stages):
             raise ConfigError(f"{out_dir} already holds a training run; fine-tune into a new folder")
         corpus_meta = header["corpus"]
+    other = run_engine(out_dir)
+    if other and other != engine.name:
+        raise ConfigError(f"{out_dir} holds a run of the {other} engine: train the {engine.name} engine into "
+                          f"another folder")
     stages_to_train(engine, stage, recipes, out_dir, resume)       # a stage a fine-tune cannot train: say so now
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
