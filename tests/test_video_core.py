@@ -367,3 +367,17 @@ def test_image_sequences_are_read_in_natural_order(tmp_path):
     assert found.clips.shape == (3, 1, 4, 8, 8) and found.fps == 10.0
     assert found.clips[:, 0, :, 0, 0].flatten().tolist() == [20 * i for i in range(1, 13)]
     assert found.skipped == ["bad/ (2 images): b.png is not an image Pillow can read"]
+
+
+def test_sixteen_bit_images_are_scaled_and_a_sequence_of_several_sizes_is_named(tmp_path):
+    Image = pytest.importorskip("PIL.Image", reason="reading image sequences needs Pillow (pip install Pillow)")
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "mixed").mkdir()
+    for i in range(1, 5):                                             # 16-bit greys, 1/5 .. 4/5 of full scale
+        Image.fromarray(np.full((16, 16), 13107 * i, np.uint16)).save(tmp_path / "deep" / f"f{i}.png")
+    for i, size in enumerate([(16, 16), (16, 16), (40, 12), (16, 16)]):
+        Image.fromarray(np.zeros(size[::-1], np.uint8)).save(tmp_path / "mixed" / f"m{i}.png")
+    found = read_clips(tmp_path, TokenizerConfig(frame_size=8, clip_frames=4, channels=1))
+    assert found.clips[0, 0, :, 0, 0].tolist() == [51, 102, 153, 204]
+    assert found.skipped == ["mixed/ (4 images): its images differ in size (16x16 (m0.png), 40x12 (m2.png)): the "
+                             "frames of a sequence must match; put each clip's frames in a folder of its own"]

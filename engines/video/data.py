@@ -137,6 +137,15 @@ def natural_key(path: Path):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def eight_bit(image):
+    """A Pillow image with 8 bits a channel: 16-bit greyscale (PNG, TIFF; modes I;16 and I) scaled down, not
+    clipped at 255, which would turn nearly every pixel white."""
+    if image.mode.startswith("I;16") or (image.mode == "I" and np.array(image).max() > 255):
+        from PIL import Image
+        return Image.fromarray((np.array(image).astype(np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+    return image
+
+
 def read_image_sequence(folder: Path, files: list[Path], config: TokenizerConfig, root: Path) -> Source:
     """The images of one folder, in natural name order, as one video."""
     name = f"{folder.relative_to(root).as_posix() if folder != root else folder.resolve().name}/ ({len(files)} images)"
@@ -144,16 +153,20 @@ def read_image_sequence(folder: Path, files: list[Path], config: TokenizerConfig
         from PIL import Image
     except ImportError:
         raise CorpusError(f"{name}: reading image sequences needs Pillow (pip install Pillow)") from None
-    frames = []
+    frames, sizes = [], {}
     for path in sorted(files, key=natural_key):
         try:
             with Image.open(path) as image:
-                pixels = np.array(image.convert("L" if config.channels == 1 else "RGB"))
+                pixels = np.array(eight_bit(image).convert("L" if config.channels == 1 else "RGB"))
         except Exception:  # noqa: BLE001 - Pillow reports broken files with many exception types
             raise CorpusError(f"{name}: {path.name} is not an image Pillow can read") from None
         frames.append(fit_frames(as_tensor(pixels), config.frame_size))
-        if len(frames) == 1:
-            height, width = pixels.shape[:2]
+        sizes.setdefault(pixels.shape[1::-1], path.name)
+    if len(sizes) > 1:      # frames of several clips in one folder, most likely: each would be cropped its own way
+        found = ", ".join(f"{w}x{h} ({first})" for (w, h), first in list(sizes.items())[:4])
+        raise CorpusError(f"{name}: its images differ in size ({found}{', ...' if len(sizes) > 4 else ''}): the "
+                          f"frames of a sequence must match; put each clip's frames in a folder of its own")
+    width, height = next(iter(sizes))
     fps = config.fps or IMAGE_SEQUENCE_FPS
     return Source(name, width, height, fps, np.arange(len(frames)) / fps, torch.cat(frames))
 
