@@ -60,10 +60,11 @@ def test_train_sample_export_and_errors(tmp_path):
                           (["--style", "nobody", "--out", tmp_path / "y.svg"], "no style 'nobody'"),
                           (["--colour", "inky", "--out", tmp_path / "y.png"], "not a colour"),
                           (["--bias", "-1", "--out", tmp_path / "y.svg"], "outside"),
-                          (["--pen-sample", "[[0, 0", "--out", tmp_path / "y.svg"], "--pen-sample: not JSON")]:
+                          (["--pen-sample", "[[0, 0", "--out", tmp_path / "y.svg"], "--pen-sample: not JSON"),
+                          (["--text", " \n ", "--out", tmp_path / "y.svg"], "nothing to write")]:
         failed = studio("sample", "ink", "--checkpoint", run, *args, check=False)
         assert failed.returncode != 0 and message in failed.stderr, failed.stderr
-        assert "Traceback" not in failed.stderr
+        assert "Traceback" not in failed.stderr and not (tmp_path / "y.svg").exists()
 
 
 @pytest.mark.skipif(not InkEngine().bundled_models(), reason="the bundled handwriting model is not in assets/ink/")

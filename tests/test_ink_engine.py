@@ -360,7 +360,7 @@ def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tm
     pen = [[[float(x), float(y), 0.01 * i] for i, (x, y) in enumerate(xy)]]
     chunks, notices = write(model, text="an ox", pen_sample=pen, pen_text="a cat")
     assert "pen sample" in notices[0]
-    with pytest.raises(ConfigError, match="no text"):
+    with pytest.raises(ConfigError, match="no text: say what it reads in Pen text"):
         write(model, text="an ox", pen_sample=pen)
     untimed = [[[x, y] if i % 2 else [x, y, t] for i, (x, y, t) in enumerate(pen[0])]]   # some points lack times
     chunks, notices = write(model, text="an ox", pen_sample=untimed, pen_text="a cat")

@@ -203,6 +203,9 @@ def choose_primer(meta: dict, settings: dict, rng: np.random.Generator) -> tuple
         strokes = [np.array([p[:2] for p in s], dtype=np.float64) for s in settings["pen_sample"] if len(s)]
         if not strokes or sum(map(len, strokes)) < 2:
             raise ConfigError("the pen sample has no strokes")
+        if not settings.get("pen_text", "").strip():
+            raise ConfigError("the pen sample has no text: say what it reads in Pen text, so that the model can "
+                              "follow the hand letter by letter")
         return (primer_from_raw(strokes_to_points(strokes), settings.get("pen_text", ""), meta, "pen sample"),
                 "in the hand of the pen sample")
     style = settings.get("style", "").strip()
@@ -659,12 +662,10 @@ def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk |
     if meta.get("alphabet") is None:
         yield from scribble(model, meta, settings)
         return
-    writer, described = primed_writer(model, meta, settings)
     lines = wrap(settings["text"], settings["width"])
-    if not lines:
-        yield Notice("nothing to write: the text is empty")
-        yield writer.chunk(done=True)
-        return
+    if not any(lines):
+        raise ConfigError("Text: nothing to write; type what the pen should write")
+    writer, described = primed_writer(model, meta, settings)
     plans = [plan_line(line, writer.writable) for line in lines]
     substituted = set().union(*(drawn for _, drawn in plans))
     yield Notice(f"writing {len(lines)} line(s) {described}")
