@@ -76,6 +76,11 @@ def test_newer_engine_version_is_refused(tmp_path):
         load_model(TextEngine(), path)
 
 
+def test_a_header_without_model_settings_is_refused(saved):
+    with pytest.raises(CheckpointError, match="header has no model_config or corpus: it was not written by"):
+        load_model(TextEngine(), saved)
+
+
 def test_a_failed_write_leaves_the_old_checkpoint_intact(saved, monkeypatch):
     before = saved.read_bytes()
 

@@ -161,6 +161,10 @@ def build_from_header(engine: Engine, header: dict) -> torch.nn.Module:
     if header.get("engine_version") != engine.version:
         raise CheckpointError(f"this checkpoint was made by version {header.get('engine_version')} of the "
                               f"{engine.name} engine; this studio has version {engine.version}")
+    missing = [key for key in ("model_config", "corpus") if not isinstance(header.get(key), dict)]
+    if missing:
+        raise CheckpointError(f"the checkpoint's header has no {' or '.join(missing)}: it was not written by this "
+                              f"studio, or it is damaged")
     stage = engine.stage(header.get("stage", engine.stages[0].name if len(engine.stages) == 1 else None))
     config = config_from_dict(stage.model_config_class, header["model_config"], "checkpoint model_config")
     previous = held_stage(engine, stage, header) if stage.builds_on else None
