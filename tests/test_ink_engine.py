@@ -154,6 +154,8 @@ def test_sketch_rnn_stroke3_and_stroke5_files_parse_without_unpickling_code(tmp_
     ("words.ndjson", b"hello world\n", "skipped"),
     ("flat.npz", None, "expected (n, 3) stroke-3"),
     ("nopoints.inkml", b'<ink xmlns="http://www.w3.org/2003/InkML"><trace>1 2</trace></ink>', "at least 2 points"),
+    ("nan.inkml", b'<ink xmlns="http://www.w3.org/2003/InkML"><trace>1 2, nan nan, 3 4</trace></ink>',
+     "trace point 'nan nan' does not begin with two numbers"),
     ("notes.txt", b"just text", "no pen data"),
 ])
 def test_bad_pen_files_are_each_named_with_a_reason(tmp_path, name, content, why):

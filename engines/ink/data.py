@@ -258,10 +258,10 @@ def _trace_xy(text: str) -> np.ndarray:
     xy, mode, last, delta = [], ["!", "!"], [0.0, 0.0], [0.0, 0.0]
     for item in text.split(","):
         values = _INKML_VALUE.findall(item)
-        if not values:
+        if not values and not item.strip():
             continue
         if len(values) < 2:
-            raise CorpusError(f"trace point {item.strip()!r} has fewer than 2 values")
+            raise CorpusError(f"trace point {item.strip()[:40]!r} does not begin with two numbers, x and y")
         point = []
         for ch, (prefix, value) in enumerate(values[:2]):
             if value in "TF?*":
