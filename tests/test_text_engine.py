@@ -81,6 +81,15 @@ def test_latin1_error_offset_is_exact_deep_in_a_large_file(tmp_path, monkeypatch
         ENGINE.read_corpus(path)
 
 
+def test_a_folder_skips_files_of_another_encoding_by_name(tmp_path, corpus_file):
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "mix" / "good.txt").write_bytes(corpus_file.read_bytes())
+    (tmp_path / "mix" / "latin.txt").write_bytes("Grüße aus Köln\n".encode("latin-1") * 10)
+    corpus = ENGINE.read_corpus(tmp_path / "mix")
+    assert any("latin.txt: it is not UTF-8 text" in w for w in corpus.summary["warnings"])
+    assert "ü" not in corpus.meta["vocab"]
+
+
 def test_missing_path_and_folder_without_text(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         ENGINE.read_corpus(tmp_path / "nope.txt")

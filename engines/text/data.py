@@ -39,6 +39,9 @@ def text_files(path: str | Path) -> tuple[list[Path], list[str]]:
             warnings.append(f"skipped {p}: it is {encoding} text; re-save it as UTF-8 to use it")
         elif b"\0" in head:
             warnings.append(f"skipped {p}: it looks binary, not text")
+        elif not is_utf8(head):
+            warnings.append(f"skipped {p}: it is not UTF-8 text (Latin-1 or another encoding?); re-save it as "
+                            f"UTF-8 to use it")
         else:
             files.append(p)
     if not files:
@@ -59,6 +62,15 @@ def wide_unicode(head: bytes) -> str | None:
     if pairs >= 4 and max(even, odd) >= 0.9 * pairs and min(even, odd) <= 0.1 * pairs:
         return "UTF-16"
     return None
+
+
+def is_utf8(head: bytes) -> bool:
+    """Whether the start of a file decodes as UTF-8 (a character cut at the end of it aside)."""
+    try:
+        head[:complete_utf8_prefix(head)].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def complete_utf8_prefix(data: bytes) -> int:
