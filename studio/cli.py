@@ -321,16 +321,15 @@ def cmd_sample(args) -> int:
 
 
 def can_write(path: Path) -> None:
-    """Refuse a file that cannot be written before generating, not after (the sample would be lost)."""
-    existed = path.exists()
-    try:
-        with open(path, "ab"):      # appends nothing: a file already there is left as it is
-            pass
-    except OSError as e:
-        raise StudioError(f"cannot save to {path}: {e.strerror or e}; name a file in a folder you can write "
-                          f"to") from None
-    if not existed:
-        path.unlink(missing_ok=True)
+    """Refuse a file that cannot be written before generating, not after (the sample would be lost). Nothing is
+    opened or made here: the path may be a link, a pipe, or a file the user keeps."""
+    folder = path.parent
+    why = ("it is a folder" if path.is_dir() else
+           f"the folder {folder} does not exist" if not folder.is_dir() else
+           f"the folder {folder} cannot be written to" if not os.access(folder, os.W_OK) else
+           "the file cannot be written to" if path.exists() and not os.access(path, os.W_OK) else None)
+    if why:
+        raise StudioError(f"cannot save to {path}: {why}; name a file in a folder you can write to")
 
 
 def cmd_eval(args) -> int:

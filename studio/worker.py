@@ -241,7 +241,8 @@ class Worker:
         self.loaded = None              # a training run needs the memory (a GPU's, perhaps) more than a cached model
         minutes = None if resume else minutes
         corpus = None if resume else self.read_corpus(engine, data, preset, start_from)   # as the summary read it
-        corpus, recipes, preset = trainer.prepare_run(eng, data, out, preset, resume=resume, corpus=corpus,
+        corpus, recipes, preset = trainer.prepare_run(eng, data, out, None if resume else preset, resume=resume,
+                                                      corpus=corpus,
                                                       max_steps=STEPS_FROM_THE_CLOCK if minutes else None,
                                                       device=device, start_from=start_from, stage=stage)
         if minutes and fit_size and start_from is None and has_curves(eng):

@@ -1,5 +1,6 @@
 """The headless CLI, run as a user runs it: in a subprocess."""
 import json
+import os
 import subprocess
 import sys
 
@@ -63,6 +64,24 @@ def test_errors_are_one_readable_line(tmp_path, args, message):
     result = studio(*[a.format(tmp=tmp_path) for a in args], check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_out_check_opens_nothing(tmp_path):
+    """--out is checked before a sample is made, without touching what is there: a link stays a link (its
+    target is not made), a named pipe is not opened (that would hang, or hand its reader an empty file)."""
+    from engines.core.errors import StudioError
+    from studio.cli import can_write
+    link = tmp_path / "out.svg"
+    link.symlink_to(tmp_path / "target.svg")
+    can_write(link)
+    assert link.is_symlink() and not (tmp_path / "target.svg").exists()
+    os.mkfifo(tmp_path / "pipe.txt")
+    can_write(tmp_path / "pipe.txt")
+    (tmp_path / "folder.svg").mkdir()
+    for path, why in [(tmp_path / "no" / "x.svg", "the folder .* does not exist"),
+                      (tmp_path / "folder.svg", "it is a folder")]:
+        with pytest.raises(StudioError, match=f"cannot save to .*: {why}"):
+            can_write(path)
 
 
 def test_help_lists_every_sampling_control():

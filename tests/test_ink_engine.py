@@ -425,8 +425,9 @@ def test_a_new_process_starts_from_the_primed_state_kept_on_disk(trained, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(variation_points(chunks), variation_points(reference)))
 
     model, header = fresh_model()
+    write((model, header), text="an ox", style=style)
     with torch.no_grad():
-        model.head.bias[1] += 0.5                                    # other weights, by as little as this
+        model.layers[0].weight_ih_l0[0, 0] += 0.5                  # other weights, by as little as this
     write((model, header), text="an ox", style=style)
     assert reads == [1, 1, 1] and len(list(kept.parent.iterdir())) == 2
 
@@ -469,7 +470,7 @@ def test_a_window_left_short_of_the_primers_end_is_moved_to_its_last_character_a
 # files
 
 def test_exports_open_and_load_back(model, tmp_path):
-    typed = "an ox can\x07 see\x1b[1m\na cat"            # pasted control codes: not drawn, not in the XML
+    typed = "an ox can\x07 see\x1b[1m\na cat\uffff"      # pasted control codes: not drawn, not in the XML
     chunks, _ = write(model, text=typed, variations=2, colour="darkred", stroke_width=3.0)
     record = {**settings(text=typed, variations=2, colour="darkred"), "engine": "ink"}
     for suffix in ENGINE.export_formats:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.core.checkpoint import load_checkpoint, read_meta
+from engines.core.checkpoint import load_checkpoint, read_meta, run_engine
 from engines.core.errors import CheckpointError, ConfigError
-from engines.core.events import Evaluation, Finished, StageStarted
+from engines.core.events import STEPS_FROM_THE_CLOCK, Evaluation, Finished, StageStarted
 from engines.core.interface import resolve_settings
 from engines.core.trainer import load_model, prepare_run, train
 from helpers import events_until
@@ -96,6 +96,20 @@ def test_a_run_stopped_in_its_first_stage_trains_the_next_as_it_planned_it(tmp_p
                         tmp_path / "stopped" / "prior" / "last.safetensors")
 
 
+def test_a_stage_planned_on_a_time_budget_and_resumed_without_one_takes_its_presets_steps(tmp_path):
+    """A run given minutes has no step count for its later stages; resumed without minutes (as Ctrl-C's printed
+    command does), the prior trains its preset's steps, not the clock's stand-in of 10**9."""
+    data = tmp_path / "data"
+    data.mkdir()
+    corpus, recipes, name = prepare_run(ENGINE, data, tmp_path / "run", preset="wide", max_steps=STEPS_FROM_THE_CLOCK)
+    events_until(train(ENGINE, corpus, tmp_path / "run", recipes=recipes, preset=name, device="cpu", minutes=5),
+                 ("tokenizer", 5))
+    corpus, recipes, name = prepare_run(ENGINE, data, tmp_path / "run", resume=True)
+    assert recipes["prior"].train.max_steps == ENGINE.preset("wide").stages["prior"].train.max_steps
+    with pytest.raises(ConfigError, match="started with the preset 'wide'.*leave out the preset 'tiny'"):
+        prepare_run(ENGINE, data, tmp_path / "run", preset="tiny", resume=True)
+
+
 def test_another_engines_run_folder_is_named_as_such(tmp_path):
     from engines.text import TextEngine
     run(tmp_path / "run", stop=("tokenizer", 3))
@@ -105,6 +119,9 @@ def test_another_engines_run_folder_is_named_as_such(tmp_path):
         prepare_run(TextEngine(), tmp_path / "corpus.txt", tmp_path / "run", resume=True)
     with pytest.raises(CheckpointError, match="holds a run of the 'twostage' engine, in stage folders"):
         load_model(TextEngine(), tmp_path / "run")
+    (tmp_path / "runs").mkdir()                         # a folder of runs, each in its own folder, is not a run
+    shutil.copytree(tmp_path / "run" / "tokenizer", tmp_path / "runs" / "mine")
+    assert run_engine(tmp_path / "runs") is None and run_engine(tmp_path / "run") == "twostage"
 
 
 def test_stages_can_be_trained_one_at_a_time(tmp_path):

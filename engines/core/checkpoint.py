@@ -98,14 +98,17 @@ def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
 
 
 def run_engine(folder: str | Path) -> str | None:
-    """The engine whose run a folder holds (checkpoints in it, or in its stage folders), if any."""
+    """The engine whose training run a folder holds, if any: its last/best checkpoint, or a stage's in the
+    stage's own folder (not a folder of other runs, each in a folder of its own)."""
     folder = Path(folder)
-    for pattern in ("*.safetensors", "*/*.safetensors"):
-        for path in sorted(folder.glob(pattern)):
-            try:
-                return read_meta(path).get("engine")
-            except CheckpointError:
-                continue
+    for path in [folder / "last.safetensors", folder / "best.safetensors",
+                 *sorted(folder.glob("*/last.safetensors")), *sorted(folder.glob("*/best.safetensors"))]:
+        try:
+            header = read_meta(path)
+        except CheckpointError:
+            continue
+        if path.parent == folder or (header.get("stage") == path.parent.name and len(header.get("stages", [])) > 1):
+            return header.get("engine")
     return None
 
 

@@ -158,13 +158,13 @@ def validation(engine: Engine, model, corpus: Corpus, stage: Stage, batch_size: 
 def build_from_header(engine: Engine, header: dict) -> torch.nn.Module:
     """Rebuild a stage's model from a checkpoint header (config, corpus meta, and the config of the earlier
     stage it holds); weights not loaded."""
-    if header.get("engine_version") != engine.version:
-        raise CheckpointError(f"this checkpoint was made by version {header.get('engine_version')} of the "
-                              f"{engine.name} engine; this studio has version {engine.version}")
     missing = [key for key in ("model_config", "corpus") if not isinstance(header.get(key), dict)]
     if missing:
         raise CheckpointError(f"the checkpoint's header has no {' or '.join(missing)}: it was not written by this "
                               f"studio, or it is damaged")
+    if header.get("engine_version") != engine.version:
+        raise CheckpointError(f"this checkpoint was made by version {header.get('engine_version')} of the "
+                              f"{engine.name} engine; this studio has version {engine.version}")
     stage = engine.stage(header.get("stage", engine.stages[0].name if len(engine.stages) == 1 else None))
     config = config_from_dict(stage.model_config_class, header["model_config"], "checkpoint model_config")
     previous = held_stage(engine, stage, header) if stage.builds_on else None
@@ -270,11 +270,16 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both "
                           "(a fine-tuned run continues with --resume alone: it records what it started from)")
     # a resumed run's stages not started yet are trained as the run planned them when it started (its preset,
-    # --steps and --set), recorded in every stage's checkpoint; runs saved before plans were recorded: its preset
+    # --steps and --set), recorded in every stage's checkpoint; runs saved before plans were recorded: its preset.
+    # A stage planned to end with a time budget has no step count of its own: without a new budget it takes
+    # its preset's
     run_header = latest_stage_header(engine, out_dir) if resume else None
     plan = (run_header or {}).get("plan") or {}
     recorded_preset = (run_header or {}).get("preset")
-    chosen = engine.preset(preset or (recorded_preset if recorded_preset in engine.presets() else None))
+    if resume and preset and recorded_preset and preset != recorded_preset:
+        raise ConfigError(f"this run was started with the preset {recorded_preset!r}, and resuming continues it "
+                          f"with its own settings: leave out the preset {preset!r}")
+    chosen = engine.preset(recorded_preset if resume and recorded_preset in engine.presets() else preset)
     overrides = overrides or {}
     unknown = set(overrides) - {s.name for s in engine.stages}
     if unknown:
@@ -287,6 +292,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         model = {**planned["model"], **extra.get("model", {})}
         config_from_dict(current.model_config_class, model, where)
         train_values = {**planned["train"], **extra.get("train", {})}
+        if train_values["max_steps"] >= STEPS_FROM_THE_CLOCK:
+            train_values["max_steps"] = recipe.train.max_steps
         if max_steps:
             train_values["max_steps"] = max_steps
         recipes[current.name] = StageRecipe(model, config_from_dict(TrainConfig, train_values, where))

@@ -29,7 +29,8 @@ class InkChunk:
 def visible_text(text: str) -> str:
     """The text without control and format characters (a pasted escape code, a zero-width joiner): nothing to
     draw, and not allowed in an SVG's XML. Newlines stay."""
-    return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    return "".join(ch for ch in text if ch == "\n" or (unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+                                                      and ch not in "\ufffe\uffff"))
 
 
 def variation_points(chunks: list, variation: int = 0) -> np.ndarray:

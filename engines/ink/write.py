@@ -27,6 +27,7 @@ import hashlib
 import math
 import os
 import textwrap
+import time
 import unicodedata
 import weakref
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ PRIMED_KEEP = 32          # primed states kept per model: its built-in styles an
 # least recently used dropped
 PRIMED_ON_DISK = 256
 PRIMED_VERSION = 1        # a new version when what read_primer_points computes changes: older files are not read
-WEIGHTS_DIGEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> (head's weight sum, digest)
+WEIGHTS_DIGEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> (weights_stamp, digest)
 READ_AHEAD_STYLES = 8     # built-in styles prepare reads besides the chosen one (IAM-OnDB has ~200 writers)
 
 
@@ -542,9 +543,9 @@ def read_primer(model: InkModel, alphabet: Alphabet, primer: Primer) -> tuple[In
     """The state the primer line (with its text and a space) leaves the model in, and its last point: read
     through the model once per model and primer, then kept in PRIMED and in the cache folder."""
     device = next(model.parameters()).device
-    # the head's weight sum changes with every training step: a model being trained (its previews) is never
-    # served a state primed by older weights
-    key = (primer.text, primer.points.tobytes(), str(device), float(model.head.weight.detach().sum()))
+    # the stamp changes with every training step: a model being trained (its previews) is never served a state
+    # primed by older weights
+    key = (primer.text, primer.points.tobytes(), str(device), weights_stamp(model))
     cache = PRIMED.setdefault(model, {})
     if key not in cache:
         if len(cache) >= PRIMED_KEEP:
@@ -581,16 +582,22 @@ def read_primer_points(model: InkModel, alphabet: Alphabet, primer: Primer) -> t
 # --- primed states on disk, named by the weights and the primer: the bundled model's longest built-in primer
 # takes ~120 ms to read (~170 ms in a new process), its state ~1 ms to load
 
+def weights_stamp(model: InkModel) -> tuple[int, float]:
+    """Changes whenever the weights do: every in-place change (an optimizer step, a load) bumps a tensor's
+    version; the head's sum covers a tensor swapped for another."""
+    return sum(t._version for t in model.state_dict().values()), float(model.head.weight.detach().sum())
+
+
 def weights_digest(model: InkModel) -> str:
     """Names the weights exactly (~5 ms for the bundled model's 6.7 MB, then remembered while they stay)."""
-    head_sum = float(model.head.weight.detach().sum())
+    stamp = weights_stamp(model)
     known = WEIGHTS_DIGEST.get(model)
-    if known is None or known[0] != head_sum:
+    if known is None or known[0] != stamp:
         digest = hashlib.blake2b(digest_size=12)
         for name, tensor in model.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
-        WEIGHTS_DIGEST[model] = known = (head_sum, digest.hexdigest())
+        WEIGHTS_DIGEST[model] = known = (stamp, digest.hexdigest())
     return known[1]
 
 
@@ -622,7 +629,9 @@ def save_primed(path: Path, state: InkState, last_point: torch.Tensor) -> tuple[
     try:
         save_checkpoint(path, tensors, {"engine": "ink", "kind": "primed state"})
         kept = sorted(path.parent.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        for old in kept[:-PRIMED_ON_DISK]:
+        # and what a process killed mid-save left (a save in progress elsewhere takes milliseconds, not an hour)
+        left = [p for p in path.parent.glob(".*.tmp") if time.time() - p.stat().st_mtime > 3600]
+        for old in kept[:-PRIMED_ON_DISK] + left:
             old.unlink(missing_ok=True)
     except (CheckpointWriteError, OSError):             # a read-only or full disk: the state is still used now
         pass

@@ -138,9 +138,9 @@ def natural_key(path: Path):
 
 
 def eight_bit(image):
-    """A Pillow image with 8 bits a channel: 16-bit greyscale (PNG, TIFF; modes I;16 and I) scaled down, not
-    clipped at 255, which would turn nearly every pixel white."""
-    if image.mode.startswith("I;16") or (image.mode == "I" and np.array(image).max() > 255):
+    """A Pillow image with 8 bits a channel: 16-bit greyscale (PNG, TIFF; modes I;16, and I as some Pillow
+    versions open them) scaled down, not clipped at 255, which would turn nearly every pixel white."""
+    if image.mode.startswith("I;16") or image.mode == "I":
         from PIL import Image
         return Image.fromarray((np.array(image).astype(np.float64) / 257).round().clip(0, 255).astype(np.uint8))
     return image
