@@ -54,7 +54,8 @@ def strokes_to_points(strokes: list[np.ndarray]) -> np.ndarray:
     """Absolute strokes [(n_i, 2) x, y] -> (N, 3) stroke-3 rows, row 0 = (0, 0, 0)."""
     xy = np.concatenate(strokes).astype(np.float64)
     points = np.zeros((len(xy), 3), np.float32)
-    points[1:, :2] = np.diff(xy, axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):      # huge coordinates become inf: the reader names them
+        points[1:, :2] = np.diff(xy, axis=0)
     points[np.cumsum([len(s) for s in strokes]) - 1, 2] = 1
     return points
 
@@ -423,7 +424,8 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
         except (CorpusError, OSError, ValueError, TypeError) as e:     # a malformed file, whatever the fault
             warnings.append(f"skipped {f}: {e}")
     broken = [l for l in lines if not np.isfinite(l.points).all()]
-    warnings += [f"skipped {l.source}: it has coordinates that are not numbers (NaN or infinite)" for l in broken]
+    warnings += [f"skipped {l.source}: it has coordinates that are not numbers (NaN or infinite) or too large"
+                 for l in broken]
     lines = [l for l in lines if np.isfinite(l.points).all()]
     if not lines:
         detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
