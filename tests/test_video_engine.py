@@ -170,6 +170,9 @@ def test_a_primer_is_an_exact_token_prefix(model, tmp_path):
     out = clip_of(chunks)
     assert out.shape == (2, 12, 16, 16, 1)
     assert [c.primer for c in chunks if isinstance(c, VideoChunk)][:2] == [True, False]   # the view marks them
+    one = list(ENGINE.generate(prior, header, {**settings, "primer_frames": 1}))     # fewer than a code covers
+    assert any("kept 2 primer frames, not 1" in c.message for c in one if isinstance(c, Notice))
+    assert [c.primer for c in one if isinstance(c, VideoChunk)][0]
     # the primer's 4 frames as the whole clip's reconstruction has them: later frames cannot change them
     whole = as_frames(tokenizer.decode(tokenizer.encode(clip)))
     assert np.array_equal(out[0, :4], whole[0, :4]) and np.array_equal(out[1, :4], whole[0, :4])

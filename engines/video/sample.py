@@ -47,12 +47,14 @@ def primer_codes(tokenizer: VQVAE, settings: dict, fps: float) -> tuple[torch.Te
         return None, []
     c = tokenizer.config
     asked, notes = settings["primer_frames"], []
-    clip = read_primer(settings["primer"], c, fps, asked)
+    clip = read_primer(settings["primer"], c, fps, max(asked, c.time_downsample))
     keep = min(asked, len(clip))
     if keep < asked:
         notes.append(f"the primer has {len(clip)} frames at {fps:g} fps; all of them are kept")
-    whole = keep // c.time_downsample * c.time_downsample
-    if whole < keep:
+    whole = keep // c.time_downsample * c.time_downsample             # whole code frames
+    if whole == 0 and len(clip) >= c.time_downsample:                 # one code frame rather than none
+        whole = c.time_downsample
+    if whole != keep:
         notes.append(f"kept {whole} primer frames, not {keep}: this model's codes cover {c.time_downsample} "
                      f"frames each")
     if whole == 0:
