@@ -98,11 +98,14 @@ class AudioEngine(Engine):
         if fmt == "FLAC" and samples.shape[1] > 8:         # one channel per variation; FLAC holds at most 8
             raise ConfigError(f"FLAC holds at most 8 channels, one per variation, and this sample has "
                               f"{samples.shape[1]}: export it as .wav")
-        with sf.SoundFile(str(path), "w", rate, samples.shape[1], subtype="PCM_16", format=fmt) as f:
-            f.comment = json.dumps(settings, separators=(",", ":"))
-            f.software = "Sequence Studio"
-            f.title = settings.get("label") or "generated audio"
-            f.write(samples)
+        try:
+            with sf.SoundFile(str(path), "w", rate, samples.shape[1], subtype="PCM_16", format=fmt) as f:
+                f.comment = json.dumps(settings, separators=(",", ":"))
+                f.software = "Sequence Studio"
+                f.title = settings.get("label") or "generated audio"
+                f.write(samples)
+        except sf.LibsndfileError as e:     # libsndfile's "System error" for a place that cannot be written
+            raise OSError(f"libsndfile could not write it ({e.error_string})") from None
         path.with_name(path.name + ".json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         return path
 
