@@ -166,10 +166,8 @@ class Primer:
 def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Primer:
     """A user's sample (any units, any pen rate) in the model's units: scaled so that its characters are as
     wide and its letters as tall (by the corpus' yardstick) as the corpus' (the geometric mean of the two:
-    print is wider and flatter than cursive), and redrawn with the corpus' point spacing."""
-    if not text.strip():
-        raise ConfigError(f"the style sample {name} has no text: the model needs to know what it says "
-                          f"(InkML: an annotation of type 'truth'; the pen pad: the style text)")
+    print is wider and flatter than cursive), and redrawn with the corpus' point spacing. `text` is what it
+    says, never empty: each caller asks for it where its user gives it."""
     strokes = strokes_of(points)
     xy = np.concatenate(strokes)
     width = xy[:, 0].max() - xy[:, 0].min()
@@ -199,6 +197,9 @@ def choose_primer(meta: dict, settings: dict, rng: np.random.Generator) -> tuple
         except CorpusError as e:
             raise ConfigError(f"the style sample {path.name} cannot be read: {e}") from None
         line = next((l for l in lines if l.text), lines[0])
+        if not line.text.strip():
+            raise ConfigError(f"the style sample {path.name} has no text: the model needs to know what it says "
+                              f"(InkML: an annotation of type 'truth'; the pen pad: the style text)")
         return primer_from_raw(line.points, line.text, meta, path.name), f"in the hand of {path.name}"
     if settings.get("pen_sample"):
         strokes = [np.array([p[:2] for p in s], dtype=np.float64) for s in settings["pen_sample"] if len(s)]
