@@ -90,6 +90,19 @@ def test_a_folder_skips_files_of_another_encoding_by_name(tmp_path, corpus_file)
     assert "ü" not in corpus.meta["vocab"]
 
 
+def test_a_folder_skips_a_file_that_goes_bad_past_its_start_by_name_and_offset(tmp_path, corpus_file):
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "mix" / "good.txt").write_bytes(corpus_file.read_bytes())
+    (tmp_path / "mix" / "late.txt").write_bytes(b"plain start " * 1000 + "caf\xe9".encode("latin-1"))
+    corpus = ENGINE.read_corpus(tmp_path / "mix")
+    assert any("late.txt, which is not UTF-8 text: byte 0xe9 at byte offset 12003" in w
+               for w in corpus.summary["warnings"])
+    assert corpus.summary["files"] == 1 and corpus.summary["bytes"] == corpus_file.stat().st_size
+    (tmp_path / "mix" / "good.txt").unlink()
+    with pytest.raises(CorpusError, match="no text files .*late.txt"):
+        ENGINE.read_corpus(tmp_path / "mix")
+
+
 def test_missing_path_and_folder_without_text(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         ENGINE.read_corpus(tmp_path / "nope.txt")

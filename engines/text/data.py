@@ -163,15 +163,30 @@ def read_text_corpus(path: str | Path, val_fraction: float = 0.1, vocab: str | N
     """Read a corpus. With `vocab` (a trained model's), characters outside it refuse the corpus (a resumed
     training must read it as it was first read), or with `skip_unseen` (measuring a model on outside text)
     they are left out and counted in the summary and its warnings."""
-    files, warnings = text_files(path)
+    candidates, warnings = text_files(path)
+    files: list[Path] = []
     seen: set[str] = set()
     endings: Counter = Counter(CRLF=0, CR=0)
     n_chars = n_bytes = 0
-    for f in files:
+    for f in candidates:
+        file_seen, file_endings, file_chars = set(), Counter(), 0
+        try:
+            for block in read_blocks(f, file_endings):
+                file_seen.update(block)
+                file_chars += len(block)
+        except CorpusError as e:
+            if Path(path).expanduser().is_file():
+                raise                         # the file named on its own: its error is the answer
+            # a file of a folder that goes bad past the start text_files checked: the others are still read
+            warnings.append(f"skipped {f}, which {str(e).removeprefix(f'{f} ')}")
+            continue
+        files.append(f)
+        seen |= file_seen
+        endings.update(file_endings)
+        n_chars += file_chars
         n_bytes += f.stat().st_size
-        for block in read_blocks(f, endings):
-            seen.update(block)
-            n_chars += len(block)
+    if not files:
+        raise CorpusError(f"{path} contains no text files ({'; '.join(warnings[:3])})")
     if n_chars == 0:
         raise CorpusError(f"{path} holds no text (every file is empty)")
     if vocab is None:
