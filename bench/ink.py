@@ -140,17 +140,21 @@ def measure_steps(name: str, batch: int, checkpoint: str) -> dict:
 
 
 WRITING_SITUATIONS = ("cold", "new style", "prepared")
+OWN_SAMPLE = "own sample"
 
 
 def measure_writing(run: str, situations: str) -> dict:
     """The whole writer (style primer read, window watched, stalls retried, chunks made) with a trained run's
     model: a 60-character line at batch 1, in situations that differ in what is ready before Generate:
-    `cold`, the process's first line in a style never written on this machine (the CLI: the writing modules are
-    imported and the style read after the model loads); `cold, read before`, the same in a new process, the
-    style's primed state now in the cache folder; `new style`, a built-in style not read yet in a process that
-    has written (the app, when Generate comes before the style is read); `prepared`, after Engine.prepare (the
-    app while the user types), in another built-in style than the one prepare was asked for. Each new style is
-    the longest unread primer. The parent gives the child a fresh cache folder (SEQUENCE_STUDIO_CACHE)."""
+    `cold`, the process's first line, in a built-in style not written on this machine before (the CLI: the
+    writing modules are imported and the style's primed state loaded, shipped with a bundled model, else read,
+    after the model loads); `own sample`, the same in a style that is neither shipped nor read before (a user's
+    own recording: here a built-in style with the shipped states out of reach); `own sample, read before`, that
+    again in a new process, its primed state now in the cache folder; `new style`, a built-in style not used yet
+    in a process that has written (the app, when Generate comes before the style is ready); `prepared`, after
+    Engine.prepare (the app while the user types), in another built-in style than the one prepare was asked for.
+    Each new style is the longest unused primer. The parent gives the child a fresh cache folder
+    (SEQUENCE_STUDIO_CACHE)."""
     import torch
     torch.set_num_threads(1)
     from engines.core.interface import resolve_settings
@@ -165,6 +169,9 @@ def measure_writing(run: str, situations: str) -> dict:
     out = {"run": run, "step": header["step"]}
     for situation in situations.split(","):
         style = unread.pop(0)
+        if situation == OWN_SAMPLE:
+            import engines.ink.write
+            engines.ink.write.SHIPPED_PRIMED = Path(tempfile.mkdtemp(prefix="nothing-shipped-"))
         settings = resolve_settings(engine.controls(), {"text": LINE, "seed": 0, "width": 80, "style": style})
         if situation == "prepared":
             engine.prepare(model, header, {**settings, "style": unread[0]})
@@ -186,7 +193,8 @@ def measure_writing_situations(run: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="ink-bench-cache-") as cache:
         env = {"SEQUENCE_STUDIO_CACHE": cache}
         report = child("writing", run, ",".join(WRITING_SITUATIONS), env=env)
-        report["cold, read before"] = child("writing", run, "cold", env=env)["cold"]
+        report[OWN_SAMPLE] = child("writing", run, OWN_SAMPLE, env=env)[OWN_SAMPLE]
+        report[f"{OWN_SAMPLE}, read before"] = child("writing", run, OWN_SAMPLE, env=env)[OWN_SAMPLE]
     return report
 
 
@@ -485,9 +493,9 @@ def print_speed(report: dict) -> None:
     if "writing" in report:
         w = report["writing"]
         print(f"\n== the whole writer, {w['run']} at step {w['step']}, a 60-character line, batch 1 ==")
-        for situation in ("cold", "cold, read before", *WRITING_SITUATIONS[1:]):
+        for situation in ("cold", OWN_SAMPLE, f"{OWN_SAMPLE}, read before", *WRITING_SITUATIONS[1:]):
             r = w[situation]
-            print(f"{situation:17} {r['seconds_per_line']:5.2f} s/line, first point {r['first_point_ms']:4.0f} ms "
+            print(f"{situation:23} {r['seconds_per_line']:5.2f} s/line, first point {r['first_point_ms']:4.0f} ms "
                   f"(style {r['style']}, primer {r['primer_points']} points), {r['points']} points, "
                   f"{r['retracted']} taken back, font fallbacks: {len(r['fell_back'])}")
     print("\n== training, one thread, batch 16 x 320 points ==")

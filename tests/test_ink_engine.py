@@ -23,7 +23,8 @@ from engines.ink.data import Alphabet, read_corpus
 from engines.ink.hershey import fallback, synthetic_line
 from engines.ink.model import past_end
 from engines.ink.corpus import SHAPE_DEFAULTS, unpack_points
-from engines.ink.write import Page, Primer, Writer, plan_line, primed_writer, wrap
+from engines.ink.write import (Page, Primer, Writer, choose_primer, load_primed, plan_line, primed_writer,
+                               read_primer_points, shipped_file, wrap)
 from helpers import events_until
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -435,6 +436,31 @@ def test_a_new_process_starts_from_the_primed_state_kept_on_disk(trained, tmp_pa
     monkeypatch.setattr("engines.ink.write.PRIMED_ON_DISK", 2)
     write(fresh_model(), text="an ox", style=sorted(header["corpus"]["styles"])[1])
     assert reads == [1, 1, 1, 1] and len(list(kept.parent.iterdir())) == 2 and kept.exists()
+
+
+@pytest.mark.skipif(not ENGINE.bundled_models(), reason="no bundled handwriting model in assets/ink/")
+def test_the_bundled_models_built_in_styles_are_shipped_read(tmp_path, monkeypatch):
+    """A machine's first line in a built-in style reads no primer: its state came with the model, and it is the
+    state reading the primer gives (else run scripts/ship_ink_styles.py after bundling a model)."""
+    monkeypatch.setenv("SEQUENCE_STUDIO_CACHE", str(tmp_path / "cache"))        # nothing read on this machine
+    for path in ENGINE.bundled_models():
+        model, header = load_model(ENGINE, path, "cpu")
+        meta = header["corpus"]
+        for style in sorted(meta["styles"]):
+            primer, _ = choose_primer(meta, {"style": style}, np.random.default_rng(0))
+            shipped = load_primed(shipped_file(model, primer), model, torch.device("cpu"))
+            assert shipped is not None, f"{path.name}'s style {style} is not shipped: run scripts/ship_ink_styles.py"
+            (state, last), (read_state, read_last) = shipped, read_primer_points(model, Alphabet.from_meta(
+                meta["alphabet"]), primer)
+            for a, b in zip([*state.h, *state.c, state.kappa, state.window, last],
+                            [*read_state.h, *read_state.c, read_state.kappa, read_state.window, read_last]):
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        forward = model.forward
+        reads = []
+        monkeypatch.setattr(model, "forward", lambda *a, **k: reads.append(1) or forward(*a, **k))
+        chunks, _ = write((model, header), text="ox", style=sorted(meta["styles"])[0])
+        assert reads == [] and len(variation_points(chunks)) > 10
+        assert not (tmp_path / "cache").exists()
 
 
 def test_a_cache_folder_that_cannot_be_written_only_costs_time(trained, tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ def test_the_wheel_carries_every_package_preset_and_bundled_model(wheel):
     for init in [*REPO.glob("engines/**/__init__.py"), *REPO.glob("studio/**/__init__.py")]:
         path = init.relative_to(REPO).as_posix()
         assert path in names, f"{path} is not in the wheel: add its package to [tool.setuptools] packages"
-    for folder, pattern in (("presets", "*/*.toml"), ("assets", "*/*.safetensors")):
+    for folder, pattern in (("presets", "*/*.toml"), ("assets", "*/*.safetensors"), ("assets", "ink/primed/*")):
         for data in (REPO / folder).glob(pattern):
             assert f"engines/{folder}/{data.relative_to(REPO / folder).as_posix()}" in names
 

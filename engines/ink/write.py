@@ -41,6 +41,7 @@ from ..core.cache import cache_dir
 from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CheckpointError, CheckpointWriteError, ConfigError, CorpusError
 from ..core.interface import Notice
+from ..core.resources import ASSETS_DIR
 from .chunks import InkChunk, strokes_of, visible_text
 from .corpus import unpack_points, writing_shape
 from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points
@@ -59,6 +60,9 @@ PRIMED_KEEP = 32          # primed states kept per model: its built-in styles an
 # least recently used dropped
 PRIMED_ON_DISK = 256
 PRIMED_VERSION = 1        # a new version when what read_primer_points computes changes: older files are not read
+# the bundled models' built-in styles, read once when a model is bundled (scripts/ship_ink_styles.py): a machine's
+# first line in one of them then starts as fast as its second
+SHIPPED_PRIMED = ASSETS_DIR / "ink" / "primed"
 WEIGHTS_DIGEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> (weights_stamp, digest)
 READ_AHEAD_STYLES = 8     # built-in styles prepare reads besides the chosen one (IAM-OnDB has ~200 writers)
 
@@ -435,7 +439,7 @@ class Writer:
                         finished[r] = len(pens[r]) >= least
                 elif t - last_move[r] > patience:
                     finished[r] = False                     # stalled
-            if t % CHUNK_POINTS == 0:
+            if t % CHUNK_POINTS == 1:          # a piece's first point at once: the pen starts when asked
                 flush()
                 yield self.chunk(attention={r: phi[k, offset:-1].cpu().numpy().copy() for k, r in enumerate(rows)})
         flush()
@@ -551,10 +555,15 @@ def read_primer(model: InkModel, alphabet: Alphabet, primer: Primer) -> tuple[In
     if key not in cache:
         if len(cache) >= PRIMED_KEEP:
             cache.clear()
-        on_disk = primed_file(model, primer, device)
-        primed = load_primed(on_disk, model, device)
+        primed = load_primed(shipped_file(model, primer), model, device)
         if primed is None:
-            primed = save_primed(on_disk, *read_primer_points(model, alphabet, primer))
+            on_disk = primed_file(model, primer, device)
+            primed = load_primed(on_disk, model, device)
+            if primed is None:
+                primed = save_primed(on_disk, *read_primer_points(model, alphabet, primer))
+            else:
+                with contextlib.suppress(OSError):       # recently used: kept when the folder is trimmed
+                    os.utime(on_disk)
         cache[key] = primed
     return cache[key]
 
@@ -602,10 +611,20 @@ def weights_digest(model: InkModel) -> str:
     return known[1]
 
 
+def primer_digest(primer: Primer) -> str:
+    return hashlib.blake2b(primer.text.encode() + primer.points.tobytes(), digest_size=12).hexdigest()
+
+
 def primed_file(model: InkModel, primer: Primer, device: torch.device) -> Path:
-    digest = hashlib.blake2b(primer.text.encode() + primer.points.tobytes(), digest_size=12).hexdigest()
     # computed on a GPU, a state differs from the CPU's in its last bits: each device type keeps its own
-    return cache_dir("ink-primed") / f"v{PRIMED_VERSION}-{weights_digest(model)}-{digest}-{device.type}.safetensors"
+    return cache_dir("ink-primed") / \
+        f"v{PRIMED_VERSION}-{weights_digest(model)}-{primer_digest(primer)}-{device.type}.safetensors"
+
+
+def shipped_file(model: InkModel, primer: Primer) -> Path:
+    """Where a bundled model's built-in style's state is shipped (read on the CPU; used on any device, so that a
+    seed writes the same page whether or not the style was read on this machine before)."""
+    return SHIPPED_PRIMED / f"v{PRIMED_VERSION}-{weights_digest(model)}-{primer_digest(primer)}.safetensors"
 
 
 def load_primed(path: Path, model: InkModel, device: torch.device) -> tuple[InkState, torch.Tensor] | None:
@@ -613,8 +632,6 @@ def load_primed(path: Path, model: InkModel, device: torch.device) -> tuple[InkS
         tensors, _ = load_checkpoint(path, engine="ink")
     except CheckpointError:                              # not there yet, or damaged: the primer is read again
         return None
-    with contextlib.suppress(OSError):                   # recently used: kept when the folder is trimmed
-        os.utime(path)
     t = {name: tensor.to(device) for name, tensor in tensors.items()}
     layers = range(model.config.n_layer)
     if {*t} != {"kappa", "window", "last_point", *(f"h{n}" for n in layers), *(f"c{n}" for n in layers)}:
@@ -705,7 +722,7 @@ def scribble(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk]:
         rows.append(x.cpu().numpy().copy())
         drawing.append((~ended).cpu().numpy())
         last = t == settings["length"] - 1 or bool(ended.all())
-        if len(rows) == CHUNK_POINTS or last:
+        if len(rows) == CHUNK_POINTS or t == 0 or last:          # the first point at once, as in write
             block, keep = np.stack(rows, axis=1), np.stack(drawing, axis=1)     # (n, k, 3), (n, k)
             block[..., 0] -= shear * block[..., 1]
             block[..., :2] *= scale

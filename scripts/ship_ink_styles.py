@@ -1,0 +1,43 @@
+"""Read every bundled ink model's built-in styles once and ship the states they leave the model in, so that a
+machine's first line in one of them starts at once instead of after its primer (~500 points) is read.
+
+    .venv/bin/python scripts/ship_ink_styles.py
+
+Run it after a model is bundled in assets/ink/ (tests/test_ink_write.py fails until it is). It writes
+assets/ink/primed/ (~7 KB a style) and removes the states of weights no longer bundled.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engines.core.trainer import load_model  # noqa: E402
+from engines.ink import InkEngine  # noqa: E402
+from engines.ink.data import Alphabet  # noqa: E402
+from engines.ink.write import SHIPPED_PRIMED, choose_primer, read_primer_points, save_primed, shipped_file  # noqa: E402
+
+
+def main() -> None:
+    engine = InkEngine()
+    shipped = set()
+    for path in engine.bundled_models():
+        model, header = load_model(engine, path, "cpu")
+        meta = header["corpus"]
+        alphabet = Alphabet.from_meta(meta["alphabet"])
+        for style in sorted(meta.get("styles") or {}):
+            primer, _ = choose_primer(meta, {"style": style}, np.random.default_rng(0))
+            file = shipped_file(model, primer)
+            save_primed(file, *read_primer_points(model, alphabet, primer))
+            shipped.add(file)
+            print(f"{path.name}: {style} ({len(primer.points)} points) -> {file.relative_to(SHIPPED_PRIMED.parent)}")
+    for old in set(SHIPPED_PRIMED.glob("*.safetensors")) - shipped:
+        old.unlink()
+        print(f"removed {old.name} (weights no longer bundled)")
+
+
+if __name__ == "__main__":
+    main()
