@@ -75,14 +75,17 @@ def staged_entry(run: Path, engine) -> ModelEntry:
     stages, entry = [], None
     for stage in engine.stages:
         folder = run / stage.name
-        found = [folder / n for n in ("best.safetensors", "last.safetensors") if (folder / n).exists()]
+        found = [entry_for(folder / n, run.name, run) for n in ("best.safetensors", "last.safetensors")
+                 if (folder / n).exists()]
         if not found:
             continue
-        entry = entry_for(found[0], run.name, run)
+        entry = next((e for e in found if not e.problem), found[0])     # a damaged file, and its twin serves
         if entry.problem:
             return entry
-        last = folder / "last.safetensors"
-        max_steps = known_steps(read_meta(last).get("max_steps", entry.steps)) if last.exists() else entry.steps
+        try:
+            max_steps = known_steps(read_meta(folder / "last.safetensors").get("max_steps", entry.steps))
+        except StudioError:             # no last checkpoint, or a damaged one: the readable file's steps
+            max_steps = entry.steps
         stages.append(StageEntry(stage.name, entry.steps, max_steps, entry.val_loss, entry.loss_unit))
     entry.stages = stages
     entry.ready = stages[-1].name == engine.stages[-1].name
@@ -131,6 +134,12 @@ class ModelLibrary:
         entry.run_dir.rename(target)
         return target
 
+    def discard_unsaved(self, run_dir: Path) -> None:
+        """Remove a new run's folder that holds nothing but its lock (stopped before its first checkpoint), which
+        the Library would neither list nor let anyone delete."""
+        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".lock"}:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
     def delete(self, entry: ModelEntry) -> None:
         if entry.bundled:
             raise StudioError("bundled models cannot be deleted")
@@ -167,6 +176,7 @@ class SampleHistory:
         return path
 
     def records(self) -> list[SampleRecord]:
+        """Newest first, whichever engine made them (file names begin with the engine's)."""
         out = []
         if self.root.is_dir():
             for settings_file in sorted(self.root.glob("*.json"), reverse=True):
@@ -176,4 +186,4 @@ class SampleHistory:
                         out.append(SampleRecord(sample, json.loads(settings_file.read_text(encoding="utf-8"))))
                     except (json.JSONDecodeError, OSError):
                         continue
-        return out
+        return sorted(out, key=lambda r: str(r.settings.get("created", "")), reverse=True)

@@ -7,7 +7,7 @@ import torch
 from engines.core.checkpoint import load_checkpoint, read_meta
 from engines.core.errors import CheckpointError, ConfigError
 from engines.core.events import STEPS_FROM_THE_CLOCK
-from engines.core.trainer import Evaluation, Finished, Progress, Validating, load_model, lr_at, train
+from engines.core.trainer import Evaluation, Finished, Progress, StageStarted, Validating, load_model, lr_at, train
 from engines.text import TextEngine
 from helpers import events_until, recipes, tiny_model, tiny_train
 
@@ -141,6 +141,17 @@ def test_stopping_during_the_first_validation_still_leaves_a_resumable_run(corpu
     events = train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10)),
                    device="cpu", previews=False)
     assert any(isinstance(e, Validating) for e in events)   # the first validation has begun
+    events.close()
+    assert read_meta(tmp_path / "run" / "last.safetensors")["step"] == 0
+    assert isinstance(run(corpus, tmp_path / "run", steps=10, resume=True)[-1], Finished)
+
+
+def test_stopping_at_the_first_event_still_leaves_a_resumable_run(corpus_file, tmp_path):
+    """The app's Pause pressed right after Start: the run is closed at StageStarted, before any validation."""
+    corpus = ENGINE.read_corpus(corpus_file)
+    events = train(ENGINE, corpus, tmp_path / "run", recipes=recipes(tiny_model(), tiny_train(10)),
+                   device="cpu", previews=False)
+    assert isinstance(next(events), StageStarted)
     events.close()
     assert read_meta(tmp_path / "run" / "last.safetensors")["step"] == 0
     assert isinstance(run(corpus, tmp_path / "run", steps=10, resume=True)[-1], Finished)

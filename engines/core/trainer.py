@@ -617,9 +617,9 @@ def train_stages(engine, corpus, out_dir, stages, recipes, preset, resume, dev, 
             run = Run.fresh(engine, current, corpus, folder, dev, recipes[current.name], seed, preset, plan)
         if deadline:
             budget = (deadline - time.time()) / 60 / (len(stages) - index)
-        yield StageStarted(current.name, current.title, engine.stages.index(current) + 1, len(engine.stages),
-                           run.step, known_steps(run.max_steps), current.loss_unit, run.history)
-        yield from run_stage(run, previews, budget)
+        started = StageStarted(current.name, current.title, engine.stages.index(current) + 1, len(engine.stages),
+                               run.step, known_steps(run.max_steps), current.loss_unit, run.history)
+        yield from run_stage(run, previews, budget, started)
     return run
 
 
@@ -635,7 +635,7 @@ def distributed_device(dev: torch.device) -> torch.device:
     return dev
 
 
-def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[object]:
+def run_stage(run: Run, previews: bool, minutes: float | None, started_event: StageStarted) -> Iterator[object]:
     """Steps, validations and checkpoints of one stage until its max_steps or its time budget. A time budget
     becomes a step budget once the speed is known (after 20 steps), so the cosine schedule ends on time and
     the number is saved with the run (resume stays exact). A run whose schedule is already set (resumed with a
@@ -651,6 +651,7 @@ def run_stage(run: Run, previews: bool, minutes: float | None) -> Iterator[objec
     run.reason = "completed"
     run.model.train()
     try:
+        yield started_event         # a stop this early still leaves a run to resume (saved below)
         # the first validation; or, resumed, the one the run was stopped before (its step is saved unmeasured)
         if main_rank and run.step % run.cfg.eval_interval == 0 and run.history.val_steps[-1:] != [run.step]:
             eval_started = time.time()

@@ -31,7 +31,9 @@ class CreatePage(QWidget):
 
         self.engine_box = EngineBox(engines, "create_engine")
         self.model_box = QComboBox(objectName="create_model")
-        self.headers: dict[Path, dict] = {}    # each listed model's checkpoint -> its meta, as the library read it
+        # each listed model's checkpoint (as a str: findData matches a Path item only by identity) -> its meta,
+        # as the library read it
+        self.headers: dict[str, dict] = {}
         self.controls = ControlsForm()
         self.generate_button = QPushButton("Generate", objectName="generate")
         self.stop_button = QPushButton("Stop", objectName="stop_generation", enabled=False)
@@ -92,6 +94,12 @@ class CreatePage(QWidget):
         self.shown_engine = self.engine.name
         self.views.setCurrentWidget(self.view)
         self.refresh_models()
+        self.export_button.setEnabled(self.can_export())
+
+    def can_export(self) -> bool:
+        """A finished sample of the engine shown (Export writes the last sample in its engine's formats)."""
+        return (self.job is None and self.sample_engine is self.engine and self.sample_path is not None
+                and self.sample_path.exists())
 
     def remember(self, engine: str, values: dict) -> None:
         """Settings for an engine's controls (e.g. from the last session), used when it is shown."""
@@ -109,9 +117,9 @@ class CreatePage(QWidget):
         self.model_box.clear()
         for entry in self.library.entries() if entries is None else entries:
             if entry.engine == self.engine.name and entry.ready and not entry.problem:
-                self.headers[entry.checkpoint] = entry.header
-                self.model_box.addItem(entry.name, entry.checkpoint)
-        index = self.model_box.findData(current) if current else -1
+                self.headers[str(entry.checkpoint)] = entry.header
+                self.model_box.addItem(entry.name, str(entry.checkpoint))
+        index = self.model_box.findData(str(current)) if current else -1
         self.model_box.setCurrentIndex(max(index, 0))
 
     def model_changed(self) -> None:
@@ -135,7 +143,7 @@ class CreatePage(QWidget):
         if shown == self.prepared:
             return
         self.prepared = shown
-        self.preparing = self.worker.submit("prepare", engine=self.engine.name, checkpoint=str(checkpoint),
+        self.preparing = self.worker.submit("prepare", engine=self.engine.name, checkpoint=checkpoint,
                                             settings=self.controls.values())
         # a failure is left for Generate to report; edits made meanwhile are prepared next
         self.preparing.finished.connect(self.prepare_ended)
@@ -143,7 +151,7 @@ class CreatePage(QWidget):
 
     def showing(self) -> tuple:
         """The engine, model and settings shown, as prepare records them."""
-        return (self.engine.name, str(self.model_box.currentData()),
+        return (self.engine.name, self.model_box.currentData(),
                 json.dumps(self.controls.values(), sort_keys=True))
 
     def prepare_ended(self, _result: dict) -> None:
@@ -158,7 +166,7 @@ class CreatePage(QWidget):
         settings = settings or self.controls.values()
         self.sample_path = self.history.new_path(self.engine.name, self.engine.export_formats[0])
         self.sample_engine = self.engine
-        self.job = self.worker.submit("generate", engine=self.engine.name, checkpoint=str(checkpoint),
+        self.job = self.worker.submit("generate", engine=self.engine.name, checkpoint=checkpoint,
                                       settings=settings, save_to=str(self.sample_path))
         show_job(self.job, self.view)
         self.job.started.connect(lambda _: self.status.setText("generating…"))
@@ -180,7 +188,7 @@ class CreatePage(QWidget):
             self.message.emit("error", "a sample is being made: stop it first, then replay")
             return
         self.select_model(Path(settings["checkpoint"]), settings["engine"])
-        if self.model_box.currentData() != Path(settings["checkpoint"]):
+        if self.model_box.currentData() != str(Path(settings["checkpoint"])):
             self.message.emit("error", f"cannot replay: the model {settings['checkpoint']} is no longer in the "
                                        "library (renamed or deleted)")
             return
@@ -203,7 +211,7 @@ class CreatePage(QWidget):
     # --- the generation's events ---
     def on_items(self, items: list) -> None:
         for item in items:
-            if item["type"] == "Settings":
+            if item["type"] == "Settings" and self.sample_engine is self.engine:    # not another engine's field
                 self.controls.set_values({"seed": item["settings"].get("seed")})
             elif item["type"] == "Notice":
                 self.notices.setText("\n".join(filter(None, [self.notices.text(), item["message"]])))
@@ -211,11 +219,12 @@ class CreatePage(QWidget):
     def on_finished(self, result: dict) -> None:
         self.job = None
         took = time.time() - self.started_at
-        self.status.setText(f"{'stopped' if result.get('cancelled') else 'done'} in {took:.1f} s "
-                            f"(seed {result['settings'].get('seed')})")
+        seed = result["settings"].get("seed")          # none when stopped before it started
+        self.status.setText(f"{'stopped' if result.get('cancelled') else 'done'} in {took:.1f} s"
+                            + (f" (seed {seed})" if seed is not None else ""))
         self.generate_button.setEnabled(True)
         self.stop_button.setEnabled(False)
-        self.export_button.setEnabled(self.sample_path.exists())
+        self.export_button.setEnabled(self.can_export())
         self.sample_saved.emit()
 
     def on_errored(self, error: dict) -> None:

@@ -41,6 +41,7 @@ class EngineViews(QStackedWidget):
 class LibraryPage(QWidget):
     open_model = Signal(object, str)             # checkpoint, engine
     resume_model = Signal(object, str, str)      # run dir, corpus, engine
+    models_changed = Signal()                    # renamed or deleted here: other pages' lists are stale
     message = Signal(str, str)
     COLUMNS = ("Name", "Engine", "Corpus", "Steps", "Stages", "Validation loss", "Saved")
 
@@ -156,7 +157,7 @@ class LibraryPage(QWidget):
             self.library.rename(e, new_name)
         except (StudioError, OSError) as err:
             self.message.emit("error", str(err))
-        self.refresh()
+        self.models_changed.emit()
 
     def delete(self, _=None, confirmed: bool = False) -> None:
         e = self.selected()
@@ -169,7 +170,7 @@ class LibraryPage(QWidget):
             self.library.delete(e)
         except (StudioError, OSError) as err:
             self.message.emit("error", str(err))
-        self.refresh()
+        self.models_changed.emit()
 
     def reveal(self) -> None:
         if e := self.selected():

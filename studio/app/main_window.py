@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self.create_page.sample_saved.connect(self.history_page.refresh)
         self.library_page.open_model.connect(self.open_model)
         self.library_page.resume_model.connect(self.resume_model)
+        self.library_page.models_changed.connect(self.models_changed)
         self.history_page.replay.connect(self.replay)
 
         self.settings = QSettings(str(data_home() / "settings.ini"), QSettings.IniFormat)

@@ -32,6 +32,8 @@ class TrainPage(QWidget):
         self.form = TrainForm(engines, self.read_summary)
         self.job = None                 # the training run's Job while it runs
         self.run_dir: Path | None = None
+        self.run_engine_and_corpus: tuple[str, str] | None = None   # what the run in run_dir trains on
+        self.auto_name = ""             # the name the page gave the run from its corpus (the user may type another)
         self.paused = False
         self.train_points: tuple[list, list] = ([], [])
         self.val_points: tuple[list, list] = ([], [])
@@ -241,8 +243,9 @@ class TrainPage(QWidget):
             self.set_corpus(urls[0].toLocalFile())
 
     def set_corpus(self, path: str) -> None:
-        if not self.name_edit.text():
-            self.name_edit.setText(Path(path).stem or "model")
+        if self.name_edit.text() in ("", self.auto_name):      # a name the user typed is kept
+            self.auto_name = Path(path).stem or "model"
+            self.name_edit.setText(self.auto_name)
         self.form.set_corpus(path)
 
     def read_summary(self, request: int, engine: str, corpus: str, preset: str, base: str | None) -> None:
@@ -280,6 +283,7 @@ class TrainPage(QWidget):
         self.launch(resume=True)
 
     def launch(self, resume: bool) -> None:
+        self.run_engine_and_corpus = (self.engine.name, self.form.corpus)
         self.job = self.worker.submit("train", engine=self.engine.name, data=self.form.corpus, out=str(self.run_dir),
                                       preset=self.form.preset, resume=resume, device=self.device_box.currentText(),
                                       start_from=None if resume else self.form.base,
@@ -307,6 +311,15 @@ class TrainPage(QWidget):
             self.progress_label.setText("stopping after this step, then saving a checkpoint…")
 
     def resume(self) -> None:
+        """Go on with the paused run, on what it trained on, whatever the form was changed to meanwhile."""
+        if not self.run_dir.is_dir():
+            self.resume_button.setEnabled(False)
+            self.message.emit("error", f"{self.run_dir.name} was renamed or deleted in the Library: resume it from "
+                                       "there")
+            return
+        if (self.form.engine_name, self.form.corpus) != self.run_engine_and_corpus:
+            self.form.set_run(*self.run_engine_and_corpus)
+        self.name_edit.setText(self.run_dir.name)
         self.launch(resume=True)
 
     def set_running(self, running: bool) -> None:
@@ -372,16 +385,25 @@ class TrainPage(QWidget):
     def on_finished(self, result: dict) -> None:
         self.job = None
         self.set_running(False)
+        if not self.saved_any():          # stopped before its first checkpoint (while the corpus was read)
+            self.library.discard_unsaved(self.run_dir)
+            self.progress_label.setText("stopped before anything was saved")
+            return
         stopped = result.get("reason") == "stopped"
         self.resume_button.setEnabled(stopped and self.paused)
         self.progress_label.setText(f"{'paused' if self.resume_button.isEnabled() else result.get('reason')} "
                                     f"at step {result.get('step')}; saved in {self.run_dir}")
         self.model_saved.emit()
 
+    def saved_any(self) -> bool:
+        return self.run_dir is not None and any(self.run_dir.glob("**/last.safetensors"))
+
     def on_errored(self, error: dict) -> None:
         self.job = None
         self.set_running(False)
-        resumable = self.run_dir is not None and any(self.run_dir.glob("**/last.safetensors"))
+        resumable = self.saved_any()
+        if not resumable and self.run_dir is not None:
+            self.library.discard_unsaved(self.run_dir)
         self.resume_button.setEnabled(resumable)
         self.progress_label.setText("failed" + ("; the last checkpoint is kept — Resume continues from it"
                                                 if resumable else ""))

@@ -82,7 +82,11 @@ class WorkerClient(QObject):
         return job
 
     def cancel(self, job: Job) -> None:
+        """A running job stops at the worker's next look (a step, a chunk); one still waiting in the queue (behind
+        a training run, say) ends now: the worker will skip it, and no one is kept waiting for that."""
         self.commands.put(("cancel", job.number))
+        if not job.running:
+            self.end(job, "finished", {"cancelled": True, "reason": "stopped", "settings": {}})
 
     def poll(self) -> None:
         for _ in range(MAX_EVENTS_PER_POLL):
