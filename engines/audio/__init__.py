@@ -104,8 +104,9 @@ class AudioEngine(Engine):
                 f.software = "Sequence Studio"
                 f.title = settings.get("label") or "generated audio"
                 f.write(samples)
-        except sf.LibsndfileError as e:     # libsndfile's "System error" for a place that cannot be written
-            raise OSError(f"libsndfile could not write it ({e.error_string})") from None
+        except sf.LibsndfileError as e:     # libsndfile says only "System error" for a place that cannot be written
+            reason = "its folder does not exist" if not path.parent.is_dir() else f"libsndfile: {e.error_string}"
+            raise OSError(f"cannot write {path}: {reason}") from None
         path.with_name(path.name + ".json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         return path
 
