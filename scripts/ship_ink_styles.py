@@ -3,7 +3,7 @@ machine's first line in one of them starts at once instead of after its primer (
 
     .venv/bin/python scripts/ship_ink_styles.py
 
-Run it after a model is bundled in assets/ink/ (tests/test_ink_write.py fails until it is). It writes
+Run it after a model is bundled in assets/ink/ (tests/test_ink_engine.py fails until it is). It writes
 assets/ink/primed/ (~7 KB a style) and removes the states of weights no longer bundled.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engines.core.checkpoint import save_checkpoint  # noqa: E402
 from engines.core.trainer import load_model  # noqa: E402
 from engines.ink import InkEngine  # noqa: E402
 from engines.ink.data import Alphabet  # noqa: E402
-from engines.ink.write import SHIPPED_PRIMED, choose_primer, read_primer_points, save_primed, shipped_file  # noqa: E402
+from engines.ink.write import (SHIPPED_PRIMED, choose_primer, primed_tensors, read_primer_points,  # noqa: E402
+                               shipped_file)
 
 
 def main() -> None:
@@ -31,7 +33,8 @@ def main() -> None:
         for style in sorted(meta.get("styles") or {}):
             primer, _ = choose_primer(meta, {"style": style}, np.random.default_rng(0))
             file = shipped_file(model, primer)
-            save_primed(file, *read_primer_points(model, alphabet, primer))
+            save_checkpoint(file, primed_tensors(*read_primer_points(model, alphabet, primer)),
+                            {"engine": "ink", "kind": "primed state"})      # unlike the cache's, a failure is an error
             shipped.add(file)
             print(f"{path.name}: {style} ({len(primer.points)} points) -> {file.relative_to(SHIPPED_PRIMED.parent)}")
     for old in set(SHIPPED_PRIMED.glob("*.safetensors")) - shipped:

@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from engines.core.checkpoint import read_meta
@@ -152,6 +153,15 @@ def sample_record(engine: str, checkpoint, meta: dict, settings: dict, **extra) 
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, **settings}
 
 
+def created_at(settings: dict) -> float:
+    """When a sample was made (its record's local time with its UTC offset, so a clock change or a trip does not
+    reorder History), in seconds since the epoch; 0 when the record does not say."""
+    try:
+        return datetime.strptime(str(settings.get("created")), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return 0.0
+
+
 @dataclass
 class SampleRecord:
     path: Path                  # the exported sample; settings are at path + ".json"
@@ -176,14 +186,15 @@ class SampleHistory:
         return path
 
     def records(self) -> list[SampleRecord]:
-        """Newest first, whichever engine made them (file names begin with the engine's)."""
-        out = []
+        """Newest first, whichever engine made them (file names begin with the engine's, so not by name)."""
+        found = []
         if self.root.is_dir():
-            for settings_file in sorted(self.root.glob("*.json"), reverse=True):
+            for settings_file in self.root.glob("*.json"):
                 sample = settings_file.with_suffix("")
                 if sample.exists():
                     try:
-                        out.append(SampleRecord(sample, json.loads(settings_file.read_text(encoding="utf-8"))))
+                        record = SampleRecord(sample, json.loads(settings_file.read_text(encoding="utf-8")))
+                        found.append((created_at(record.settings), settings_file.stat().st_mtime, record))
                     except (json.JSONDecodeError, OSError):
                         continue
-        return sorted(out, key=lambda r: str(r.settings.get("created", "")), reverse=True)
+        return [record for *_, record in sorted(found, key=lambda f: f[:2], reverse=True)]

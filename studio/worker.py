@@ -36,6 +36,7 @@ from engines.core.fingerprint import corpus_files
 
 GENERATION_BATCH_SECONDS = 0.03    # generation chunks are sent in small batches: ~30 messages a second
 POLL_SECONDS = 0.02                # how often a running job looks for "cancel"
+STOPPED_BEFORE_IT_STARTED = {"cancelled": True, "reason": "stopped", "settings": {}}
 
 
 def plain(item):
@@ -96,6 +97,10 @@ class Worker:
                 return
             if command[0] == "cancel":
                 self.cancelled.add(command[1])
+                waiting = [c for c in self.pending if c[1] == command[1]]
+                for c in waiting:               # not started: it ends now, not after the job running ahead of it
+                    self.pending.remove(c)
+                    self.send("finished", c[1], STOPPED_BEFORE_IT_STARTED)
             else:
                 self.pending.append(command)
 
@@ -104,6 +109,7 @@ class Worker:
         self.send("ready", None, {"devices": available_devices()})
         threading.Thread(target=warm_up_engines, daemon=True).start()
         while not self.orphaned:
+            self.poll()                         # cancels that came while the last job ran without looking
             try:
                 command = self.pending.popleft() if self.pending else self.commands.get(timeout=1.0)
             except queue.Empty:
@@ -115,7 +121,7 @@ class Worker:
             if kind == "cancel":
                 continue
             if job in self.cancelled:     # stopped before it started: the window still hears that it ended
-                self.send("finished", job, {"cancelled": True, "reason": "stopped", "settings": {}})
+                self.send("finished", job, STOPPED_BEFORE_IT_STARTED)
                 continue
             handler = {"generate": self.generate, "prepare": self.prepare, "train": self.train,
                        "summarize": self.summarize, "load": self.load, "convert": self.convert}[kind]

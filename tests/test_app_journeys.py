@@ -87,6 +87,7 @@ def test_stop_ends_a_sample_waiting_behind_training_at_once(own_model_window, qt
     window.tabs.setCurrentWidget(train_page)
     with qtbot.waitSignal(train_page.job.finished, timeout=30_000):
         click(qtbot, train_page.stop_button)
+    assert not page.sample_path.exists()                # the worker never began it
 
 
 def test_resume_goes_on_with_the_paused_run_whatever_the_form_shows_now(own_model_window, qtbot, tmp_path,
@@ -133,10 +134,15 @@ def test_a_damaged_stage_checkpoint_is_passed_over_for_its_twin(tmp_path):
 
 def test_history_lists_the_newest_sample_first_whatever_its_engine(tmp_path):
     import json
+    import time
     from studio.library import SampleHistory
     for name, created in (("video-20261207-123533.gif", "2026-12-07T12:35:33+0000"),
-                          ("text-20261207-123536.txt", "2026-12-07T12:35:36+0000"),
-                          ("audio-20261207-123530.wav", "2026-12-07T12:35:30+0000")):
+                          ("text-20261207-133536.txt", "2026-12-07T13:35:36+0100"),     # the clock moved on an hour
+                          ("audio-20261207-123530.wav", "2026-12-07T12:35:30+0000"),
+                          ("audio-20261207-123530-2.wav", "2026-12-07T12:35:30+0000")):  # the same second, later
         (tmp_path / name).write_bytes(b"x")
         (tmp_path / f"{name}.json").write_text(json.dumps({"created": created}))
-    assert [r.path.name[:5] for r in SampleHistory(tmp_path).records()] == ["text-", "video", "audio"]
+        time.sleep(0.01)
+    assert [r.path.name for r in SampleHistory(tmp_path).records()] == [
+        "text-20261207-133536.txt", "video-20261207-123533.gif", "audio-20261207-123530-2.wav",
+        "audio-20261207-123530.wav"]

@@ -640,12 +640,16 @@ def load_primed(path: Path, model: InkModel, device: torch.device) -> tuple[InkS
         t["last_point"]
 
 
+def primed_tensors(state: InkState, last_point: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A primed state as the file load_primed reads."""
+    return {"kappa": state.kappa, "window": state.window, "last_point": last_point,
+            **{f"h{n}": h for n, h in enumerate(state.h)}, **{f"c{n}": c for n, c in enumerate(state.c)}}
+
+
 def save_primed(path: Path, state: InkState, last_point: torch.Tensor) -> tuple[InkState, torch.Tensor]:
     """Keep a primed state on disk (when the cache folder can be written) and give it back."""
-    tensors = {"kappa": state.kappa, "window": state.window, "last_point": last_point,
-               **{f"h{n}": h for n, h in enumerate(state.h)}, **{f"c{n}": c for n, c in enumerate(state.c)}}
     try:
-        save_checkpoint(path, tensors, {"engine": "ink", "kind": "primed state"})
+        save_checkpoint(path, primed_tensors(state, last_point), {"engine": "ink", "kind": "primed state"})
         kept = sorted(path.parent.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
         # and what a process killed mid-save left (a save in progress elsewhere takes milliseconds, not an hour)
         left = [p for p in path.parent.glob(".*.tmp") if time.time() - p.stat().st_mtime > 3600]

@@ -82,11 +82,9 @@ class WorkerClient(QObject):
         return job
 
     def cancel(self, job: Job) -> None:
-        """A running job stops at the worker's next look (a step, a chunk); one still waiting in the queue (behind
-        a training run, say) ends now: the worker will skip it, and no one is kept waiting for that."""
+        """The worker decides when a job has ended: a running one at its next look (a step, a chunk), one still
+        waiting behind it as soon as the running job looks (a training run does every step)."""
         self.commands.put(("cancel", job.number))
-        if not job.running:
-            self.end(job, "finished", {"cancelled": True, "reason": "stopped", "settings": {}})
 
     def poll(self) -> None:
         for _ in range(MAX_EVENTS_PER_POLL):
@@ -135,7 +133,7 @@ class WorkerClient(QObject):
         """Stop every job (a training run saves its checkpoint first), then let the worker quit."""
         self.timer.stop()
         if self.process and self.process.is_alive():
-            for job in self.jobs.values():
+            for job in list(self.jobs.values()):
                 self.cancel(job)
             self.commands.put(("quit", None))
             # a process that has put events on a queue exits only once they are read: read and drop them
