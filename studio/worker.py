@@ -11,8 +11,9 @@ Everything on the event queue is plain data (dicts, lists, str, numbers, numpy a
 (chunks, trainer events) are turned into dicts with a "type" key here, recursively, and anything else (a
 tensor, say) is an error rather than a pickle, so unpickling in the GUI imports nothing heavy. The worker runs
 one job at a time and looks for "cancel" between every two items a job yields, so a stop lands within a
-training step, a validation batch or a sampling step. Cancelling training closes the trainer's generator,
-which saves a resumable checkpoint first. The last model loaded and the last corpus summarised are kept, so
+training step, a validation batch or a sampling step; a job cancelled while it waits its turn ends then too,
+without ever starting. Cancelling training closes the trainer's generator, which saves a resumable checkpoint
+first. The last model loaded and the last corpus summarised are kept, so
 generating again starts at once and training starts without reading the corpus a second time. `prepare`
 loads a model before it is asked for and lets its engine get ready for the settings being chosen
 (Engine.prepare), so the first Generate does not wait for either.
