@@ -193,8 +193,10 @@ class SampleHistory:
                 sample = settings_file.with_suffix("")
                 if sample.exists():
                     try:
-                        record = SampleRecord(sample, json.loads(settings_file.read_text(encoding="utf-8")))
-                        found.append((created_at(record.settings), settings_file.stat().st_mtime, record))
+                        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+                        if isinstance(settings, dict):          # not a record of ours otherwise
+                            found.append((created_at(settings), settings_file.stat().st_mtime,
+                                          SampleRecord(sample, settings)))
                     except (json.JSONDecodeError, OSError):
                         continue
         return [record for *_, record in sorted(found, key=lambda f: f[:2], reverse=True)]

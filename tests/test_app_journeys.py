@@ -136,6 +136,8 @@ def test_history_lists_the_newest_sample_first_whatever_its_engine(tmp_path):
         (tmp_path / name).write_bytes(b"x")
         (tmp_path / f"{name}.json").write_text(json.dumps({"created": created}))
         time.sleep(0.01)
+    (tmp_path / "text-20261207-133600.txt").write_bytes(b"x")
+    (tmp_path / "text-20261207-133600.txt.json").write_text("[1, 2]")          # not a record of ours: left out
     assert [r.path.name for r in SampleHistory(tmp_path).records()] == [
         "text-20261207-133536.txt", "video-20261207-123533.gif", "audio-20261207-123530-2.wav",
         "audio-20261207-123530.wav"]
