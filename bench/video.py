@@ -1,13 +1,14 @@
 """Video engine benchmark: generation speed (seconds per 16-frame clip, tokens/s against the weight-bandwidth
 bound, first-frame latency, the cost of each frame past the trained length) and, given a trained run, its
 quality: tokenizer PSNR / SSIM / codebook use on held-out clips, the prior's held-out bits per token, both
-against training time, and 10 -> 10 frame prediction on held-out moving digits beside OpenSTL's figures.
+against training time, where those bits go (by code frame, black patches against ink), and 10 -> 10 frame
+prediction on held-out moving digits beside OpenSTL's figures.
 Prints tables, writes bench/results/video.json.
 
     python bench/video.py                                  # speed only, a model of the digits preset's shape
     python bench/video.py --run /work/runs/video-bundled   # and the quality of a trained run
     python bench/video.py --run DIR --clips 20             # fewer prediction clips (default 100)
-    python bench/video.py --run DIR --skip-speed           # the quality alone -> bench/results/video-quality.json
+    python bench/video.py --run DIR --skip-speed           # the quality alone -> video-quality-<DIR's name>.json
 
 Speeds are batch 1 with 1 and 2 torch threads, each in its own subprocess. Take them on an idle machine: a
 background training run halves them.
@@ -150,6 +151,7 @@ def measure_quality(run: str, clips: int) -> dict:
                         "ssim": float(ssim(a.flatten(0, 2), b.flatten(0, 2)).mean()),
                         "codes_used": int((used > 0).sum()), "codebook_size": c.codebook_size,
                         "perplexity": float(torch.exp(-(p * torch.log(p + 1e-12)).sum()))}
+    out["where_the_bits_go"] = where_the_bits_go(gpt, video[:64], codes[:64], c)
     # 10 -> 10 prediction on held-out digits, clips of 20 frames (past the trained length: the window slides)
     rng = np.random.default_rng(1)
     raw = torch.from_numpy(bouncing_digits(digits.val_digits, clips, 20, DIGITS_PER_CLIP, rng))
@@ -177,6 +179,36 @@ def measure_quality(run: str, clips: int) -> dict:
                     "val_bits_per_pixel": header["metrics"]["val_metrics"].get("bits_per_pixel", [None])[0],
                     "step": header["step"], "started_from": header.get("started_from")}
     return out
+
+
+def where_the_bits_go(gpt, video, codes, c) -> dict:
+    """Where the prior's held-out bits are spent: per code frame (do later frames, with history, cost less?),
+    with the history swapped for another clip's (does it use it?), and on the codes of all-black patches (most
+    of a moving-digits frame) against the codes of patches with ink."""
+    import torch
+    import torch.nn.functional as F
+    bits = math.log(2)
+
+    def per_token(codes):
+        with torch.no_grad():
+            logits, _ = gpt(gpt.tokens(codes), codes.flatten(1))
+        return F.cross_entropy(logits.flatten(0, 1), codes.flatten(), reduction="none").view(codes.shape) / bits
+
+    own = per_token(codes)
+    half = codes.shape[1] // 2
+    swapped = codes.clone()
+    swapped[:, :half] = codes.roll(1, dims=0)[:, :half]
+    pixels = (video[:, 0] + 1) / 2                                              # (N, T, H, W) in [0, 1]
+    n, t, h, w = codes.shape
+    patch = pixels.reshape(n, t, -1, h, pixels.shape[2] // h, w, pixels.shape[3] // w).amax(dim=(2, 4, 6))
+    black = patch < 0.1                                                         # the code's pixels all near black
+    used = torch.bincount(codes[black], minlength=c.codebook_size).double()
+    p = used[used > 0] / used.sum()
+    return {"clips": n, "bits_per_code_frame": own.mean(dim=(0, 2, 3)).tolist(),
+            "bits_per_code_frame_history_swapped": per_token(swapped).mean(dim=(0, 2, 3)).tolist(),
+            "black_share": float(black.float().mean()), "black_codes_used": int((used > 0).sum()),
+            "black_code_entropy_bits": float(-(p * p.log2()).sum()),
+            "bits_per_token_black": float(own[black].mean()), "bits_per_token_ink": float(own[~black].mean())}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,6 +244,14 @@ def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
         if stage == "tokenizer" and any("ssim" in m for *_, m in curve["points"]):
             print("   PSNR dB / SSIM: " + "  ".join(f"{t:g}m: {m['psnr']:.2f}/{m['ssim']:.3f}"
                                                   for t, _, _, m in curve["points"] if "ssim" in m))
+    b = quality.get("where_the_bits_go")
+    if b:
+        print(f"\nwhere the prior's bits go ({b['clips']} held-out clips): bits/token by code frame "
+              + " ".join(f"{v:.2f}" for v in b["bits_per_code_frame"]) + "; with the first half's codes from "
+              "another clip " + " ".join(f"{v:.2f}" for v in b["bits_per_code_frame_history_swapped"]))
+        print(f"   all-black patches: {b['black_share']:.0%} of the codes, {b['black_codes_used']} distinct codes "
+              f"({b['black_code_entropy_bits']:.2f} bits of entropy), {b['bits_per_token_black']:.2f} bits/token "
+              f"for the prior, against {b['bits_per_token_ink']:.2f} on patches with ink")
     p = quality["prediction"]
     print(f"\n10 -> 10 prediction on {p['clips']} held-out moving-digits clips (MSE per frame, SSIM):")
     for name, (mse, s) in OPENSTL.items():
@@ -241,7 +281,7 @@ def main() -> None:
     quality = child("quality", args.run, args.clips) if args.run else None
     report(speed, quality, describe(m))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("video-quality.json" if args.skip_speed else "video.json")
+    out = RESULTS / (f"video-quality-{Path(args.run).name}.json" if args.skip_speed else "video.json")
     out.write_text(json.dumps({"machine": m, "speed": speed, "quality": quality, "openstl": OPENSTL}, indent=2))
     print(f"\nwrote {out}")
 
