@@ -76,17 +76,17 @@ def staged_entry(run: Path, engine) -> ModelEntry:
     stages, entry = [], None
     for stage in engine.stages:
         folder = run / stage.name
-        found = [entry_for(folder / n, run.name, run) for n in ("best.safetensors", "last.safetensors")
-                 if (folder / n).exists()]
+        found = {n: entry_for(folder / n, run.name, run) for n in ("best.safetensors", "last.safetensors")
+                 if (folder / n).exists()}
         if not found:
             continue
-        entry = next((e for e in found if not e.problem), found[0])     # a damaged file, and its twin serves
+        entry = next((e for e in found.values() if not e.problem), [*found.values()][0])   # a damaged file's twin
         if entry.problem:
             return entry
-        try:
-            max_steps = known_steps(read_meta(folder / "last.safetensors").get("max_steps", entry.steps))
-        except StudioError:             # no last checkpoint, or a damaged one: the readable file's steps
-            max_steps = entry.steps
+        last = found.get("last.safetensors")
+        # the schedule's length is the last checkpoint's; without a readable one, the steps the other reached
+        readable_last = last is not None and not last.problem
+        max_steps = known_steps(last.header.get("max_steps", entry.steps)) if readable_last else entry.steps
         stages.append(StageEntry(stage.name, entry.steps, max_steps, entry.val_loss, entry.loss_unit))
     entry.stages = stages
     entry.ready = stages[-1].name == engine.stages[-1].name
