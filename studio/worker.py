@@ -119,10 +119,7 @@ class Worker:
             kind, job = command[0], command[1]
             if kind == "quit":
                 return
-            if kind == "cancel":
-                continue
-            if job in self.cancelled:     # stopped before it started: the window still hears that it ended
-                self.send("finished", job, STOPPED_BEFORE_IT_STARTED)
+            if kind == "cancel":        # of a job that has ended (poll ends one still waiting)
                 continue
             handler = {"generate": self.generate, "prepare": self.prepare, "train": self.train,
                        "summarize": self.summarize, "load": self.load, "convert": self.convert}[kind]
