@@ -1,6 +1,7 @@
 """The video engine's torch core: the VQ-VAE tokenizer and the GPT prior on tiny moving-digit clips (16x16,
 8 frames), sampling with and without a KV cache, and reading clips from videos and image sequences."""
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -217,6 +218,22 @@ def test_straight_through_gradients_reach_the_encoder():
     _, metrics = model(torch.rand(2, 1, 8, 16, 16) * 2 - 1)
     metrics["loss"].backward()
     assert model.encoder.net[0].weight.grad.abs().sum() > 0
+
+
+
+@pytest.mark.parametrize("patch_encoder", [False, True])
+def test_a_patch_encoders_code_sees_its_own_patch_only(patch_encoder):
+    """Ink in one patch moves that patch's code alone with a patch encoder, so all blank patches share a code;
+    the ordinary encoder's codes see their neighbours and later frames too. Neither sees earlier frames."""
+    torch.manual_seed(0)
+    model = VQVAE(dataclasses.replace(TOKENIZER, patch_encoder=patch_encoder))
+    blank = -torch.ones(1, 1, 8, 16, 16)
+    inked = blank.clone()
+    inked[..., 2:4, 4:8, 4:8] = 1                           # code frame 1, patch (1, 1): 2 frames x 4 x 4 pixels
+    with torch.no_grad():
+        moved = (model.encoder(inked) - model.encoder(blank)).abs().sum(1)[0] > 0        # (t, h, w)
+    assert moved[1, 1, 1] and not moved[0].any()
+    assert moved.sum() == 1 if patch_encoder else moved.sum() > 9
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -24,6 +24,10 @@ class TokenizerConfig:
     res_blocks: int = 2             # residual blocks at the bottom of the encoder and the top of the decoder
     time_downsample: int = 4        # frames per code along time (a power of 2)
     space_downsample: int = 8       # pixels per code along each side (a power of 2, at least 2)
+    # true: the encoder reads each code's own patch and nothing around it (kernels no wider than their strides,
+    # 1x1x1 after), so a code depends on its patch alone and every blank patch gets the same code. Otherwise a
+    # blank patch's code also describes the ink beside it, and the prior must guess that ink twice.
+    patch_encoder: bool = False
     # the codebook, learned by exponential moving averages rather than by gradients
     codebook_size: int = 512
     code_dim: int = 64

@@ -80,6 +80,11 @@ def down(c_in: int, c_out: int, stride: tuple[int, int, int]) -> CausalConv3d:
     return CausalConv3d(c_in, c_out, (3 if stride[0] == 1 else 2, *(4 if s == 2 else 3 for s in stride[1:])), stride)
 
 
+def patch_down(c_in: int, c_out: int, stride: tuple[int, int, int]) -> CausalConv3d:
+    """`down` for a patch encoder: the kernel is the stride, so no pixel outside a code's patch reaches it."""
+    return CausalConv3d(c_in, c_out, stride, stride)
+
+
 def up(c_in: int, c_out: int, stride: tuple[int, int, int]) -> nn.ConvTranspose3d:
     """The inverse of `down`: code frame i writes frames stride_t*i .. stride_t*i + stride_t - 1 and nothing
     earlier or later; space as the ordinary transposed convolution."""
@@ -91,9 +96,9 @@ class ResBlock(nn.Module):
     """x + conv1x1(relu(conv3x3x3(relu(x)))): the VQ-VAE paper's residual block in 3D, causal in time. No
     normalisation layer, so a model computes the same thing in train and eval mode."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, kernel=(3, 3, 3)):
         super().__init__()
-        self.net = nn.Sequential(nn.ReLU(), CausalConv3d(channels, channels, (3, 3, 3)),
+        self.net = nn.Sequential(nn.ReLU(), CausalConv3d(channels, channels, kernel),
                                  nn.ReLU(), nn.Conv3d(channels, channels, 1))
 
     def forward(self, x):
@@ -105,10 +110,11 @@ class Encoder(nn.Module):
         super().__init__()
         layers, width = [], c.channels
         for stride in strides(c):
-            layers += [down(width, c.hidden, stride), nn.ReLU()]
+            layers += [(patch_down if c.patch_encoder else down)(width, c.hidden, stride), nn.ReLU()]
             width = c.hidden
-        layers += [CausalConv3d(c.hidden, c.hidden, (3, 3, 3))]
-        layers += [ResBlock(c.hidden) for _ in range(c.res_blocks)]
+        kernel = (1, 1, 1) if c.patch_encoder else (3, 3, 3)
+        layers += [CausalConv3d(c.hidden, c.hidden, kernel)]
+        layers += [ResBlock(c.hidden, kernel) for _ in range(c.res_blocks)]
         layers += [nn.ReLU(), nn.Conv3d(c.hidden, c.code_dim, 1)]
         self.net = nn.Sequential(*layers)
 
