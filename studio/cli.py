@@ -245,9 +245,14 @@ def cmd_train(args) -> int:
             elif isinstance(event, events_.Preview) and engine.as_text(event.chunks) is not None:
                 print("  | " + engine.as_text(event.chunks).replace("\n", "\n  | "), file=sys.stderr)
             elif isinstance(event, events_.Finished):
-                best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "not measured yet"
-                print(f"{event.reason} at step {event.step}; best validation loss {best} "
-                      f"{event.loss_unit}; model: {event.checkpoint}", file=sys.stderr)
+                if event.best_val_loss is None:
+                    result = "validation loss not measured yet"
+                elif Path(event.checkpoint).name == "last.safetensors":     # no step beat the untrained model
+                    result = (f"the validation loss never fell below the untrained model's ({event.best_val_loss:.4f} "
+                              f"{event.loss_unit}): a lower learning rate may help (--set train.lr=...)")
+                else:
+                    result = f"best validation loss {event.best_val_loss:.4f} {event.loss_unit}"
+                print(f"{event.reason} at step {event.step}; {result}; model: {event.checkpoint}", file=sys.stderr)
     finally:
         # after a Ctrl-C the process is on its way out: one more press during the interpreter's shutdown would
         # print a traceback from inside its exit handlers

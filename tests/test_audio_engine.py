@@ -1,5 +1,6 @@
 """The audio engine: reading sounds (and refusing bad ones), learning, cached == naive generation, export."""
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,6 +76,14 @@ def test_files_named_by_pattern_give_several_label_fields(tmp_path):
     assert any("notes.wav" in w and "pattern" in w for w in corpus.summary["warnings"])
 
 
+
+@pytest.mark.parametrize("pattern, problem", [("{a}_{a}", "names {a} twice"), ("{1}_{}", "{1} is not a field name")])
+def test_a_pattern_that_cannot_be_read_says_why(tmp_path, pattern, problem):
+    sf.write(tmp_path / "3_ann.wav", 0.3 * np.sin(np.arange(2000) / 5), 8000)
+    with pytest.raises(CorpusError, match=re.escape(problem)):
+        ENGINE.read_corpus(tmp_path, 0.25, model_config=tiny_audio_model(conditioning=pattern))
+
+
 def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused(tmp_path, audio_corpus):
     bad = audio_corpus / "low"
     (bad / "empty.wav").write_bytes(b"")
@@ -86,11 +95,13 @@ def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused
     sound = np.sin(np.arange(8000, dtype=np.float32) / 5)
     sound[100:110] = np.nan
     sf.write(bad / "nan.wav", sound, 8000, subtype="FLOAT")
+    sf.write(bad / "one_hertz.wav", sound[:3000], 1)          # would "resample" 3,000 samples into hours
     corpus = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model())
     warnings = " ".join(corpus.summary["warnings"])
     for name in ["empty.wav", "notes.wav", "zero.wav", "silent.flac", "cut.wav"]:
         assert name in warnings
     assert "nan.wav is damaged: 10 of its 8,000 samples are not numbers" in warnings
+    assert "one_hertz.wav says its sample rate is 1 Hz" in warnings
     assert corpus.summary["recordings"] == 12
 
     only_bad = tmp_path / "bad"

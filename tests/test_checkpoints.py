@@ -51,6 +51,25 @@ def test_truncated_checkpoint(saved, tmp_path):
         read_meta(huge)
 
 
+
+def test_a_header_changed_after_saving_is_refused_as_damaged(saved, tmp_path):
+    """Still valid JSON, so only the recorded digest tells: without it an engine would meet a missing key."""
+    data = saved.read_bytes()
+    edited = tmp_path / "edited.safetensors"
+    edited.write_bytes(data.replace(b'\\"step\\": 5', b'\\"stop\\": 5'))
+    assert edited.read_bytes() != data
+    with pytest.raises(CheckpointError, match="damaged header .it was changed after it was saved"):
+        read_meta(edited)
+
+
+def test_weights_that_are_not_numbers_are_refused(tmp_path):
+    path = tmp_path / "diverged.safetensors"
+    save_checkpoint(path, {"model.w": torch.tensor([1.0, float("nan")]), "model.step": torch.tensor([3])},
+                    {"engine": "text", "step": 1})
+    with pytest.raises(CheckpointError, match=r"not numbers \(NaN or infinite: w\)"):
+        load_checkpoint(path, prefix="model.")
+
+
 def test_checkpoint_of_another_engine(saved):
     with pytest.raises(CheckpointError, match="checkpoint of the 'text' engine, not 'audio'"):
         read_meta(saved, engine="audio")

@@ -125,6 +125,56 @@ def test_every_format_parses_and_bad_files_are_named(tmp_path):
         read_corpus(bad)
 
 
+
+def write_stroke_set(folder: Path, rows: list[dict], offsets=(0, 4, 8, 12)) -> Path:
+    """The studio's own format: strokes.npz (3 samples of 4 points by default) and texts.jsonl."""
+    folder.mkdir()
+    points = np.tile([[0, 0, 0], [3, 1, 0], [2, 2, 0], [1, -1, 1]], (3, 1)).astype(np.float32)
+    np.savez(folder / "strokes.npz", points=points, offsets=np.asarray(offsets))
+    (folder / "texts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_damaged_pen_data_is_named_and_the_rest_read(tmp_path):
+    rows = [{"index": 0, "text": "ab", "rate": "fast"}, {"index": 1, "text": None},
+            {"index": 2, "text": "cd", "rate": 120}, {"index": 2, "text": "again"}]
+    lines, warnings = read_corpus(write_stroke_set(tmp_path / "own", rows))
+    assert [(l.text, l.rate) for l in lines] == [("ab", None), ("cd", 120)]
+    for expected in ("sample 0: its rate 'fast'", "line 2: not a JSON object with an index and a text",
+                     "line 4: sample 2 was already read"):
+        assert any(expected in w for w in warnings), (expected, warnings)
+    for offsets in ((0, 4.0, 8, 12), (-4, 4, 8, 12)):        # offsets that are not whole numbers, or before the start
+        folder = write_stroke_set(tmp_path / f"offsets{offsets[:2]}", rows[:1], offsets)
+        with pytest.raises(CorpusError, match="whole-number offsets"):
+            read_corpus(folder)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "huge.inkml").write_text('<ink xmlns="http://www.w3.org/2003/InkML"><annotation type="truth">hi'
+                                      '</annotation><trace>0 0, 1e30 1e30, 2e30 0</trace></ink>')
+    (other / "no_x.xml").write_text('<StrokeSet><Stroke><Point y="1"/><Point x="2" y="3"/></Stroke></StrokeSet>')
+    (other / "bom.ndjson").write_text("\ufeff" + json.dumps({"drawing": [[[0, 5, 9], [0, 2, 4]]]}) + "\n"
+                                      + json.dumps({"drawing": [[0, 5, 9]]}) + "\n", encoding="utf-8")
+    lines, warnings = read_corpus(other)
+    assert [len(l.points) for l in lines] == [3]                # the first row, after its byte order mark
+    for expected in ("huge.inkml: it has coordinates that are not numbers (NaN or infinite) or too large",
+                     "no_x.xml: a <Point> whose x is None, not a number", "bom.ndjson row 2: not a drawing"):
+        assert any(expected in w for w in warnings), (expected, warnings)
+
+
+def test_a_transcript_too_long_for_its_ink_is_skipped_not_taken_as_the_pace(tmp_path):
+    from engines.ink.corpus import read_ink_corpus
+    for i, text in enumerate(["abc", "abd", "x" * 1000, "bcd", "cab"]):
+        (tmp_path / f"line{i}.inkml").write_text(
+            f'<ink xmlns="http://www.w3.org/2003/InkML"><annotation type="truth">{text}</annotation>'
+            + "<trace>" + ", ".join(f"{3 * k} {k % 4}" for k in range(40)) + "</trace></ink>")
+    corpus = read_ink_corpus(tmp_path, InkModelConfig(synthetic_lines=0), val_fraction=0.25)
+    assert corpus.summary["ink_lines"] == 4
+    assert any("line2.inkml: its transcript has 1,000 characters for 40 pen points" in w
+               for w in corpus.summary["warnings"])
+    assert corpus.meta["chars_per_point"] < 0.1
+
+
 def test_smoothing_and_downsampling_keep_strokes():
     points = glyph_lines(1)[0].points
     strokes = strokes_of(points)

@@ -185,10 +185,11 @@ def test_an_unconditional_corpus_trains_and_scribbles(tmp_path):
     for flag, bias in (("never", -50.0), ("at once", 50.0)):       # the end flag decides where a drawing ends
         with torch.no_grad():
             model.end.bias.fill_(bias)
-        chunks = [c for c in ENGINE.generate(model, header, settings(length=50, variations=2))
-                  if isinstance(c, InkChunk)]
+        out = list(ENGINE.generate(model, header, settings(length=50, variations=2, text="a cat", style="jab")))
+        chunks = [c for c in out if isinstance(c, InkChunk)]
         drawn[flag] = [len(variation_points(chunks, v)) for v in (0, 1)]
         assert chunks[-1].done == [True, True]
+        assert "text and style do not apply" in out[0].message      # said, not silently ignored
     assert drawn == {"never": [50, 50], "at once": [0, 0]}
 
 

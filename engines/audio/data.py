@@ -24,6 +24,7 @@ from .model import SILENCE, mu_law_encode, position_index, receptive_field
 
 SILENT_PEAK = 1e-4          # a file whose loudest sample is below -80 dBFS holds nothing to learn
 MAX_FILE_SECONDS = 3600
+MIN_FILE_RATE = 1000        # Hz; a lower rate in a header is damage, and would "resample" a few samples into hours
 
 
 @dataclass(eq=False)      # compared by identity: one Recording is one recording (or one part of it)
@@ -51,6 +52,9 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
     import soundfile as sf
     try:
         info = sf.info(str(path))
+        if info.samplerate < MIN_FILE_RATE:
+            raise CorpusError(f"{path.name} says its sample rate is {info.samplerate:,} Hz: a damaged header, or not "
+                              f"sound (the lowest rate read is {MIN_FILE_RATE:,} Hz)")
         if info.frames and info.frames / info.samplerate > MAX_FILE_SECONDS:
             raise CorpusError(f"{path.name} is {info.frames / info.samplerate / 3600:.1f} hours long; split it into "
                               f"files under {MAX_FILE_SECONDS // 3600} hour")
@@ -112,6 +116,13 @@ def label_reader(conditioning: str, root: Path, files: list[Path], known: dict[s
             return (lambda p: {}), []
         return (lambda p: {"folder": p.parent.relative_to(root).as_posix() if p.parent != root else "."}), ["folder"]
     fields = re.findall(r"\{(\w*)\}", conditioning)
+    named = [f for f in fields if f]
+    for name in named:
+        if not name.isidentifier():
+            raise CorpusError(f"conditioning pattern {conditioning!r}: {{{name}}} is not a field name (letters, digits "
+                              f"and _, not starting with a digit)")
+        if named.count(name) > 1:
+            raise CorpusError(f"conditioning pattern {conditioning!r} names {{{name}}} twice")
     regex = ""
     for literal, field in re.findall(r"([^{}]*)(\{\w*\})?", conditioning):
         regex += re.escape(literal)
@@ -122,7 +133,6 @@ def label_reader(conditioning: str, root: Path, files: list[Path], known: dict[s
             else:
                 regex += f"(?P<{name}>.+?)" if name else ".+?"
     pattern = re.compile(regex)
-    named = [f for f in fields if f]
     if not named:
         raise CorpusError(f"conditioning pattern {conditioning!r} names no field (write e.g. {{speaker}}_{{}})")
 

@@ -4,6 +4,8 @@
     optim.<i>.<name>       optimizer state (only in a run's last.safetensors, which resume reads)
     header "studio"        JSON: format + version, engine, model/train config, corpus meta (vocabulary),
                            step, metrics, loss history
+    header "studio.sha256" the SHA-256 of that JSON: a header edited or damaged and still valid JSON is caught
+                           when read, not deep in an engine that finds a key missing
 
 safetensors never unpickles, so a checkpoint from anywhere is safe to open; tensors are read onto the CPU and
 moved to whatever device is in use, so a checkpoint trained on CUDA opens on a laptop and vice versa.
@@ -14,6 +16,7 @@ intact; a kill leaves the temporary, which remove_stale_temporaries deletes when
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -24,6 +27,7 @@ from .errors import CheckpointError, CheckpointWriteError
 FORMAT = "sequence-studio-checkpoint"
 FORMAT_VERSION = 1
 HEADER_KEY = "studio"
+HEADER_DIGEST_KEY = "studio.sha256"
 MAX_HEADER_BYTES = 100_000_000        # as safetensors itself: a larger "header" is junk, not read into memory
 # how torch.save's files begin: a zip archive (PyTorch >= 1.6) or a bare pickle, protocol 2 to 5; told apart
 # from a safetensors file only when the first 8 bytes are not a plausible header length
@@ -49,7 +53,9 @@ def save_checkpoint(path: Path, tensors: dict, meta: dict) -> Path:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        save_file(tensors, tmp, metadata={HEADER_KEY: json.dumps(header)})
+        text = json.dumps(header)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        save_file(tensors, tmp, metadata={HEADER_KEY: text, HEADER_DIGEST_KEY: digest})
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -141,7 +147,8 @@ def read_safetensors_header(path: Path) -> dict:
 def read_meta(path: str | Path, engine: str | None = None) -> dict:
     """The checkpoint's JSON header alone (cheap: no tensors are read, torch is not needed)."""
     path = find_checkpoint(path)
-    raw = (read_safetensors_header(path).get("__metadata__") or {}).get(HEADER_KEY)
+    metadata = read_safetensors_header(path).get("__metadata__") or {}
+    raw, digest = metadata.get(HEADER_KEY), metadata.get(HEADER_DIGEST_KEY)
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file but not a Sequence Studio checkpoint")
     try:
@@ -150,6 +157,9 @@ def read_meta(path: str | Path, engine: str | None = None) -> dict:
         raise CheckpointError(f"{path} has a damaged header") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} has a damaged header")
+    # files saved before the digest was recorded have none
+    if digest is not None and digest != hashlib.sha256(raw.encode()).hexdigest():
+        raise CheckpointError(f"{path} has a damaged header (it was changed after it was saved)")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Sequence Studio checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -173,4 +183,9 @@ def load_checkpoint(path: str | Path, engine: str | None = None, prefix: str = "
                     tensors[key[len(prefix):]] = f.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is corrupt or truncated: {e}") from None
+    broken = [name for name, t in tensors.items() if t.is_floating_point() and not t.isfinite().all()]
+    if broken:
+        raise CheckpointError(f"{path} holds weights that are not numbers (NaN or infinite: {', '.join(broken[:3])}"
+                              f"{', ...' if len(broken) > 3 else ''}): a training run that diverged, or a damaged "
+                              f"file; use an earlier checkpoint")
     return tensors, meta

@@ -266,6 +266,10 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     holds. `stage` is the one train() is asked for: checked here, before the corpus is read."""
     if not str(data).strip():
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
+    if not str(out_dir).strip():
+        raise ConfigError("no run folder given: name the folder the run's checkpoints go to")
+    if Path(out_dir).expanduser().exists() and not Path(out_dir).expanduser().is_dir():
+        raise ConfigError(f"{out_dir} is a file: a run's checkpoints go in a folder; name a new one")
     if start_from is not None and resume:
         raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both "
                           "(a fine-tuned run continues with --resume alone: it records what it started from)")
@@ -572,8 +576,10 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if main_rank:
-        yield Finished(run.stage.name, run.step, run.reason, str(run.folder / "best.safetensors"), run.best_val,
-                       run.stage.loss_unit)
+        # no best file when no validation after step 0 beat the untrained model's: then the last one is the model
+        best = run.folder / "best.safetensors"
+        model = best if best.exists() else run.folder / "last.safetensors"
+        yield Finished(run.stage.name, run.step, run.reason, str(model), run.best_val, run.stage.loss_unit)
 
 
 def stages_to_train(engine: Engine, stage: str | None, recipes: dict[str, StageRecipe], out_dir,

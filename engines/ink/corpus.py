@@ -123,6 +123,12 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
             warnings.append(f"skipped {len(untranscribed)} line(s) without a transcript (e.g. {untranscribed[0].source}): "
                             f"a model that writes text learns from transcribed lines only")
         lines = [l for l in lines if l.text]
+        # a transcript longer than its ink has points belongs to other ink (or to none): it would also set the
+        # attention window's pace for the whole corpus
+        unwritable = [l for l in lines if len(l.text) > len(l.points)]
+        warnings += [f"skipped {l.source}: its transcript has {len(l.text):,} characters for {len(l.points):,} pen "
+                     f"points, so it cannot be the text of this ink" for l in unwritable]
+        lines = [l for l in lines if len(l.text) <= len(l.points)]
         if not lines:
             raise CorpusError(f"{path}: no line has a transcript")
     # the split: the writers named by the config, or every n-th line

@@ -36,6 +36,7 @@ from ..core.fingerprint import corpus_files
 
 PEN_SUFFIXES = (".xml", ".inkml", ".ndjson", ".npz")
 UNIPEN_RATE = 100.0          # points per second of the shared UNIPEN set (its README: tablet at 100 samples/s)
+MAX_MOVE = 1e6              # raw units: larger pen moves are damage (see usable_coordinates)
 
 
 @dataclass
@@ -119,23 +120,34 @@ def read_stroke_npz(folder: Path) -> tuple[list[InkLine], list[str]]:
             points, offsets = z["points"], z["offsets"]
     except (OSError, KeyError, ValueError) as e:
         raise CorpusError(f"{folder / 'strokes.npz'} cannot be read as stroke data ({e})") from e
-    if points.ndim != 2 or points.shape[1] != 3 or offsets.ndim != 1 or np.any(np.diff(offsets) < 0) \
-            or len(offsets) < 2 or offsets[-1] > len(points):
-        raise CorpusError(f"{folder / 'strokes.npz'}: expected points (N, 3) and increasing offsets within them, "
-                          f"got points {points.shape}, offsets {offsets.shape}")
+    if points.ndim != 2 or points.shape[1] != 3 or points.dtype.kind not in "iuf" or offsets.ndim != 1 \
+            or offsets.dtype.kind not in "iu" or len(offsets) < 2 or np.any(np.diff(offsets) < 0) \
+            or offsets[0] < 0 or offsets[-1] > len(points):
+        raise CorpusError(f"{folder / 'strokes.npz'}: expected numbers as points (N, 3) and increasing whole-number "
+                          f"offsets within them, got points {points.shape} {points.dtype}, offsets {offsets.shape} "
+                          f"{offsets.dtype}")
     lines, warnings, no_text = [], [], []
     # a row may say its rate ("rate": points per second); the shared UNIPEN set's README says 100 for all
     default_rate = UNIPEN_RATE if "unipen" in folder.name.lower() else None
     texts = folder / "texts.jsonl"
-    for n, row in enumerate(texts.read_text(encoding="utf-8").splitlines()):
+    seen = set()
+    for n, row in enumerate(texts.read_text(encoding="utf-8-sig").splitlines()):
         try:
             meta = json.loads(row)
-            i, text, writer = int(meta["index"]), str(meta["text"]), str(meta.get("writer", folder.name))
+            i, text, writer = int(meta["index"]), meta["text"], str(meta.get("writer", folder.name))
+            if not isinstance(text, str):
+                raise TypeError("the text is not a string")
         except (ValueError, KeyError, TypeError):
-            warnings.append(f"skipped {texts} line {n + 1}: not a JSON object with index and text")
+            warnings.append(f"skipped {texts} line {n + 1}: not a JSON object with an index and a text")
             continue
         source = f"{folder.name} sample {i}" + (f" ({meta['source_file']})" if "source_file" in meta else "")
-        if not 0 <= i < len(offsets) - 1:
+        rate = meta.get("rate")
+        if rate is not None and not (type(rate) in (int, float) and 0 < rate < 100_000):
+            warnings.append(f"{source}: its rate {rate!r} is not a number of points per second; not used")
+            rate = None
+        if i in seen:
+            warnings.append(f"skipped {texts} line {n + 1}: sample {i} was already read")
+        elif not 0 <= i < len(offsets) - 1:
             warnings.append(f"skipped {source}: index out of range of {len(offsets) - 1} samples")
         elif text == "-":
             no_text.append(i)
@@ -143,7 +155,8 @@ def read_stroke_npz(folder: Path) -> tuple[list[InkLine], list[str]]:
             warnings.append(f"skipped {source}: fewer than 2 points")
         else:
             p = points[offsets[i]:offsets[i + 1]].astype(np.float32)
-            lines.append(InkLine(p, text, writer, source, meta.get("rate") or default_rate))
+            lines.append(InkLine(p, text, writer, source, rate or default_rate))
+        seen.add(i)
     if no_text:
         warnings.append(f"skipped {len(no_text)} samples of {folder.name} transcribed only as '-' (no text): "
                         f"{', '.join(map(str, no_text[:20]))}")
@@ -156,7 +169,7 @@ def read_iam_xml(path: Path) -> list[InkLine]:
     root = _parse_xml(path)
     strokes, times = [], []
     for stroke in root.iter("Stroke"):
-        pts = [(float(p.get("x")), float(p.get("y")), float(p.get("time", "nan"))) for p in stroke.iter("Point")]
+        pts = [(_number(p, "x"), _number(p, "y"), _number(p, "time", "nan")) for p in stroke.iter("Point")]
         if pts:
             strokes.append(np.array(pts)[:, :2])
             times.append(np.array(pts)[:, 2])
@@ -172,12 +185,23 @@ def read_iam_xml(path: Path) -> list[InkLine]:
     return [InkLine(strokes_to_points(strokes), text, writer, str(path), rate)]
 
 
+def _number(element, name: str, default: str | None = None) -> float:
+    value = element.get(name, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise CorpusError(f"a <{element.tag}> whose {name} is {value!r}, not a number") from None
+
+
 def _iam_text(path: Path) -> str:
     """The transcript of an IAM-OnDB line file a01-000u-01.xml: a01-000u-01.txt beside it, else line 1 of
     the CSR section of ascii/a01/a01-000/a01-000u.txt in the tree that holds lineStrokes/a01/a01-000/."""
     beside = path.with_suffix(".txt")
     if beside.is_file():
-        return beside.read_text(encoding="utf-8").strip()
+        try:
+            return beside.read_text(encoding="utf-8-sig").strip()
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"its transcript {beside.name} is not UTF-8 text (byte {e.start:,})") from None
     form, _, number = path.stem.rpartition("-")
     parts = path.parts
     if "lineStrokes" in parts and number.isdigit():
@@ -286,16 +310,23 @@ def _trace_xy(text: str) -> np.ndarray:
 def read_quickdraw(path: Path) -> tuple[list[InkLine], list[str]]:
     """Quick, Draw! .ndjson: one {"drawing": [[xs], [ys](, [ts])] per stroke} per row; no text."""
     lines, warnings = [], []
-    for n, row in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    for n, row in enumerate(path.read_text(encoding="utf-8-sig").splitlines()):
         if not row.strip():
             continue
         try:
             d = json.loads(row)
             strokes = [np.array(s[:2], dtype=np.float64).T for s in d["drawing"]]
-            if sum(map(len, strokes)) < 2:
-                raise ValueError("fewer than 2 points")
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            warnings.append(f"skipped {path} row {n + 1}: {e}")
+            if any(s.ndim != 2 or s.shape[1] != 2 for s in strokes):
+                raise TypeError
+        except json.JSONDecodeError as e:
+            warnings.append(f"skipped {path} row {n + 1}: not JSON ({e.msg})")
+            continue
+        except (ValueError, KeyError, TypeError, IndexError):
+            warnings.append(f'skipped {path} row {n + 1}: not a drawing ({{"drawing": [[[x, ...], [y, ...]], ...]}}, '
+                            f'a list of x and y of the same length per stroke)')
+            continue
+        if sum(map(len, strokes)) < 2:
+            warnings.append(f"skipped {path} row {n + 1}: fewer than 2 points")
             continue
         lines.append(InkLine(strokes_to_points(strokes), "", str(d.get("countrycode", path.stem)), f"{path} row {n + 1}"))
     return lines, warnings
@@ -387,6 +418,12 @@ def _parse_xml(path: Path):
         raise CorpusError(f"not well-formed XML ({e})") from e
 
 
+def usable_coordinates(points: np.ndarray) -> bool:
+    """Finite pen moves no longer than MAX_MOVE (a tablet's whole width is a few 10,000 units): a line with
+    larger ones is damaged, and its squares would overflow the scale's float32 statistics."""
+    return bool(np.isfinite(points).all() and np.abs(points[:, :2]).max(initial=0) <= MAX_MOVE)
+
+
 def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
     """Every line of pen data a folder, file or glob names, and a warning per file or sample passed over."""
     _, named = corpus_files(path)
@@ -423,10 +460,10 @@ def read_corpus(path: str | Path) -> tuple[list[InkLine], list[str]]:
             lines += found
         except (CorpusError, OSError, ValueError, TypeError) as e:     # a malformed file, whatever the fault
             warnings.append(f"skipped {f}: {e}")
-    broken = [l for l in lines if not np.isfinite(l.points).all()]
+    broken = [l for l in lines if not usable_coordinates(l.points)]
     warnings += [f"skipped {l.source}: it has coordinates that are not numbers (NaN or infinite) or too large"
                  for l in broken]
-    lines = [l for l in lines if np.isfinite(l.points).all()]
+    lines = [l for l in lines if usable_coordinates(l.points)]
     if not lines:
         detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
         raise CorpusError(f"{path} holds no pen data this engine can read "

@@ -44,7 +44,7 @@ from ..core.interface import Notice
 from ..core.resources import ASSETS_DIR
 from .chunks import InkChunk, strokes_of, visible_text
 from .corpus import unpack_points, writing_shape
-from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points
+from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points, usable_coordinates
 from .hershey import MARKS, fallback, mark_strokes, resample
 from .model import InkModel, InkState, past_end
 
@@ -172,11 +172,14 @@ def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Pri
     wide and its letters as tall (by the corpus' yardstick) as the corpus' (the geometric mean of the two:
     print is wider and flatter than cursive), and redrawn with the corpus' point spacing. `text` is what it
     says, never empty: each caller asks for it where its user gives it."""
+    called = "the pen sample" if name == "pen sample" else f"the style sample {name}"
+    if not usable_coordinates(points):
+        raise ConfigError(f"{called} has coordinates that are not numbers (NaN or infinite) or too large")
     strokes = strokes_of(points)
     xy = np.concatenate(strokes)
     width = xy[:, 0].max() - xy[:, 0].min()
-    if not np.isfinite(xy).all() or width <= 0:
-        raise ConfigError(f"the style sample {name} has no width to measure its size by")
+    if width <= 0:
+        raise ConfigError(f"{called} has no width to measure its size by")
     scale = meta["char_width"] * len(text) / width
     heights = stroke_heights([s * scale for s in strokes])
     if heights and np.median(heights) > 0:
@@ -184,7 +187,7 @@ def primer_from_raw(points: np.ndarray, text: str, meta: dict, name: str) -> Pri
     strokes = [resample(s * scale, meta["step"]) for s in strokes]
     out = strokes_to_points(strokes)
     if len(out) > MAX_PRIMER_POINTS:
-        raise ConfigError(f"the style sample {name} is too long ({len(out)} points; at most {MAX_PRIMER_POINTS}): "
+        raise ConfigError(f"{called} is too long ({len(out)} points; at most {MAX_PRIMER_POINTS}): "
                           f"record a line or two")
     return Primer(text, out, name)
 
@@ -691,6 +694,8 @@ def generate(model: InkModel, meta: dict, settings: dict) -> Iterator[InkChunk |
     from .export import colour
     colour(settings)                      # a bad colour is an error before any ink flows, not at export
     if meta.get("alphabet") is None:
+        yield Notice("this model draws freely (it learnt from pen data without transcripts): text and style do "
+                     "not apply to it")
         yield from scribble(model, meta, settings)
         return
     lines = wrap(settings["text"], settings["width"])

@@ -46,7 +46,7 @@ class VideoEngine(Engine):
                     help="a video the model continues (resized, cropped and resampled as in training)"),
             Control("primer_frames", "Primer frames", "int", 4, 1, 10_000, 1,
                     help="how many of the primer's first frames to keep and continue from (whole codes: "
-                         "2 frames each in the shipped presets, so an odd number is rounded down)"),
+                         "2 frames each in the shipped presets, so an odd number is rounded down, and 1 up to 2)"),
             dataclasses.replace(TEMPERATURE, default=1.0), TOP_K, TOP_P, SEED,
             dataclasses.replace(VARIATIONS, maximum=16),
             Control("fps", "Frames per second", "float", 0.0, 0.0, 120.0, 1.0,

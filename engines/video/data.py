@@ -158,6 +158,9 @@ def read_image_sequence(folder: Path, files: list[Path], config: TokenizerConfig
         try:
             with Image.open(path) as image:
                 pixels = np.array(eight_bit(image).convert("L" if config.channels == 1 else "RGB"))
+        except Image.DecompressionBombError:
+            raise CorpusError(f"{name}: {path.name} is too many pixels to read as a frame (Pillow's limit is "
+                              f"{2 * Image.MAX_IMAGE_PIXELS:,})") from None
         except Exception:  # noqa: BLE001 - Pillow reports broken files with many exception types
             raise CorpusError(f"{name}: {path.name} is not an image Pillow can read") from None
         frames.append(fit_frames(as_tensor(pixels), config.frame_size))
