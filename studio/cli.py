@@ -392,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and "allocate" not in str(e):       # torch's "can't allocate memory"
+            raise
+        print("error: not enough memory for this model here: choose a smaller preset, or smaller settings with --set "
+              "(e.g. model sizes, train.batch_size)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:         # Ctrl-C before training began, or a second one: no traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)        # nor from a third one while the process exits
         print("\ninterrupted", file=sys.stderr)

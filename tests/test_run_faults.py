@@ -93,6 +93,18 @@ def test_a_second_training_into_a_busy_folder_is_refused(capsys, corpus_file, tm
     assert train_tiny(capsys, corpus_file, tmp_path / "run", "--steps", 5)[0] == 0   # free again
 
 
+
+def test_a_run_that_saved_nothing_leaves_no_folder_of_its_own(tmp_path):
+    with pytest.raises(MemoryError):
+        with run_folder_lock(tmp_path / "run"):
+            raise MemoryError           # e.g. the model did not fit, before its first checkpoint
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()
+    with run_folder_lock(tmp_path / "mine"):
+        pass
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())    # the user's own folder stays
+
+
 def start_training(corpus, out):
     process = subprocess.Popen([sys.executable, "-m", "studio", "train", "text", "--data", corpus, "--out", out,
                                 "--preset", "tiny", "--steps", "100000", "--no-preview", "--device", "cpu"],

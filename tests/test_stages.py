@@ -129,6 +129,8 @@ def test_stages_can_be_trained_one_at_a_time(tmp_path):
         run(tmp_path / "run", stage="prior")
     run(tmp_path / "run", stage="tokenizer")
     assert not (tmp_path / "run" / "prior").exists()
+    with pytest.raises(CheckpointError, match="the prior stage of .* has not started; start it without --resume"):
+        run(tmp_path / "run", stage="prior", resume=True)
     run(tmp_path / "run", stage="prior")
     run(tmp_path / "straight")
     assert_same_weights(tmp_path / "straight" / "prior" / "last.safetensors",

@@ -21,6 +21,7 @@ except ImportError:         # Windows: no flock; runs are not locked there
 @contextmanager
 def run_folder_lock(folder: str | Path):
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     if fcntl is None:
         yield
@@ -41,3 +42,9 @@ def run_folder_lock(folder: str | Path):
         yield
     finally:
         handle.close()
+        # a run that ended before its first checkpoint (an error, a stop) leaves nothing behind: no lock, and no
+        # folder if it made it
+        if [p.name for p in folder.iterdir()] == [".lock"]:
+            (folder / ".lock").unlink()
+            if created:
+                folder.rmdir()

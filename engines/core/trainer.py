@@ -564,6 +564,9 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
     dev = distributed_device(pick_device(device))
     stages = stages_to_train(engine, stage, recipes, out_dir, resume)
     if resume and not any((stage_folder(engine, s, out_dir) / "last.safetensors").exists() for s in stages):
+        if latest_stage_header(engine, out_dir) is not None:         # an earlier stage of this run is trained
+            raise CheckpointError(f"nothing to resume: the {stages[0].name} stage of {out_dir} has not started; "
+                                  f"start it without --resume")
         raise CheckpointError(f"nothing to resume: {out_dir} holds no last.safetensors")
     main_rank = int(os.environ.get("RANK", 0)) == 0
     with run_folder_lock(out_dir) if main_rank else nullcontext():
