@@ -247,9 +247,12 @@ def cmd_train(args) -> int:
             elif isinstance(event, events_.Finished):
                 if event.best_val_loss is None:
                     result = "validation loss not measured yet"
-                elif Path(event.checkpoint).name == "last.safetensors":     # no step beat the untrained model
-                    result = (f"the validation loss never fell below the untrained model's ({event.best_val_loss:.4f} "
-                              f"{event.loss_unit}): a lower learning rate may help (--set train.lr=...)")
+                elif event.step == 0:
+                    result = f"stopped before its first step (validation loss {event.best_val_loss:.4f} {event.loss_unit})"
+                elif Path(event.checkpoint).name == "last.safetensors":     # no validation beat step 0's
+                    result = (f"the validation loss never fell below that of the model it started with "
+                              f"({event.best_val_loss:.4f} {event.loss_unit}): a lower learning rate may help "
+                              f"(--set train.lr=...)")
                 else:
                     result = f"best validation loss {event.best_val_loss:.4f} {event.loss_unit}"
                 print(f"{event.reason} at step {event.step}; {result}; model: {event.checkpoint}", file=sys.stderr)
@@ -395,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RuntimeError) as e:
         if not isinstance(e, MemoryError) and "allocate" not in str(e):       # torch's "can't allocate memory"
             raise
-        print("error: not enough memory for this model here: choose a smaller preset, or smaller settings with --set "
-              "(e.g. model sizes, train.batch_size)", file=sys.stderr)
+        advice = (": choose a smaller preset, or smaller settings with --set (e.g. model sizes, train.batch_size)"
+                  if command == "train" else "")
+        print(f"error: not enough memory for this model here{advice}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:         # Ctrl-C before training began, or a second one: no traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)        # nor from a third one while the process exits

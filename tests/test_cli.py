@@ -60,6 +60,7 @@ def test_bundled_model_samples_without_a_checkpoint():
     (["sample", "audio", "--seconds", "600", "--out", "{tmp}/no/such/x.wav"], "cannot save to"),     # at once too
     (["train", "text", "--data", "{tmp}", "--out", "{tmp}/r", "--preset", "huge"], "no preset 'huge'"),
     (["train", "text", "--data", "{tmp}", "--out", sys.executable], "is a file: a run's checkpoints go in a folder"),
+    (["train", "text", "--data", "{tmp}", "--out", sys.executable + "/run"], "is a file: a run's checkpoints go in"),
 ])
 def test_errors_are_one_readable_line(tmp_path, args, message):
     result = studio(*[a.format(tmp=tmp_path) for a in args], check=False)

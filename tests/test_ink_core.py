@@ -143,8 +143,9 @@ def test_damaged_pen_data_is_named_and_the_rest_read(tmp_path):
     for expected in ("sample 0: its rate 'fast'", "line 2: not a JSON object with an index and a text",
                      "line 4: sample 2 was already read"):
         assert any(expected in w for w in warnings), (expected, warnings)
-    for offsets in ((0, 4.0, 8, 12), (-4, 4, 8, 12)):        # offsets that are not whole numbers, or before the start
-        folder = write_stroke_set(tmp_path / f"offsets{offsets[:2]}", rows[:1], offsets)
+    # offsets that are not whole numbers, before the start, or going back (unsigned, whose differences wrap)
+    for i, offsets in enumerate([(0, 4.0, 8, 12), (-4, 4, 8, 12), np.array([0, 8, 4, 12], dtype=np.uint64)]):
+        folder = write_stroke_set(tmp_path / f"offsets{i}", rows[:1], offsets)
         with pytest.raises(CorpusError, match="whole-number offsets"):
             read_corpus(folder)
 
@@ -173,6 +174,10 @@ def test_a_transcript_too_long_for_its_ink_is_skipped_not_taken_as_the_pace(tmp_
     assert any("line2.inkml: its transcript has 1,000 characters for 40 pen points" in w
                for w in corpus.summary["warnings"])
     assert corpus.meta["chars_per_point"] < 0.1
+    for i in (0, 1, 3, 4):
+        (tmp_path / f"line{i}.inkml").unlink()
+    with pytest.raises(CorpusError, match="every transcript is longer than its ink has points"):
+        read_ink_corpus(tmp_path, InkModelConfig(synthetic_lines=0))
 
 
 def test_smoothing_and_downsampling_keep_strokes():

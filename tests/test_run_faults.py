@@ -88,6 +88,7 @@ def test_a_second_training_into_a_busy_folder_is_refused(capsys, corpus_file, tm
     with run_folder_lock(tmp_path / "run"):
         code = subprocess.run([sys.executable, "-m", "studio", "train", "text", "--data", corpus_file, "--out",
                                tmp_path / "run", "--preset", "tiny", "--steps", "5"], capture_output=True, text=True)
+        assert (tmp_path / "run" / ".lock").exists()        # the refused run left the lock it did not hold
     assert code.returncode == 2 and f"is being trained by process {os.getpid()}" in code.stderr
     assert not (tmp_path / "run" / "last.safetensors").exists()
     assert train_tiny(capsys, corpus_file, tmp_path / "run", "--steps", 5)[0] == 0   # free again

@@ -268,8 +268,10 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
         raise ConfigError("no corpus given: name a corpus file, folder or glob")
     if not str(out_dir).strip():
         raise ConfigError("no run folder given: name the folder the run's checkpoints go to")
-    if Path(out_dir).expanduser().exists() and not Path(out_dir).expanduser().is_dir():
-        raise ConfigError(f"{out_dir} is a file: a run's checkpoints go in a folder; name a new one")
+    out_path = Path(out_dir).expanduser()
+    existing = next(p for p in (out_path, *out_path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{existing} is a file: a run's checkpoints go in a folder; name a new one")
     if start_from is not None and resume:
         raise ConfigError("--from starts a new run from a trained model and --resume continues a run: not both "
                           "(a fine-tuned run continues with --resume alone: it records what it started from)")
@@ -392,10 +394,12 @@ class Run:
             previous, builds_on = held_stage(engine, stage, start[1]), start[1]["builds_on"]
         elif stage.builds_on:
             earlier = engine.stage(stage.builds_on)
-            source = folder.parent / earlier.name / "best.safetensors"
+            # its best, or its last when no validation beat its untrained step 0 (what its Finished named)
+            best = folder.parent / earlier.name / "best.safetensors"
+            source = best if best.exists() else best.with_name("last.safetensors")
             if not source.exists():
                 raise ConfigError(f"the {stage.name} stage builds on the {earlier.name} stage: train that first "
-                                  f"({source} does not exist)")
+                                  f"({best} does not exist)")
             tensors, header = load_checkpoint(source, engine=engine.name, prefix="model.")
             if header["corpus"] != corpus.meta:
                 raise ConfigError(f"{source} was trained on a corpus read differently from this one")

@@ -128,6 +128,9 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         unwritable = [l for l in lines if len(l.text) > len(l.points)]
         warnings += [f"skipped {l.source}: its transcript has {len(l.text):,} characters for {len(l.points):,} pen "
                      f"points, so it cannot be the text of this ink" for l in unwritable]
+        if unwritable and len(unwritable) == len(lines):
+            raise CorpusError(f"{path}: every transcript is longer than its ink has points (e.g. "
+                              f"{unwritable[0].source}); they cannot be the text of this ink")
         lines = [l for l in lines if len(l.text) <= len(l.points)]
         if not lines:
             raise CorpusError(f"{path}: no line has a transcript")

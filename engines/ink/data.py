@@ -120,9 +120,10 @@ def read_stroke_npz(folder: Path) -> tuple[list[InkLine], list[str]]:
             points, offsets = z["points"], z["offsets"]
     except (OSError, KeyError, ValueError) as e:
         raise CorpusError(f"{folder / 'strokes.npz'} cannot be read as stroke data ({e})") from e
-    if points.ndim != 2 or points.shape[1] != 3 or points.dtype.kind not in "iuf" or offsets.ndim != 1 \
-            or offsets.dtype.kind not in "iu" or len(offsets) < 2 or np.any(np.diff(offsets) < 0) \
-            or offsets[0] < 0 or offsets[-1] > len(points):
+    whole = offsets.dtype.kind in "iu" and offsets.ndim == 1
+    offsets = offsets.astype(np.int64) if whole else offsets        # unsigned differences would wrap around
+    if points.ndim != 2 or points.shape[1] != 3 or points.dtype.kind not in "iuf" or not whole \
+            or len(offsets) < 2 or np.any(np.diff(offsets) < 0) or offsets[0] < 0 or offsets[-1] > len(points):
         raise CorpusError(f"{folder / 'strokes.npz'}: expected numbers as points (N, 3) and increasing whole-number "
                           f"offsets within them, got points {points.shape} {points.dtype}, offsets {offsets.shape} "
                           f"{offsets.dtype}")
