@@ -54,7 +54,8 @@ def ssim(a, b):
 # code frame i. So the codes of frames 0..k depend on those frames alone, and frames 0..k decode from their
 # codes alone. That is what makes a primer of k frames an exact token prefix (its codes are the ones the whole
 # clip would have had) and lets generation show each frame as soon as its codes are drawn (later codes can
-# never change it). Space is ordinary: kernel 4 at stride 2 and kernel 3 at stride 1, padding 1.
+# never change it). Space is ordinary: kernel 4 at stride 2 and kernel 3 at stride 1, padding 1; or, with
+# patch_encoder, the encoder's kernels equal their strides and are 1x1x1 after them (TokenizerConfig says why).
 
 def strides(config: TokenizerConfig) -> list[tuple[int, int, int]]:
     """One (t, h, w) stride per downsampling layer: each halves time and space until it has been halved
