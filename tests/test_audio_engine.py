@@ -96,12 +96,16 @@ def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused
     sound[100:110] = np.nan
     sf.write(bad / "nan.wav", sound, 8000, subtype="FLOAT")
     sf.write(bad / "one_hertz.wav", sound[:3000], 1)          # would "resample" 3,000 samples into hours
+    spike = np.sin(np.arange(8000, dtype=np.float32) / 5)
+    spike[100] = 1e30                                           # would make all the rest "silence"
+    sf.write(bad / "spike.wav", spike, 8000, subtype="FLOAT")
     corpus = ENGINE.read_corpus(audio_corpus, model_config=tiny_audio_model())
     warnings = " ".join(corpus.summary["warnings"])
     for name in ["empty.wav", "notes.wav", "zero.wav", "silent.flac", "cut.wav"]:
         assert name in warnings
-    assert "nan.wav is damaged: 10 of its 8,000 samples are not numbers" in warnings
-    assert "one_hertz.wav says its sample rate is 1 Hz" in warnings
+    assert "low/nan.wav is damaged: 10 of its 8,000 samples are not numbers" in warnings      # named in its folder
+    assert "low/one_hertz.wav says its sample rate is 1 Hz" in warnings
+    assert "low/spike.wav is damaged: its samples reach 1e+30" in warnings
     assert corpus.summary["recordings"] == 12
 
     only_bad = tmp_path / "bad"

@@ -24,6 +24,7 @@ from .model import SILENCE, mu_law_encode, position_index, receptive_field
 
 SILENT_PEAK = 1e-4          # a file whose loudest sample is below -80 dBFS holds nothing to learn
 MAX_FILE_SECONDS = 3600
+MAX_PEAK = 100.0            # sound spans -1..1 (a float file may clip a little past it); far beyond is damage
 MIN_FILE_RATE = 1000        # Hz; a lower rate in a header is damage, and would "resample" a few samples into hours
 
 
@@ -46,17 +47,18 @@ class Recording:
         return self.whole or len(self.codes)
 
 
-def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
+def decode(path: Path, rate: int, name: str | None = None) -> tuple[np.ndarray, float, str | None]:
     """Mono float32 audio at `rate`, the file's length in seconds, and a warning when the file is cut short
-    (what is there is read); CorpusError when it is not audio."""
+    (what is there is read); CorpusError when it is not audio. Messages call the file `name` (its name)."""
     import soundfile as sf
+    name = name or path.name
     try:
         info = sf.info(str(path))
         if info.samplerate < MIN_FILE_RATE:
-            raise CorpusError(f"{path.name} says its sample rate is {info.samplerate:,} Hz: a damaged header, or not "
+            raise CorpusError(f"{name} says its sample rate is {info.samplerate:,} Hz: a damaged header, or not "
                               f"sound (the lowest rate read is {MIN_FILE_RATE:,} Hz)")
         if info.frames and info.frames / info.samplerate > MAX_FILE_SECONDS:
-            raise CorpusError(f"{path.name} is {info.frames / info.samplerate / 3600:.1f} hours long; split it into "
+            raise CorpusError(f"{name} is {info.frames / info.samplerate / 3600:.1f} hours long; split it into "
                               f"files under {MAX_FILE_SECONDS // 3600} hour")
         with sf.SoundFile(str(path)) as f:      # mixed to mono a block at a time: an hour of 8 channels at 96 kHz
             source_rate = f.samplerate          # would be 11 GB read whole
@@ -65,29 +67,32 @@ def decode(path: Path, rate: int) -> tuple[np.ndarray, float, str | None]:
     except CorpusError:
         raise
     except Exception:  # noqa: BLE001 - libsndfile reports bad files with varying exception types
-        raise CorpusError(f"{path.name} is not audio this studio can read (corrupt, or not WAV, FLAC, AIFF, OGG, "
+        raise CorpusError(f"{name} is not audio this studio can read (corrupt, or not WAV, FLAC, AIFF, OGG, "
                           f"Opus or MP3)") from None
     if audio.size == 0:
-        raise CorpusError(f"{path.name} holds no samples")
+        raise CorpusError(f"{name} holds no samples")
     if not np.isfinite(audio).all():        # a float file can hold NaN: it would read as full-scale noise
         bad = int((~np.isfinite(audio)).sum())
-        raise CorpusError(f"{path.name} is damaged: {bad:,} of its {audio.size:,} samples are not numbers (NaN or "
+        raise CorpusError(f"{name} is damaged: {bad:,} of its {audio.size:,} samples are not numbers (NaN or "
                           f"infinite)")
+    if np.abs(audio).max() > MAX_PEAK:      # a float file's damage; it would make all the rest "silence"
+        raise CorpusError(f"{name} is damaged: its samples reach {np.abs(audio).max():.3g}, far outside sound's "
+                          f"range of -1 to 1")
     seconds = len(audio) / source_rate
     if source_rate != rate:
         import librosa
         audio = librosa.resample(audio, orig_sr=source_rate, target_sr=rate, res_type="soxr_hq")
-    return audio.astype(np.float32), seconds, truncation(path, info.extra_info, seconds)
+    return audio.astype(np.float32), seconds, truncation(name, info.extra_info, seconds)
 
 
-def truncation(path: Path, log: str, seconds: float) -> str | None:
+def truncation(name: str, log: str, seconds: float) -> str | None:
     """A warning when libsndfile's log says the audio chunk of a WAV or AIFF file is shorter than its header
     promises (a copy or download that did not finish): libsndfile reads what is there without complaint."""
     cut = re.search(r"^\s*(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", log, re.MULTILINE)
     if not cut or int(cut[2]) >= int(cut[1]):
         return None
     promised = seconds * int(cut[1]) / max(int(cut[2]), 1)
-    return (f"{path.name} is cut short: its header promises {promised:.2f} s of audio but the file ends after "
+    return (f"{name} is cut short: its header promises {promised:.2f} s of audio but the file ends after "
             f"{seconds:.2f} s (a copy or download that did not finish?); the {seconds:.2f} s there were read")
 
 
@@ -264,19 +269,20 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
         fields = list(meta["labels"])
     recordings, warnings, seconds_read = [], [], 0.0
     for p in files:
+        name = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name   # low/0.wav, not 0.wav
         labels = read_labels(p)
         if labels is None:
-            warnings.append(f"skipped {p.name}: its name does not fit the pattern {config.conditioning!r}"
+            warnings.append(f"skipped {name}: its name does not fit the pattern {config.conditioning!r}"
                             + (f" with one of the model's labels ({listed(meta['labels'])})" if meta else ""))
             continue
         if meta is not None:
             unknown = [f"{f}={labels.get(f)}" for f in fields if labels.get(f) not in meta["labels"][f]]
             if unknown:
-                warnings.append(f"skipped {p.name}: the model was not trained on {', '.join(unknown)} "
+                warnings.append(f"skipped {name}: the model was not trained on {', '.join(unknown)} "
                                 f"(it knows {listed(meta['labels'])})")
                 continue
         try:
-            audio, seconds, cut_short = decode(p, rate)
+            audio, seconds, cut_short = decode(p, rate, name)
         except CorpusError as e:
             warnings.append(f"skipped {e}")
             continue
@@ -284,11 +290,11 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
             warnings.append(cut_short)
         seconds_read += seconds
         if np.abs(audio).max() < SILENT_PEAK:
-            warnings.append(f"skipped {p.name}: it is silent")
+            warnings.append(f"skipped {name}: it is silent")
             continue
         codes = trim(audio, config.silence_db)
         if len(codes) == 0:
-            warnings.append(f"skipped {p.name}: nothing left after trimming silence")
+            warnings.append(f"skipped {name}: nothing left after trimming silence")
             continue
         recordings.append(Recording(p, codes, labels))
     if not recordings:
