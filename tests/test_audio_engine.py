@@ -117,6 +117,12 @@ def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused
     with pytest.raises(CorpusError, match="does not exist"):
         ENGINE.read_corpus(tmp_path / "nowhere", model_config=tiny_audio_model())
 
+    click = tmp_path / "click"
+    click.mkdir()
+    sf.write(click / "click.wav", np.full(1, 0.5), 8000)
+    with pytest.raises(CorpusError, match="hold any out for validation: click.wav is a single sample long"):
+        ENGINE.read_corpus(click, model_config=tiny_audio_model())
+
 
 def test_quiet_recordings_are_kept_because_the_threshold_is_relative_to_each_file(tmp_path):
     # the anchors' fixed silence threshold throws away a whole corpus recorded quietly; ours is relative

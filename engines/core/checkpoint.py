@@ -85,14 +85,19 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return stale
 
 
-def find_checkpoint(path: str | Path, prefer: str = "best") -> Path:
-    """A checkpoint file, or a run folder (its best.safetensors, else last.safetensors)."""
+def run_model(folder: Path) -> Path:
+    """A run folder's model: its best.safetensors, else its last.safetensors (no best file is saved when no
+    validation after step 0 beat the untrained model's)."""
+    best = folder / "best.safetensors"
+    return best if best.is_file() else folder / "last.safetensors"
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder's model (its best.safetensors, else last.safetensors)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        order = [f"{prefer}.safetensors", "last.safetensors", "best.safetensors"]
-        for name in order:
-            if (path / name).is_file():
-                return path / name
+        if run_model(path).is_file():
+            return run_model(path)
         other = run_engine(path)
         if other:
             raise CheckpointError(f"{path} holds a run of the {other!r} engine, in stage folders: sample it with "

@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 
 from .checkpoint import (find_checkpoint, load_checkpoint, read_meta, remove_stale_temporaries, run_engine,
-                         save_checkpoint)
+                         run_model, save_checkpoint)
 from .device import autocast_dtype, pick_device
 from .errors import CheckpointError, ConfigError, StudioError
 from .events import (STEPS_FROM_THE_CLOCK, CheckpointSaved, Evaluation, Finished, History, Preview, Progress,
@@ -394,12 +394,10 @@ class Run:
             previous, builds_on = held_stage(engine, stage, start[1]), start[1]["builds_on"]
         elif stage.builds_on:
             earlier = engine.stage(stage.builds_on)
-            # its best, or its last when no validation beat its untrained step 0 (what its Finished named)
-            best = folder.parent / earlier.name / "best.safetensors"
-            source = best if best.exists() else best.with_name("last.safetensors")
+            source = run_model(folder.parent / earlier.name)      # what that stage's Finished named
             if not source.exists():
                 raise ConfigError(f"the {stage.name} stage builds on the {earlier.name} stage: train that first "
-                                  f"({best} does not exist)")
+                                  f"({source.parent} holds no checkpoint)")
             tensors, header = load_checkpoint(source, engine=engine.name, prefix="model.")
             if header["corpus"] != corpus.meta:
                 raise ConfigError(f"{source} was trained on a corpus read differently from this one")
@@ -583,10 +581,8 @@ def train(engine: Engine, corpus: Corpus, out_dir: str | Path, *, recipes: dict[
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if main_rank:
-        # no best file when no validation after step 0 beat the untrained model's: then the last one is the model
-        best = run.folder / "best.safetensors"
-        model = best if best.exists() else run.folder / "last.safetensors"
-        yield Finished(run.stage.name, run.step, run.reason, str(model), run.best_val, run.stage.loss_unit)
+        yield Finished(run.stage.name, run.step, run.reason, str(run_model(run.folder)), run.best_val,
+                       run.stage.loss_unit)
 
 
 def stages_to_train(engine: Engine, stage: str | None, recipes: dict[str, StageRecipe], out_dir,
