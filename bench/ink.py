@@ -367,9 +367,10 @@ def recogniser_for(run: str, epochs: int, minutes: float):
     return recogniser, info, val_points, val_texts, alphabet
 
 
-def written_lines(checkpoint: str, texts: list[str], bias: float) -> tuple[list[np.ndarray], int]:
+def written_lines(checkpoint: str, texts: list[str], bias: float, dots: bool) -> tuple[list[np.ndarray], int]:
     """Each text written as one line by the model (style chosen by the seed = the text's index), in the points
-    the model reads; and how many lines needed the font for a word."""
+    the model reads; and how many lines needed the font for a word. `dots`: the writer adds the dots and
+    crosses the pen left out (the app's default), or leaves the pen's own."""
     from engines.core.interface import resolve_settings
     from engines.core.trainer import load_model
     from engines.ink import InkEngine
@@ -379,7 +380,8 @@ def written_lines(checkpoint: str, texts: list[str], bias: float) -> tuple[list[
     scale = header["corpus"]["scale"]
     written, fell_back = [], 0
     for k, text in enumerate(texts):
-        settings = resolve_settings(engine.controls(), {"text": text, "seed": k, "bias": bias, "width": 400})
+        settings = resolve_settings(engine.controls(), {"text": text, "seed": k, "bias": bias, "width": 400,
+                                                              "dots": dots})
         chunks = list(engine.generate(model, header, settings))
         fell_back += any("could not follow" in getattr(c, "message", "") for c in chunks)
         p = variation_points([c for c in chunks if isinstance(c, InkChunk)])
@@ -391,7 +393,7 @@ def written_lines(checkpoint: str, texts: list[str], bias: float) -> tuple[list[
 def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, lines: int) -> dict:
     """CER of the recogniser on real held-out lines, and on the model writing the same texts and the 20 pangrams
     (one line each) at bias 0, 1 and 2. The page a user gets is measured, font fallbacks included; how many
-    lines needed the font is reported beside it."""
+    lines needed the font is reported beside it; and the same lines with the pen's own dots and crosses only."""
     import torch
     torch.set_num_threads(1)
     from engines.core.checkpoint import read_meta
@@ -403,9 +405,11 @@ def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, l
     for bias in (0.0, 1.0, 2.0):
         row = {"bias": bias}
         for name, texts in (("heldout", val_texts[:lines]), ("pangrams", PANGRAMS)):
-            written, fell_back = written_lines(checkpoint, texts, bias)
+            written, fell_back = written_lines(checkpoint, texts, bias, dots=True)
+            pens_own, _ = written_lines(checkpoint, texts, bias, dots=False)
             row[name] = {"cer": cer(recogniser, written, texts, alphabet), "lines_with_font_fallback": fell_back,
-                         "endings": endings(recogniser, written, texts, alphabet)}
+                         "endings": endings(recogniser, written, texts, alphabet),
+                         "cer_pen_dots_only": cer(recogniser, pens_own, texts, alphabet)}
         out["generated"].append(row)
     return out
 
@@ -508,15 +512,17 @@ def print_legibility(g: dict) -> None:
           f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
     print(f"real handwriting of the held-out lines: CER {g['real_cer']:.1%}")
     print(f"written by {g['checkpoint']} (step {g['step']}):")
-    print(f"{'bias':>5} {'CER held-out texts':>19} {'font':>5} {'ends':>7} "
-          f"{'CER 20 pangrams':>16} {'font':>5} {'ends':>7}")
+    print(f"{'bias':>5} {'CER held-out texts':>19} {'pen dots':>9} {'font':>5} {'ends':>7} "
+          f"{'CER 20 pangrams':>16} {'pen dots':>9} {'font':>5} {'ends':>7}")
     ends = lambda e: f"{e['read_on_past_it']}+{e['period_missing']}/{e['ending_in_a_period']}"
     for r in g["generated"]:
         h, p = r["heldout"], r["pangrams"]
-        print(f"{r['bias']:5g} {h['cer']:19.1%} {h['lines_with_font_fallback']:5d} {ends(h['endings']):>7} "
-              f"{p['cer']:16.1%} {p['lines_with_font_fallback']:5d} {ends(p['endings']):>7}")
-    print("(font: lines with a word the model could not follow, drawn from the Hershey font instead; ends: of the "
-          "lines ending in a period, read on past it + read without it / all)")
+        print(f"{r['bias']:5g} {h['cer']:19.1%} {h['cer_pen_dots_only']:9.1%} {h['lines_with_font_fallback']:5d} "
+              f"{ends(h['endings']):>7} {p['cer']:16.1%} {p['cer_pen_dots_only']:9.1%} "
+              f"{p['lines_with_font_fallback']:5d} {ends(p['endings']):>7}")
+    print("(pen dots: the same texts and seeds with the dots and crosses the pen left out not added; font: lines "
+          "with a word the model could not follow, drawn from the Hershey font instead; ends: of the lines ending "
+          "in a period, read on past it + read without it / all)")
 
 
 if __name__ == "__main__":

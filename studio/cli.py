@@ -242,6 +242,8 @@ def cmd_train(args) -> int:
             elif isinstance(event, events_.Evaluation):
                 print(f"{chr(10) if tty else ''}step {event.step}: validation {format_evaluation(event)}",
                       file=sys.stderr)
+            elif isinstance(event, events_.Preview) and event.error:
+                print(f"  | no sample at step {event.step} (training goes on): {event.error}", file=sys.stderr)
             elif isinstance(event, events_.Preview) and engine.as_text(event.chunks) is not None:
                 print("  | " + engine.as_text(event.chunks).replace("\n", "\n  | "), file=sys.stderr)
             elif isinstance(event, events_.Finished):

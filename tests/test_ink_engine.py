@@ -285,6 +285,68 @@ def test_every_character_a_user_can_type_is_written(model):
     assert lines == set(range(len(wrap(text, 40))))
 
 
+def a_written_it(delayed_dot: bool = False, level_cross: bool = False):
+    """'it' as the model might write it (x-height and character width 1, baseline at y = 0, y down): an i stem,
+    a t stem, without dots or crosses; (xy, pen_up, char of each point)."""
+    i = [(0, 0), (0.15, -0.5), (0.3, -1.0), (0.35, -0.5), (0.4, 0)]
+    t = [(0.5, 0), (0.7, -0.8), (0.9, -1.6), (0.95, -0.8), (1.0, 0), (1.3, -0.3)]
+    if level_cross:
+        t[3:3] = [(0.65, -1.1), (1.15, -1.1)]
+    xy, chars = np.array(i + t, float), np.r_[np.zeros(len(i)), np.ones(len(t))]
+    pens = np.zeros(len(xy))
+    pens[-1] = 1
+    if delayed_dot:                               # made after the word, the window on the space after it
+        xy, pens, chars = np.vstack([xy, [(0.45, -1.6)]]), np.r_[pens, 1], np.r_[chars, 2]
+    return xy, pens, chars
+
+
+def marks_drawn(xy, moves):
+    at = xy[-1] + np.cumsum(moves[:, :2], axis=0)
+    return [s for s in np.split(at, np.flatnonzero(moves[:, 2] > 0.5) + 1) if len(s)]
+
+
+def test_the_dots_and_crosses_the_pen_left_out_are_placed_on_their_letters():
+    from engines.ink.dots import missing_marks
+    xy, pens, chars = a_written_it()
+    moves = missing_marks("it", [(0, 1)], set(), xy, pens, chars, x_height=1.0, char_width=1.0)
+    dot, cross = marks_drawn(xy, moves)
+    assert len(dot) == 2 and np.ptp(dot, axis=0).max() < 0.2                    # a dot
+    assert -1.9 < dot[:, 1].mean() < -1.3 and 0.2 < dot[:, 0].mean() < 0.7      # above the i's stem
+    assert np.ptp(cross[:, 0]) > 0.5 and np.ptp(cross[:, 1]) < 0.1              # a level stroke
+    assert -1.3 < cross[:, 1].mean() < -0.9 and cross[0, 0] < 0.8 < cross[-1, 0]  # across the t's stem
+    assert moves[:, 2].tolist() == [0, 1, 0, 0, 0, 0, 1]
+
+    xy, pens, chars = a_written_it(delayed_dot=True)                              # the pen dotted the i itself
+    assert len(marks_drawn(xy, missing_marks("it", [(0, 1)], set(), xy, pens, chars, 1.0, 1.0))) == 1
+    xy, pens, chars = a_written_it(level_cross=True)                              # and crossed the t on its way
+    assert len(marks_drawn(xy, missing_marks("it", [(0, 1)], set(), xy, pens, chars, 1.0, 1.0))) == 1
+    assert len(missing_marks("it", [(0, 1)], {0, 1}, xy, pens, chars, 1.0, 1.0)) == 0   # accents, not dots
+
+
+def test_the_writer_adds_missing_dots_and_crosses_word_by_word_and_only_when_asked(model, monkeypatch):
+    from engines.ink import dots
+    asked, added = [], []
+
+    def spy(text, spans, *args, **kwargs):
+        moves = missing_marks(text, spans, *args, **kwargs)
+        asked.append([text[a:b + 1] for a, b in spans])
+        added.append(moves)
+        return moves
+
+    missing_marks = dots.missing_marks
+    monkeypatch.setattr(dots, "missing_marks", spy)
+    text = "a tin in the hill"
+    chunks, _ = write(model, text=text, bias=1.0, style="none", seed=2)
+    assert {w for words in asked for w in words} == set(text.split())            # each word, once it is written
+    points = variation_points(chunks) / np.r_[model[1]["corpus"]["scale"], model[1]["corpus"]["scale"], 1]
+    found = [any(np.allclose(points[k:k + len(m)], m, atol=1e-4) for k in range(len(points) - len(m) + 1))
+             for m in added if len(m)]
+    assert found and any(found)                   # drawn as they were planned (those of retried attempts gone)
+    asked.clear()
+    write(model, text=text, bias=1.0, style="none", seed=2, dots=False)
+    assert not asked
+
+
 @pytest.mark.parametrize("ch", ["@", "Q", "Ω", "Ж", "中"])
 def test_font_fallback_is_scaled_to_the_hand(ch):
     small, _, _ = fallback(ch, 2.0)

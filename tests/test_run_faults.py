@@ -63,6 +63,17 @@ def test_a_run_stopped_before_its_next_validation_samples_its_last_steps(corpus_
     assert sampling_checkpoint(engine, tmp_path / "run").name == "last.safetensors"
 
 
+def test_a_sample_that_fails_is_said_and_the_training_goes_on(corpus_file, tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise KeyError("dots")
+    monkeypatch.setattr(TextEngine, "generate", broken)
+    code, out = studio(capsys, "train", "text", "--data", corpus_file, "--preset", "tiny", "--steps", 30,
+                       "--set", "train.eval_interval=15", "--out", tmp_path / "run")
+    assert code == 0, out
+    assert "no sample at step 15 (training goes on): KeyError: 'dots'" in out
+    assert read_meta(tmp_path / "run" / "last.safetensors")["step"] == 30
+
+
 def test_info_says_which_file_it_read(capsys, corpus_file, tmp_path):
     train_tiny(capsys, corpus_file, tmp_path / "run", "--steps", 10)
     code, text = studio(capsys, "info", tmp_path / "run")

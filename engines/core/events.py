@@ -87,6 +87,7 @@ class Preview:
     stage: str
     step: int
     chunks: list
+    error: str = ""         # the sample failed (a bug in the engine): said, and the training goes on
 
 
 @dataclass

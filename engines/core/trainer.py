@@ -544,10 +544,14 @@ class Run:
         yield CheckpointSaved(self.stage.name, str(path), self.step, self.improved)
         if previews:
             self.model.eval()
-            chunks = self.engine.preview(self.model, self.header(), self.stage, self.corpus)
-            self.model.train()
-            if chunks:
-                yield Preview(self.stage.name, self.step, chunks)
+            try:
+                chunks, error = self.engine.preview(self.model, self.header(), self.stage, self.corpus), ""
+            except Exception as e:      # a sample is not worth the hours of training after it: say why, go on
+                chunks, error = [], f"{type(e).__name__}: {e}"
+            finally:
+                self.model.train()
+            if chunks or error:
+                yield Preview(self.stage.name, self.step, chunks, error)
 
 
 # ----------------------------------------------------------------------------------------------------

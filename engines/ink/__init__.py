@@ -56,6 +56,9 @@ class InkEngine(Engine):
             Control("pen_sample", "Pen sample", "strokes", [],
                     help="write in the hand of a line drawn on the pen pad (say what it reads in Pen text)"),
             Control("pen_text", "Pen text", "text", "", help="what the pen sample says"),
+            Control("dots", "Dots and crosses", "bool", True,
+                    help="dot the i and j and cross the t where the pen left them out (the attention window "
+                         "says where each letter is)"),
             Control("width", "Line width", "int", 60, 8, 400, 1, help="characters per line before wrapping"),
             Control("line_spacing", "Line spacing", "float", 4.0, 1.5, 20.0, 0.25, help="in x-heights"),
             Control("slant", "Slant", "float", 0.0, -30.0, 30.0, 1.0, help="degrees, positive leans right"),

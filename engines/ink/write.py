@@ -44,6 +44,7 @@ from ..core.interface import Notice
 from ..core.resources import ASSETS_DIR
 from .chunks import InkChunk, strokes_of, visible_text
 from .corpus import unpack_points, writing_shape
+from . import dots
 from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points, usable_coordinates
 from .hershey import MARKS, fallback, mark_strokes, resample
 from .model import InkModel, InkState, past_end
@@ -384,8 +385,14 @@ class Writer:
         for r in rows:
             self.pages[r].lift()
         moves = {r: [] for r in rows}                         # (dx, dy) sheared, the first one replaced below
+        raw = {r: [] for r in rows}                           # the same before the slant: the model's own
         pens = {r: [] for r in rows}
-        chars = {r: [] for r in rows}
+        chars = {r: [] for r in rows}                         # -1 for a dot or cross made for the model
+        queued: dict[int, list] = {r: [] for r in rows}       # dots and crosses still to make, fed to the model
+        looked = {r: set() for r in rows}                     # words whose dots and crosses were seen to
+        spans = dots.words(piece.text) if self.settings["dots"] else []
+        accented = {i for i, _ in piece.marks}
+        char_width = self.meta["char_width"]
         drawn = {r: 0 for r in rows}
         best = {r: -1.0 for r in rows}                        # furthest the window has been, in characters
         last_move = {r: 0 for r in rows}
@@ -394,6 +401,30 @@ class Writer:
         bias, temperature = self.settings["bias"], self.settings["temperature"]
         u = reading.u - offset                                 # positions of the piece's characters (+ past end)
         shear = self.pages[rows[0]].shear
+
+        def record(r, dx, dy, pen_up, char):
+            moves[r].append((dx - shear * dy, dy))
+            raw[r].append((dx, dy))
+            pens[r].append(pen_up)
+            chars[r].append(char)
+
+        def marks(r, done):
+            """The moves that add the dots and crosses missing from the words `done` says the window passed."""
+            todo = [w for w in spans if done(w) and w not in looked[r]]
+            looked[r].update(todo)
+            if not todo or not pens[r]:
+                return []
+            return dots.missing_marks(piece.text, todo, accented, np.cumsum(raw[r], axis=0), np.array(pens[r]),
+                                      np.array(chars[r]), self.meta["x_height"], char_width).tolist()
+
+        def make_mark(k, r, x):
+            """The next move of a dot or cross, drawn and fed to the model in place of the point it drew."""
+            dx, dy, pen_up = queued[r].pop(0)
+            record(r, dx, dy, pen_up, -1)
+            last_move[r] += 1           # the window waits while the mark is made: that is not a stall
+            x = x.clone()
+            x[k] = torch.tensor([dx, dy, pen_up], dtype=x.dtype, device=x.device)
+            return x
 
         def flush():
             for r in rows:
@@ -422,16 +453,25 @@ class Writer:
             for k, r in enumerate(rows):
                 if r in finished:
                     continue
+                if queued[r]:               # a mark being made: the model's own draw is set aside for it
+                    x = make_mark(k, r, x)
+                    continue
                 # the model ended the line with the point before, the window on the last character or past it
                 # (its mean, in the piece's positions: still on the primer's text, it is below 0)
                 if flagged[k] and pens[r] and (where[k] >= length - 1.5 or ended[k]):
                     pens[r][-1] = 1.0
                     finished[r] = len(pens[r]) >= least
+                    for move in marks(r, lambda w: True):     # the last words': the model is not needed after
+                        record(r, *move, -1)
                     continue
                 dx, dy, pen_up = point[k]
-                moves[r].append((dx - shear * dy, dy))
-                pens[r].append(pen_up)
-                chars[r].append(at[k])
+                # the pen lifted after a word and heads on rather than back: the dots and crosses it left out
+                if spans and pens[r] and pens[r][-1] > 0.5 and dx > -dots.BACK * char_width:
+                    queued[r] = marks(r, lambda w: w[1] + 0.75 <= where[k] and at[k] > w[1])
+                    if queued[r]:
+                        x = make_mark(k, r, x)
+                        continue
+                record(r, dx, dy, pen_up, at[k])
                 if where[k] > best[r] + 0.5:
                     best[r], last_move[r] = where[k], t
                 if ended[k] and r not in passed:
@@ -440,6 +480,8 @@ class Writer:
                     if pen_up > 0.5 or t - passed[r] >= self.points_per_char:
                         pens[r][-1] = 1.0                   # the pen lifts here, whatever it drew
                         finished[r] = len(pens[r]) >= least
+                        for move in marks(r, lambda w: True):
+                            record(r, *move, -1)
                 elif t - last_move[r] > patience:
                     finished[r] = False                     # stalled
             if t % CHUNK_POINTS == 1:          # a piece's first point at once: the pen starts when asked

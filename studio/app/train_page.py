@@ -351,6 +351,8 @@ class TrainPage(QWidget):
             elif kind == "Evaluation":
                 self.val_points[0].append(item["step"])
                 self.val_points[1].append(item["val_loss"])
+            elif kind == "Preview" and item["error"]:
+                self.preview_title.setText(f"No sample at step {item['step']} (training goes on): {item['error']}")
             elif kind == "Preview":
                 self.preview_title.setText(f"Sample at step {item['step']}:")
                 self.preview.begin(self.engine.preview_settings())
