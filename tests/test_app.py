@@ -124,6 +124,19 @@ def test_the_loss_plot_starts_on_the_schedule_not_around_a_lone_point(window, qt
     assert x0 <= 0 and 200 <= x1 < 300                # two points: autorange again
 
 
+def test_a_sample_that_failed_while_training_is_said_in_place_of_the_last_one(window, qtbot):
+    page = window.train_page
+    page.engine_box.select("text")
+    sample = [{"type": "TextChunk", "text": ["the cat sat"], "prob": [0.5]}]
+    page.on_events([{"type": "Preview", "stage": "model", "step": 100, "chunks": sample, "error": ""}])
+    assert page.preview.texts()[0] == "the cat sat"
+    error = "RuntimeError: " + "a long message from deep inside torch " * 20
+    page.on_events([{"type": "Preview", "stage": "model", "step": 200, "chunks": [], "error": error}])
+    assert page.preview_title.text().startswith("No sample at step 200 (training goes on): RuntimeError")
+    assert page.preview.texts()[0] == ""                              # not step 100's sample under it
+    assert page.preview_title.minimumSizeHint().width() < 600         # the message wraps, the page stays
+
+
 def test_a_corrupt_corpus_is_explained_in_the_window(window, qtbot, tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Grüße aus Köln\n".encode("latin-1") * 50)

@@ -120,7 +120,7 @@ def test_bad_files_are_skipped_by_name_and_a_corpus_of_only_bad_files_is_refused
     click = tmp_path / "click"
     click.mkdir()
     sf.write(click / "click.wav", np.full(1, 0.5), 8000)
-    with pytest.raises(CorpusError, match="hold any out for validation: click.wav is a single sample long"):
+    with pytest.raises(CorpusError, match=r"hold any out for validation .*: click.wav \(1 sample\)"):
         ENGINE.read_corpus(click, model_config=tiny_audio_model())
 
 

@@ -285,19 +285,29 @@ def test_every_character_a_user_can_type_is_written(model):
     assert lines == set(range(len(wrap(text, 40))))
 
 
-def a_written_it(delayed_dot: bool = False, level_cross: bool = False):
-    """'it' as the model might write it (x-height and character width 1, baseline at y = 0, y down): an i stem,
-    a t stem, without dots or crosses; (xy, pen_up, char of each point)."""
-    i = [(0, 0), (0.15, -0.5), (0.3, -1.0), (0.35, -0.5), (0.4, 0)]
-    t = [(0.5, 0), (0.7, -0.8), (0.9, -1.6), (0.95, -0.8), (1.0, 0), (1.3, -0.3)]
-    if level_cross:
-        t[3:3] = [(0.65, -1.1), (1.15, -1.1)]
-    xy, chars = np.array(i + t, float), np.r_[np.zeros(len(i)), np.ones(len(t))]
+def a_written_word(text: str, delayed: list = (), level_cross: bool = False):
+    """A word as the model might write it (x-height and character width 1, baseline at y = 0, y down), one
+    letter a character width, without dots or crosses: i a short stem, t and l tall ones, others a hump;
+    `delayed`: strokes made after the word, the window on the space after it. (xy, pen_up, char of each point)."""
+    xy, chars = [], []
+    for k, ch in enumerate(text):
+        if ch == "i":
+            shape = [(0, 0), (0.15, -0.5), (0.3, -1.0), (0.35, -0.5), (0.4, 0)]
+        elif ch in "tl":
+            shape = [(0, 0), (0.2, -0.8), (0.4, -1.6), (0.45, -0.8), (0.5, 0), (0.8, -0.3)]
+            if level_cross and ch == "t":
+                shape[3:3] = [(0.15, -1.1), (0.65, -1.1)]
+        else:
+            shape = [(0, 0), (0.3, -0.9), (0.6, -0.9), (0.9, 0)]
+        xy += [(k + x, y) for x, y in shape]
+        chars += [k] * len(shape)
     pens = np.zeros(len(xy))
     pens[-1] = 1
-    if delayed_dot:                               # made after the word, the window on the space after it
-        xy, pens, chars = np.vstack([xy, [(0.45, -1.6)]]), np.r_[pens, 1], np.r_[chars, 2]
-    return xy, pens, chars
+    for stroke in delayed:
+        xy += stroke
+        chars += [len(text)] * len(stroke)
+        pens = np.r_[pens, np.zeros(len(stroke) - 1), 1]
+    return np.array(xy, float), pens, np.array(chars)
 
 
 def marks_drawn(xy, moves):
@@ -305,22 +315,39 @@ def marks_drawn(xy, moves):
     return [s for s in np.split(at, np.flatnonzero(moves[:, 2] > 0.5) + 1) if len(s)]
 
 
+def missing(text, accents=None, **word):
+    from engines.ink.dots import missing_marks
+    xy, pens, chars = a_written_word(text, **word)
+    return marks_drawn(xy, missing_marks(text, [(0, len(text) - 1)], accents or {}, xy, pens, chars, 1.0, 1.0))
+
+
 def test_the_dots_and_crosses_the_pen_left_out_are_placed_on_their_letters():
     from engines.ink.dots import missing_marks
-    xy, pens, chars = a_written_it()
-    moves = missing_marks("it", [(0, 1)], set(), xy, pens, chars, x_height=1.0, char_width=1.0)
+    xy, pens, chars = a_written_word("it")
+    moves = missing_marks("it", [(0, 1)], {}, xy, pens, chars, x_height=1.0, char_width=1.0)
+    assert moves[:, 2].tolist() == [0, 1, 0, 0, 0, 0, 1]
     dot, cross = marks_drawn(xy, moves)
     assert len(dot) == 2 and np.ptp(dot, axis=0).max() < 0.2                    # a dot
     assert -1.9 < dot[:, 1].mean() < -1.3 and 0.2 < dot[:, 0].mean() < 0.7      # above the i's stem
     assert np.ptp(cross[:, 0]) > 0.5 and np.ptp(cross[:, 1]) < 0.1              # a level stroke
-    assert -1.3 < cross[:, 1].mean() < -0.9 and cross[0, 0] < 0.8 < cross[-1, 0]  # across the t's stem
-    assert moves[:, 2].tolist() == [0, 1, 0, 0, 0, 0, 1]
+    assert -1.3 < cross[:, 1].mean() < -0.9 and cross[0, 0] < 1.3 < cross[-1, 0]  # across the t's stem
 
-    xy, pens, chars = a_written_it(delayed_dot=True)                              # the pen dotted the i itself
-    assert len(marks_drawn(xy, missing_marks("it", [(0, 1)], set(), xy, pens, chars, 1.0, 1.0))) == 1
-    xy, pens, chars = a_written_it(level_cross=True)                              # and crossed the t on its way
-    assert len(marks_drawn(xy, missing_marks("it", [(0, 1)], set(), xy, pens, chars, 1.0, 1.0))) == 1
-    assert len(missing_marks("it", [(0, 1)], {0, 1}, xy, pens, chars, 1.0, 1.0)) == 0   # accents, not dots
+    assert len(missing("it", delayed=[[(0.45, -1.6)]])) == 1                   # the pen dotted the i itself
+    assert len(missing("it", level_cross=True)) == 1                            # and crossed the t on its way
+    assert len(missing("litt", delayed=[[(2.0, -1.1), (4.0, -1.1)]])) == 1     # one bar over both t's of "litt"
+    assert len(missing("it", delayed=[[(1.0, -1.1), (1.7, -1.1)]])) == 1       # a cross is the t's, not the i's
+    assert missing("it", accents={0: "\u0301"}, level_cross=True) == []        # í: the accent is its dot
+    assert len(missing("it", accents={1: "\u0327"}, level_cross=True)) == 1    # ţ keeps its cross, the i its dot
+    dot, = missing("li", level_cross=True)                                      # the l's top is not the i's
+    assert -1.9 < dot[:, 1].mean() < -1.3
+
+
+def test_a_sample_recorded_before_the_dots_were_added_replays_without_them():
+    from engines.core.interface import recorded_settings
+    old = recorded_settings(ENGINE.controls(), {"text": "a cat", "seed": 1})      # as History kept it then
+    assert old["dots"] is False and old["bias"] == 1.0 and old["text"] == "a cat"
+    assert recorded_settings(ENGINE.controls(), {"dots": True})["dots"] is True
+    assert settings()["dots"] is True                                            # new samples have them
 
 
 def test_the_writer_adds_missing_dots_and_crosses_word_by_word_and_only_when_asked(model, monkeypatch):

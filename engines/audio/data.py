@@ -311,11 +311,13 @@ def read_audio_corpus(path, config: AudioModelConfig, val_fraction: float = 0.1,
             f"{path}: the validation_files pattern {config.validation_files!r} matches {len(val)} of the "
             f"{len(recordings)} usable recordings; it must leave some for training and some for validation",
             warnings))
-    if val_fraction > 0 and not val:        # split by time, and every recording a single sample long
-        names = ", ".join(r.path.name for r in recordings[:6]) + (" …" if len(recordings) > 6 else "")
+    if val_fraction > 0 and not val:        # split by time, and every recording too short to split
+        named = lambda r: r.path.relative_to(root).as_posix() if r.path.is_relative_to(root) else r.path.name
+        names = ", ".join(f"{named(r)} ({len(r.codes)} sample{'s' if len(r.codes) > 1 else ''})"
+                          for r in recordings[:6]) + (" …" if len(recordings) > 6 else "")
         raise CorpusError(with_reasons(
-            f"{path}: too little audio to hold any out for validation: {names} "
-            f"{'is' if len(recordings) == 1 else 'are each'} a single sample long after trimming silence", warnings))
+            f"{path}: too little audio to hold any out for validation (by time, as there are too few files to "
+            f"hold whole ones out): {names} after trimming silence", warnings))
 
     seconds_kept = sum(len(r.codes) for r in recordings) / rate
     train_samples, val_samples = sum(r.scored for r in train), sum(r.scored for r in val)

@@ -51,6 +51,8 @@ class Control:
     help: str = ""
     media: tuple[str, ...] = ()  # "media" (a file: primer audio, a video clip): the suffixes it accepts
     lines: int = 1               # "text": rows of the box it is typed in; more than 1 takes several lines
+    before: Any = None           # a control added later: what samples recorded without it were made with,
+                                 # when that is not its default (replaying one makes the same sample)
 
     def validate(self, value: Any, called: str | None = None) -> Any:
         """Check a value from a form, a saved setting or a command line against this control, converting
@@ -116,6 +118,13 @@ def _strokes(value: Any, label: str) -> list[list[list[float]]]:
             points.append([float(v) for v in point])
         strokes.append(points)
     return strokes
+
+
+def recorded_settings(controls: list[Control], recorded: dict[str, Any]) -> dict[str, Any]:
+    """The controls' values a recorded sample was made with, for replaying it: a control it does not name was
+    added since, and takes the value that made samples then (`before`), else its default."""
+    return {c.name: recorded[c.name] if c.name in recorded else c.default if c.before is None else c.before
+            for c in controls}
 
 
 def resolve_settings(controls: list[Control], settings: dict[str, Any], called=None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class InkEngine(Engine):
             Control("pen_sample", "Pen sample", "strokes", [],
                     help="write in the hand of a line drawn on the pen pad (say what it reads in Pen text)"),
             Control("pen_text", "Pen text", "text", "", help="what the pen sample says"),
-            Control("dots", "Dots and crosses", "bool", True,
+            Control("dots", "Dots and crosses", "bool", True, before=False,
                     help="dot the i and j and cross the t where the pen left them out (the attention window "
                          "says where each letter is)"),
             Control("width", "Line width", "int", 60, 8, 400, 1, help="characters per line before wrapping"),

@@ -17,8 +17,10 @@ import re
 import numpy as np
 
 DOTTED, CROSSED = "ij", "t"
+BELOW = ("\u0327", "\u0328")    # cedilla, ogonek: accents under a letter, which keeps its dot or cross
 BACK = 0.5          # a stroke that starts this many character widths left of the ink before it was made later
 NEAR = 0.9          # a mark within this many character widths of a letter is that letter's
+QUOTES = "'\"\u2019"  # drawn above the x-height like a dot: the stroke of i'm is its apostrophe, not a dot
 
 
 def words(text: str) -> list[tuple[int, int]]:
@@ -26,9 +28,11 @@ def words(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end() - 1) for m in re.finditer(r"\S+", text)]
 
 
-def needing_marks(text: str, first: int, last: int, accented: set[int]) -> list[int]:
-    """The letters of the word text[first:last+1] that take a dot or a cross (an accented one has its accent)."""
-    return [i for i in range(first, last + 1) if text[i] in DOTTED + CROSSED and i not in accented]
+def needing_marks(text: str, first: int, last: int, accents: dict[int, str]) -> list[int]:
+    """The letters of the word text[first:last+1] that take a dot or a cross: not an i or j written with an
+    accent over it (í: the accent is its dot)."""
+    return [i for i in range(first, last + 1) if text[i] in CROSSED
+            or text[i] in DOTTED and accents.get(i, BELOW[0]) in BELOW]
 
 
 def strokes(pens: np.ndarray) -> list[tuple[int, int]]:
@@ -40,12 +44,14 @@ def strokes(pens: np.ndarray) -> list[tuple[int, int]]:
 
 
 class Letter:
-    """Where the pen drew one letter: its top and the slant of its stem."""
+    """Where the pen drew one letter: its top and the slant of its stem. The window's alignment smears over
+    the letters beside it, so an ascender above the x-height (the l of "li") is not taken as its top."""
 
-    def __init__(self, xy: np.ndarray):
+    def __init__(self, xy: np.ndarray, baseline: float, x_height: float):
+        low = xy[xy[:, 1] >= baseline - 1.3 * x_height]
+        xy = low if len(low) >= 2 else xy
         self.x = float(xy[:, 0].mean())
-        top = int(np.argmin(xy[:, 1]))
-        self.top = xy[top]
+        self.top = xy[int(np.argmin(xy[:, 1]))]
         # x against height over the letter's points: a forward-leaning hand's stem is further right higher up
         dy = xy[:, 1] - xy[:, 1].mean()
         self.slant = float(np.clip(-(dy * (xy[:, 0] - self.x)).sum() / max((dy * dy).sum(), 1e-9), -0.3, 0.7))
@@ -54,41 +60,50 @@ class Letter:
         return float(self.top[0] + self.slant * (self.top[1] - y))
 
 
-def marked(text: str, letters: list[int], xy: np.ndarray, pens: np.ndarray, chars: np.ndarray,
+def marked(text: str, first: int, letters: list[int], xy: np.ndarray, pens: np.ndarray, chars: np.ndarray,
            found: dict[int, Letter], baseline: float, x_height: float, char_width: float) -> set[int]:
-    """Which of `letters` already have their dot or cross: a short flat stroke near the letter, begun well left
-    of the ink before it (made after the letters it passed) or above the x-height; or, for a t, a level run
-    through its own points at the height of a cross."""
+    """Which of `letters` (of the word starting at `first`) already have their dot or cross: a short flat
+    stroke near the letter, made while the window was on the word or after it, that began well left of the
+    ink before it (made after the letters it passed) or lies above the x-height; or, for a t, a level run of
+    its own points at the height of a cross. A dot is short; a cross is long, and one bar may cross several
+    t's (little)."""
     done = set()
     for a, b in strokes(pens):
-        s = xy[a:b + 1]
+        s, on = xy[a:b + 1], chars[a:b + 1]
+        quote = [text[c] in QUOTES for c in on if c < len(text)]
+        if on.min() < first or quote and all(quote):
+            continue                                    # another word's, a dot or cross made for it, a quote
         flat = b - a < 8 and np.ptp(s[:, 1]) < 0.6 * x_height           # a dot or a cross, not a letter
         later = a > 0 and s[0, 0] < xy[:a, 0].max() - BACK * char_width
         if not (flat and (later or s[:, 1].mean() < baseline - x_height)):
             continue
-        # a dot is short; a cross is long, and may reach over the letters beside its t
-        kind = DOTTED if np.ptp(s[:, 0]) < 0.4 * x_height else CROSSED
-        middle = s[:, 0].mean()
-        near = [i for i in letters if text[i] in kind and i in found and i not in done
-                and abs(found[i].x - middle) < NEAR * char_width + np.ptp(s[:, 0]) / 2]
-        if near:
-            done.add(min(near, key=lambda i: abs(found[i].x - middle)))
+        middle, width = s[:, 0].mean(), np.ptp(s[:, 0])
+        near = lambda kind: [i for i in letters if text[i] in kind and i in found and i not in done
+                             and abs(found[i].x - middle) < NEAR * char_width + width / 2]
+        if width >= 0.45 * char_width:                  # a cross: every t under it, else the nearest letter
+            under = [i for i in near(CROSSED) if s[:, 0].min() - 0.3 * char_width <= found[i].x
+                     <= s[:, 0].max() + 0.3 * char_width]
+            done.update(under or near(CROSSED)[:1] or near(DOTTED)[:1])
+        else:                                           # a dot, else (a short cross) the nearest t
+            candidates = near(DOTTED) or near(CROSSED)
+            if candidates:
+                done.add(min(candidates, key=lambda i: abs(found[i].x - middle)))
     for i in letters:
         if text[i] in CROSSED and i not in done:
             own = np.flatnonzero(chars == i)
-            if len(own) > 2:
-                d = np.diff(xy[own], axis=0)
-                level = (np.abs(d[:, 0]) > 2 * np.abs(d[:, 1])) & (xy[own][1:, 1] < baseline - 0.75 * x_height)
-                level &= pens[own][:-1] < 0.5
-                if np.abs(d[level, 0]).sum() >= 0.3 * char_width:
-                    done.add(i)
+            steps = own[:-1][np.diff(own) == 1]               # pen moves between two of its own points
+            d = xy[steps + 1] - xy[steps]
+            level = (np.abs(d[:, 0]) > 2 * np.abs(d[:, 1])) & (xy[steps + 1, 1] < baseline - 0.75 * x_height)
+            level &= pens[steps] < 0.5
+            if np.abs(d[level, 0]).sum() >= 0.3 * char_width:
+                done.add(i)
     return done
 
 
 def mark_moves(kind: str, letter: Letter, baseline: float, x_height: float, char_width: float) -> np.ndarray:
     """The stroke of a dot (kind in DOTTED) or a cross, as absolute (x, y, pen_up) rows."""
     if kind in DOTTED:
-        y = min(float(letter.top[1]), baseline - 0.9 * x_height) - 0.55 * x_height
+        y = float(np.clip(letter.top[1], baseline - 1.2 * x_height, baseline - 0.9 * x_height)) - 0.55 * x_height
         x = letter.x_at(y)
         return np.array([[x, y, 0.0], [x + 0.08 * x_height, y + 0.04 * x_height, 1.0]])
     y = baseline - 1.1 * x_height
@@ -98,21 +113,22 @@ def mark_moves(kind: str, letter: Letter, baseline: float, x_height: float, char
     return np.column_stack([xs, ys, [0, 0, 0, 0, 1.0]])
 
 
-def missing_marks(text: str, spans: list[tuple[int, int]], accented: set[int], xy: np.ndarray, pens: np.ndarray,
-                  chars: np.ndarray, x_height: float, char_width: float) -> np.ndarray:
+def missing_marks(text: str, spans: list[tuple[int, int]], accents: dict[int, str], xy: np.ndarray,
+                  pens: np.ndarray, chars: np.ndarray, x_height: float, char_width: float) -> np.ndarray:
     """The pen moves (dx, dy, pen_up) from the last point that add the dots and crosses the words `spans` lack,
-    left to right; none when nothing is missing (or a letter's place cannot be told)."""
+    left to right; none when nothing is missing (or a letter's place cannot be told). `chars`: the character
+    the window was on at each point, -1 for a dot or cross made earlier for the model."""
     rows = []
     for first, last in spans:
-        letters = needing_marks(text, first, last, accented)
+        letters = needing_marks(text, first, last, accents)
         if not letters:
             continue
         word = (chars >= first) & (chars <= last) & (pens < 0.5)
         if word.sum() < 4:
             continue
         baseline = float(np.percentile(xy[word, 1], 80))
-        found = {i: Letter(xy[chars == i]) for i in letters if (chars == i).sum() >= 2}
-        done = marked(text, letters, xy, pens, chars, found, baseline, x_height, char_width)
+        found = {i: Letter(xy[chars == i], baseline, x_height) for i in letters if (chars == i).sum() >= 2}
+        done = marked(text, first, letters, xy, pens, chars, found, baseline, x_height, char_width)
         rows += [mark_moves(text[i], found[i], baseline, x_height, char_width)
                  for i in letters if i in found and i not in done]
     if not rows:

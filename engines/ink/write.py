@@ -18,7 +18,8 @@ stalled piece is taken back (InkChunk.retract) and written again with new draws;
 split at a space and written in halves, and a single word that still fails is drawn from the font, so a line
 always ends complete, without scribbles after it.
 
-All variations are written side by side as one batch; each keeps its own page.
+Each word's dots and crosses the pen left out are added once it is written (dots.py). All variations are
+written side by side as one batch; each keeps its own page.
 """
 from __future__ import annotations
 
@@ -42,9 +43,9 @@ from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CheckpointError, CheckpointWriteError, ConfigError, CorpusError
 from ..core.interface import Notice
 from ..core.resources import ASSETS_DIR
+from . import dots
 from .chunks import InkChunk, strokes_of, visible_text
 from .corpus import unpack_points, writing_shape
-from . import dots
 from .data import Alphabet, read_corpus, stroke_heights, strokes_to_points, usable_coordinates
 from .hershey import MARKS, fallback, mark_strokes, resample
 from .model import InkModel, InkState, past_end
@@ -72,7 +73,8 @@ class Attempt(NamedTuple):
     """How one row's attempt at a piece went."""
     ok: bool                     # finished: the model ended the line, or the window passed its end and the pen lifted
     xy: np.ndarray               # (n, 2) the points it drew, on the page
-    char_of_point: np.ndarray    # (n,) the piece's character the window was on at each point
+    char_of_point: np.ndarray    # (n,) the piece's character the window was on at each point; -1: a dot or cross
+                                 # added for the model (dots.py)
 
 
 @dataclass
@@ -390,8 +392,9 @@ class Writer:
         chars = {r: [] for r in rows}                         # -1 for a dot or cross made for the model
         queued: dict[int, list] = {r: [] for r in rows}       # dots and crosses still to make, fed to the model
         looked = {r: set() for r in rows}                     # words whose dots and crosses were seen to
+        written = {r: 0 for r in rows}                        # points the model drew (not the dots and crosses)
         spans = dots.words(piece.text) if self.settings["dots"] else []
-        accented = {i for i, _ in piece.marks}
+        accents = dict(piece.marks)
         char_width = self.meta["char_width"]
         drawn = {r: 0 for r in rows}
         best = {r: -1.0 for r in rows}                        # furthest the window has been, in characters
@@ -408,16 +411,16 @@ class Writer:
             pens[r].append(pen_up)
             chars[r].append(char)
 
-        def marks(r, done):
+        def dots_and_crosses(r, done):
             """The moves that add the dots and crosses missing from the words `done` says the window passed."""
             todo = [w for w in spans if done(w) and w not in looked[r]]
             looked[r].update(todo)
             if not todo or not pens[r]:
                 return []
-            return dots.missing_marks(piece.text, todo, accented, np.cumsum(raw[r], axis=0), np.array(pens[r]),
+            return dots.missing_marks(piece.text, todo, accents, np.cumsum(raw[r], axis=0), np.array(pens[r]),
                                       np.array(chars[r]), self.meta["x_height"], char_width).tolist()
 
-        def make_mark(k, r, x):
+        def forced_move(k, r, x):
             """The next move of a dot or cross, drawn and fed to the model in place of the point it drew."""
             dx, dy, pen_up = queued[r].pop(0)
             record(r, dx, dy, pen_up, -1)
@@ -453,25 +456,31 @@ class Writer:
             for k, r in enumerate(rows):
                 if r in finished:
                     continue
-                if queued[r]:               # a mark being made: the model's own draw is set aside for it
-                    x = make_mark(k, r, x)
+                if queued[r]:               # a dot or cross being made: the model's own draw is set aside
+                    x = forced_move(k, r, x)
                     continue
                 # the model ended the line with the point before, the window on the last character or past it
                 # (its mean, in the piece's positions: still on the primer's text, it is below 0)
                 if flagged[k] and pens[r] and (where[k] >= length - 1.5 or ended[k]):
                     pens[r][-1] = 1.0
-                    finished[r] = len(pens[r]) >= least
-                    for move in marks(r, lambda w: True):     # the last words': the model is not needed after
+                    finished[r] = written[r] >= least
+                    last_words = dots_and_crosses(r, lambda w: True)     # the model is not needed after them
+                    if last_words and drawn[r] == len(pens[r]):     # its last point went out with the pen down
+                        record(r, 0.0, 0.0, 1.0, -1)
+                    for move in last_words:
                         record(r, *move, -1)
                     continue
                 dx, dy, pen_up = point[k]
-                # the pen lifted after a word and heads on rather than back: the dots and crosses it left out
-                if spans and pens[r] and pens[r][-1] > 0.5 and dx > -dots.BACK * char_width:
-                    queued[r] = marks(r, lambda w: w[1] + 0.75 <= where[k] and at[k] > w[1])
+                # the pen lifted after a word and heads on, not back or up to dot and cross it itself: the dots
+                # and crosses it left out
+                if (spans and pens[r] and pens[r][-1] > 0.5 and dx > -dots.BACK * char_width
+                        and dy > -0.5 * self.meta["x_height"]):
+                    queued[r] = dots_and_crosses(r, lambda w: w[1] + 0.75 <= where[k] and at[k] > w[1])
                     if queued[r]:
-                        x = make_mark(k, r, x)
+                        x = forced_move(k, r, x)
                         continue
                 record(r, dx, dy, pen_up, at[k])
+                written[r] += 1
                 if where[k] > best[r] + 0.5:
                     best[r], last_move[r] = where[k], t
                 if ended[k] and r not in passed:
@@ -479,8 +488,8 @@ class Writer:
                 if r in passed:
                     if pen_up > 0.5 or t - passed[r] >= self.points_per_char:
                         pens[r][-1] = 1.0                   # the pen lifts here, whatever it drew
-                        finished[r] = len(pens[r]) >= least
-                        for move in marks(r, lambda w: True):
+                        finished[r] = written[r] >= least
+                        for move in dots_and_crosses(r, lambda w: True):     # (this point is not sent yet)
                             record(r, *move, -1)
                 elif t - last_move[r] > patience:
                     finished[r] = False                     # stalled
@@ -491,7 +500,7 @@ class Writer:
         results = {}
         for r in rows:
             # past the end but the budget ran out before the pen lifted: finished all the same
-            ok = finished.get(r, best[r] >= length - 0.5 and len(pens[r]) >= least)
+            ok = finished.get(r, best[r] >= length - 0.5 and written[r] >= least)
             added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
             xy = np.concatenate(added)[-len(pens[r]):, :2] if pens[r] else np.zeros((0, 2))
             results[r] = Attempt(ok, xy, np.array(chars[r]))
@@ -554,7 +563,8 @@ class Writer:
         page = self.pages[r]
         right = page.right
         for i, mark in piece.marks:
-            mine = xy[chars == i] if (chars == i).any() else xy[-max(1, len(xy) // len(piece.text)):]
+            own = xy[chars >= 0]                         # not the dots and crosses added for the model
+            mine = xy[chars == i] if (chars == i).any() else own[-max(1, len(own) // len(piece.text)):]
             x_top = page.baseline - page.x_height
             top = x_top if mark in ("\u0327", "\u0328") else min(x_top, float(mine[:, 1].min()))
             page.draw_strokes(mark_strokes(mark, float(mine[:, 0].mean()), top, page.x_height))

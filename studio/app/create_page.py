@@ -12,6 +12,8 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
+from engines.core.interface import recorded_settings
+
 from .controls import ControlsForm, EngineBox
 from .views import export_sample, export_target, make_view, show_job
 
@@ -192,8 +194,9 @@ class CreatePage(QWidget):
             self.message.emit("error", f"cannot replay: the model {settings['checkpoint']} is no longer in the "
                                        "library (renamed or deleted)")
             return
-        self.controls.set_values(settings)
-        self.generate({c.name: settings.get(c.name) for c in self.engine.controls()})
+        values = recorded_settings(self.engine.controls(), settings)
+        self.controls.set_values(values)
+        self.generate(values)
 
     def stop(self) -> None:
         if self.job is not None:

@@ -79,6 +79,7 @@ class TrainPage(QWidget):
                                         symbolBrush="#d8573b", name="validation")
         # each validation of a sampling stage ends with a short sample, shown in the engine's own view
         self.preview_title = QLabel("Short samples appear here at each validation.", objectName="preview_title")
+        self.preview_title.setWordWrap(True)         # a failed sample's message can be long
         self.previews = QStackedWidget()
         self.preview_by_engine = {name: make_view(views, engine.modality, "preview")
                                   for name, engine in engines.items()}
@@ -353,6 +354,8 @@ class TrainPage(QWidget):
                 self.val_points[1].append(item["val_loss"])
             elif kind == "Preview" and item["error"]:
                 self.preview_title.setText(f"No sample at step {item['step']} (training goes on): {item['error']}")
+                self.preview.begin(self.engine.preview_settings())      # not the last step's under it
+                self.preview.end()
             elif kind == "Preview":
                 self.preview_title.setText(f"Sample at step {item['step']}:")
                 self.preview.begin(self.engine.preview_settings())
