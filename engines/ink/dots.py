@@ -24,8 +24,9 @@ QUOTES = "'\"\u2019"  # drawn above the x-height like a dot: the stroke of i'm i
 
 
 def words(text: str) -> list[tuple[int, int]]:
-    """(first, last) index of each word."""
-    return [(m.start(), m.end() - 1) for m in re.finditer(r"\S+", text)]
+    """(first, last) index of each word: its letters and digits, so that a word's dots come before the comma or
+    period after it (made after it, they were read as the end of the line)."""
+    return [(m.start(), m.end() - 1) for m in re.finditer(r"\w+", text)]
 
 
 def needing_marks(text: str, first: int, last: int, accents: dict[int, str]) -> list[int]:
