@@ -336,6 +336,10 @@ def test_the_dots_and_crosses_the_pen_left_out_are_placed_on_their_letters():
     assert len(missing("it", level_cross=True)) == 1                            # and crossed the t on its way
     assert len(missing("litt", delayed=[[(2.0, -1.1), (4.0, -1.1)]])) == 1     # one bar over both t's of "litt"
     assert len(missing("it", delayed=[[(1.0, -1.1), (1.7, -1.1)]])) == 1       # a cross is the t's, not the i's
+    dot, = missing("ti", delayed=[[(0.1, -1.1), (0.3, -1.1), (0.5, -1.1)]])    # and a short one too
+    assert 1.0 < dot[:, 0].mean() < 1.7
+    cross, = missing("tot", delayed=[[(1.2, -1.1), (1.5, -1.1), (1.8, -1.1)]])  # the nearer t's
+    assert cross[:, 0].mean() < 1.0
     assert missing("it", accents={0: "\u0301"}, level_cross=True) == []        # í: the accent is its dot
     assert len(missing("it", accents={1: "\u0327"}, level_cross=True)) == 1    # ţ keeps its cross, the i its dot
     dot, = missing("li", level_cross=True)                                      # the l's top is not the i's

@@ -45,12 +45,11 @@ def strokes(pens: np.ndarray) -> list[tuple[int, int]]:
 
 
 class Letter:
-    """Where the pen drew one letter: its top and the slant of its stem. The window's alignment smears over
-    the letters beside it, so an ascender above the x-height (the l of "li") is not taken as its top."""
+    """Where the pen drew one letter (its points up to a little above the x-height: the window's alignment
+    smears over the letters beside it, and the l of "li" is not the i's top): its top and the slant of its
+    stem."""
 
-    def __init__(self, xy: np.ndarray, baseline: float, x_height: float):
-        low = xy[xy[:, 1] >= baseline - 1.3 * x_height]
-        xy = low if len(low) >= 2 else xy
+    def __init__(self, xy: np.ndarray):
         self.x = float(xy[:, 0].mean())
         self.top = xy[int(np.argmin(xy[:, 1]))]
         # x against height over the letter's points: a forward-leaning hand's stem is further right higher up
@@ -72,7 +71,7 @@ def marked(text: str, first: int, letters: list[int], xy: np.ndarray, pens: np.n
     for a, b in strokes(pens):
         s, on = xy[a:b + 1], chars[a:b + 1]
         quote = [text[c] in QUOTES for c in on if c < len(text)]
-        if on.min() < first or quote and all(quote):
+        if on.min() < first or quote and sum(quote) > len(quote) / 2:
             continue                                    # another word's, a dot or cross made for it, a quote
         flat = b - a < 8 and np.ptp(s[:, 1]) < 0.6 * x_height           # a dot or a cross, not a letter
         later = a > 0 and s[0, 0] < xy[:a, 0].max() - BACK * char_width
@@ -81,14 +80,13 @@ def marked(text: str, first: int, letters: list[int], xy: np.ndarray, pens: np.n
         middle, width = s[:, 0].mean(), np.ptp(s[:, 0])
         near = lambda kind: [i for i in letters if text[i] in kind and i in found and i not in done
                              and abs(found[i].x - middle) < NEAR * char_width + width / 2]
+        nearest = lambda letters: [min(letters, key=lambda i: abs(found[i].x - middle))] if letters else []
         if width >= 0.45 * char_width:                  # a cross: every t under it, else the nearest letter
             under = [i for i in near(CROSSED) if s[:, 0].min() - 0.3 * char_width <= found[i].x
                      <= s[:, 0].max() + 0.3 * char_width]
-            done.update(under or near(CROSSED)[:1] or near(DOTTED)[:1])
-        else:                                           # a dot, else (a short cross) the nearest t
-            candidates = near(DOTTED) or near(CROSSED)
-            if candidates:
-                done.add(min(candidates, key=lambda i: abs(found[i].x - middle)))
+            done.update(under or nearest(near(CROSSED) or near(DOTTED)))
+        else:                                           # a dot, or a short cross: the nearest letter of either
+            done.update(nearest(near(DOTTED) + near(CROSSED)))
     for i in letters:
         if text[i] in CROSSED and i not in done:
             own = np.flatnonzero(chars == i)
@@ -128,7 +126,11 @@ def missing_marks(text: str, spans: list[tuple[int, int]], accents: dict[int, st
         if word.sum() < 4:
             continue
         baseline = float(np.percentile(xy[word, 1], 80))
-        found = {i: Letter(xy[chars == i], baseline, x_height) for i in letters if (chars == i).sum() >= 2}
+        found = {}
+        for i in letters:                               # (a letter whose place cannot be told gets no mark)
+            own = xy[(chars == i) & (xy[:, 1] >= baseline - 1.3 * x_height)]
+            if len(own) >= 2:
+                found[i] = Letter(own)
         done = marked(text, first, letters, xy, pens, chars, found, baseline, x_height, char_width)
         rows += [mark_moves(text[i], found[i], baseline, x_height, char_width)
                  for i in letters if i in found and i not in done]

@@ -462,19 +462,20 @@ class Writer:
                 # the model ended the line with the point before, the window on the last character or past it
                 # (its mean, in the piece's positions: still on the primer's text, it is below 0)
                 if flagged[k] and pens[r] and (where[k] >= length - 1.5 or ended[k]):
+                    sent_down = drawn[r] == len(pens[r]) and pens[r][-1] < 0.5
                     pens[r][-1] = 1.0
                     finished[r] = written[r] >= least
                     last_words = dots_and_crosses(r, lambda w: True)     # the model is not needed after them
-                    if last_words and drawn[r] == len(pens[r]):     # its last point went out with the pen down
+                    if last_words and sent_down:                    # its last point went out with the pen down
                         record(r, 0.0, 0.0, 1.0, -1)
                     for move in last_words:
                         record(r, *move, -1)
                     continue
                 dx, dy, pen_up = point[k]
-                # the pen lifted after a word and heads on, not back or up to dot and cross it itself: the dots
-                # and crosses it left out
+                # the pen lifted after a word and heads on, not back or straight up to dot and cross it itself:
+                # the dots and crosses it left out
                 if (spans and pens[r] and pens[r][-1] > 0.5 and dx > -dots.BACK * char_width
-                        and dy > -0.5 * self.meta["x_height"]):
+                        and (dy > -0.5 * self.meta["x_height"] or dx > 0.6 * char_width)):
                     queued[r] = dots_and_crosses(r, lambda w: w[1] + 0.75 <= where[k] and at[k] > w[1])
                     if queued[r]:
                         x = forced_move(k, r, x)
