@@ -567,7 +567,7 @@ class Writer:
             own = xy[chars >= 0]                         # not the dots and crosses added for the model
             mine = xy[chars == i] if (chars == i).any() else own[-max(1, len(own) // len(piece.text)):]
             x_top = page.baseline - page.x_height
-            top = x_top if mark in ("\u0327", "\u0328") else min(x_top, float(mine[:, 1].min()))
+            top = x_top if mark in dots.BELOW else min(x_top, float(mine[:, 1].min()))
             page.draw_strokes(mark_strokes(mark, float(mine[:, 0].mean()), top, page.x_height))
         page.right = right
 
