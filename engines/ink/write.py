@@ -392,7 +392,6 @@ class Writer:
         chars = {r: [] for r in rows}                         # -1 for a dot or cross made for the model
         queued: dict[int, list] = {r: [] for r in rows}       # dots and crosses still to make, fed to the model
         looked = {r: set() for r in rows}                     # words whose dots and crosses were seen to
-        written = {r: 0 for r in rows}                        # points the model drew (not the dots and crosses)
         spans = dots.words(piece.text) if self.settings["dots"] else []
         accents = dict(piece.marks)
         char_width = self.meta["char_width"]
@@ -419,6 +418,20 @@ class Writer:
                 return []
             return dots.missing_marks(piece.text, todo, accents, np.cumsum(raw[r], axis=0), np.array(pens[r]),
                                       np.array(chars[r]), self.meta["x_height"], char_width).tolist()
+
+        def model_points(r):
+            return sum(c >= 0 for c in chars[r])
+
+        def end(r, sent_down=False):
+            """The piece ends on row r: the pen lifts, then the last words' dots and crosses are drawn (the model
+            is not needed after them). `sent_down`: its last point already went out with the pen down."""
+            pens[r][-1] = 1.0
+            finished[r] = model_points(r) >= least
+            marks = dots_and_crosses(r, lambda w: True)
+            if marks and sent_down:
+                record(r, 0.0, 0.0, 1.0, -1)
+            for move in marks:
+                record(r, *move, -1)
 
         def forced_move(k, r, x):
             """The next move of a dot or cross, drawn and fed to the model in place of the point it drew."""
@@ -462,14 +475,7 @@ class Writer:
                 # the model ended the line with the point before, the window on the last character or past it
                 # (its mean, in the piece's positions: still on the primer's text, it is below 0)
                 if flagged[k] and pens[r] and (where[k] >= length - 1.5 or ended[k]):
-                    sent_down = drawn[r] == len(pens[r]) and pens[r][-1] < 0.5
-                    pens[r][-1] = 1.0
-                    finished[r] = written[r] >= least
-                    last_words = dots_and_crosses(r, lambda w: True)     # the model is not needed after them
-                    if last_words and sent_down:                    # its last point went out with the pen down
-                        record(r, 0.0, 0.0, 1.0, -1)
-                    for move in last_words:
-                        record(r, *move, -1)
+                    end(r, sent_down=drawn[r] == len(pens[r]) and pens[r][-1] < 0.5)
                     continue
                 dx, dy, pen_up = point[k]
                 # the pen lifted after a word and heads on, not back or straight up to dot and cross it itself:
@@ -481,17 +487,13 @@ class Writer:
                         x = forced_move(k, r, x)
                         continue
                 record(r, dx, dy, pen_up, at[k])
-                written[r] += 1
                 if where[k] > best[r] + 0.5:
                     best[r], last_move[r] = where[k], t
                 if ended[k] and r not in passed:
                     passed[r] = t
                 if r in passed:
                     if pen_up > 0.5 or t - passed[r] >= self.points_per_char:
-                        pens[r][-1] = 1.0                   # the pen lifts here, whatever it drew
-                        finished[r] = written[r] >= least
-                        for move in dots_and_crosses(r, lambda w: True):     # (this point is not sent yet)
-                            record(r, *move, -1)
+                        end(r)                              # the pen lifts here, whatever it drew
                 elif t - last_move[r] > patience:
                     finished[r] = False                     # stalled
             if t % CHUNK_POINTS == 1:          # a piece's first point at once: the pen starts when asked
@@ -501,7 +503,7 @@ class Writer:
         results = {}
         for r in rows:
             # past the end but the budget ran out before the pen lifted: finished all the same
-            ok = finished.get(r, best[r] >= length - 0.5 and written[r] >= least)
+            ok = finished.get(r, best[r] >= length - 0.5 and model_points(r) >= least)
             added = self.pages[r].ink[len(self.pages[r].saved["ink"]):]
             xy = np.concatenate(added)[-len(pens[r]):, :2] if pens[r] else np.zeros((0, 2))
             results[r] = Attempt(ok, xy, np.array(chars[r]))
