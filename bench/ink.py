@@ -15,11 +15,14 @@ model.validation_writers=sin`, 66 lines) gives the NLL of a hand the model never
 
     python bench/ink.py --legibility 60 30 20        # + CER: recogniser <= 60 epochs / 30 min, 20 texts
     python bench/ink.py --skip-speed                 # the curves alone -> bench/results/ink-heldout.json
+    python bench/ink.py --skip-speed --legibility 60 40 20 --by-style    # + CER in each built-in style
 
 Legibility: a BiLSTM-CTC recogniser over the pen points, trained on the run's real training lines (once; kept in
 bench/results/runs/), reads the held-out lines (real CER), the same texts written by the model (the run's best, or
 --checkpoint) at bias 0, 1 and 2, and 20 fixed pangrams written the same way; and of the lines ending in a period,
-how many it reads on past the period (strokes after the text) or without it (the end cut off).
+how many it reads on past the period (strokes after the text) or without it (the end cut off). With --by-style,
+the CER in each built-in style at bias 1 and 2 on the held-out texts and the pangrams, which choose the writer an
+empty Style defaults to (scripts/ship_ink_styles.py --default), and on as many held-out texts again, which did not.
 """
 from __future__ import annotations
 
@@ -367,10 +370,12 @@ def recogniser_for(run: str, epochs: int, minutes: float):
     return recogniser, info, val_points, val_texts, alphabet
 
 
-def written_lines(checkpoint: str, texts: list[str], bias: float, dots: bool) -> tuple[list[np.ndarray], int]:
-    """Each text written as one line by the model (style chosen by the seed = the text's index), in the points
-    the model reads; and how many lines needed the font for a word. `dots`: the writer adds the dots and
-    crosses the pen left out (the app's default), or leaves the pen's own."""
+def written_lines(checkpoint: str, texts: list[str], bias: float, dots: bool,
+                  style: str = "") -> tuple[list[np.ndarray], int]:
+    """Each text written as one line by the model (seed = the text's index; in `style`, by default the app's:
+    the model's default writer, else one chosen by the seed), in the points the model reads; and how many lines
+    needed the font for a word. `dots`: the writer adds the dots and crosses the pen left out (the app's
+    default), or leaves the pen's own."""
     from engines.core.interface import resolve_settings
     from engines.core.trainer import load_model
     from engines.ink import InkEngine
@@ -381,7 +386,7 @@ def written_lines(checkpoint: str, texts: list[str], bias: float, dots: bool) ->
     written, fell_back = [], 0
     for k, text in enumerate(texts):
         settings = resolve_settings(engine.controls(), {"text": text, "seed": k, "bias": bias, "width": 400,
-                                                              "dots": dots})
+                                                              "dots": dots, "style": style})
         chunks = list(engine.generate(model, header, settings))
         fell_back += any("could not follow" in getattr(c, "message", "") for c in chunks)
         p = variation_points([c for c in chunks if isinstance(c, InkChunk)])
@@ -414,6 +419,25 @@ def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, l
     return out
 
 
+def measure_styles(run: str, checkpoint: str, epochs: int, minutes: float, lines: int) -> dict:
+    """CER in each built-in style (dots and crosses added) at bias 1 and 2: on the held-out texts and pangrams
+    the default writer is chosen on, then on the next `lines` held-out texts, which did not choose it."""
+    import torch
+    torch.set_num_threads(1)
+    from engines.core.checkpoint import read_meta
+    recogniser, _, _, val_texts, alphabet = recogniser_for(run, epochs, minutes)
+    meta = read_meta(checkpoint)
+    out = {"checkpoint": checkpoint, "step": meta["step"], "lines": lines,
+           "default_style": meta["corpus"].get("default_style"), "styles": {}}
+    for style in sorted(meta["corpus"]["styles"]):
+        out["styles"][style] = {f"{name} bias {bias:g}": cer(recogniser, written_lines(checkpoint, texts, bias, True,
+                                                                                        style)[0], texts, alphabet)
+                                for name, texts in (("heldout", val_texts[:lines]), ("pangrams", PANGRAMS),
+                                                    ("next heldout", val_texts[lines:2 * lines]))
+                                for bias in (1.0, 2.0)}
+    return out
+
+
 def heldout_curve(run: Path) -> dict:
     from engines.core.checkpoint import read_meta
     header = read_meta(run / "last.safetensors")
@@ -433,6 +457,8 @@ def main() -> None:
                              "held-out texts, real and written by the run's best model (e.g. 30 20 20)")
     parser.add_argument("--checkpoint", help="the model whose writing the legibility test reads (default: the run's "
                                              "best.safetensors), e.g. assets/ink/unipen-cursive.safetensors")
+    parser.add_argument("--by-style", action="store_true",
+                        help="with --legibility: the CER in each built-in style too (about 40 minutes more)")
     parser.add_argument("--curves", type=Path, nargs="+", default=CURVES,
                         help="runs whose held-out curves to report (those that exist)")
     parser.add_argument("--skip-speed", action="store_true", help="only the held-out curves (and legibility if asked)")
@@ -440,11 +466,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         function, *rest = args.child
+        read = lambda measure: measure(rest[0], rest[1], int(rest[2]), float(rest[3]), int(rest[4]))
         result = {"steps": lambda: measure_steps(rest[0], int(rest[1]), rest[2]),
                   "writing": lambda: measure_writing(rest[0], rest[1]),
                   "training": lambda: measure_training(rest[0], rest[1]),
-                  "legibility": lambda: measure_legibility(rest[0], rest[1], int(rest[2]), float(rest[3]), int(rest[4]))
-                  }[function]()
+                  "legibility": lambda: read(measure_legibility),
+                  "styles": lambda: read(measure_styles)}[function]()
         print(json.dumps(result))
         return
 
@@ -462,8 +489,10 @@ def main() -> None:
     report["heldout"] = [heldout_curve(run) for run in args.curves if (run / "last.safetensors").exists()]
     if checkpoint and args.legibility:
         epochs, minutes, lines = args.legibility
-        report["legibility"] = child("legibility", str(args.run), args.checkpoint or str(args.run / "best.safetensors"),
-                                     int(epochs), minutes, int(lines))
+        model = args.checkpoint or str(args.run / "best.safetensors")
+        report["legibility"] = child("legibility", str(args.run), model, int(epochs), minutes, int(lines))
+        if args.by_style:
+            report["legibility_by_style"] = child("styles", str(args.run), model, int(epochs), minutes, int(lines))
 
     if "steps" in report:
         print_speed(report)
@@ -476,6 +505,8 @@ def main() -> None:
             print(f"{point['minutes']:8.1f} {point['step']:6d} {point['nats_per_point']:10.3f}")
     if "legibility" in report:
         print_legibility(report["legibility"])
+    if "legibility_by_style" in report:
+        print_styles(report["legibility_by_style"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / ("ink-heldout.json" if args.skip_speed else "ink.json")
     out.write_text(json.dumps(report, indent=2))
@@ -523,6 +554,19 @@ def print_legibility(g: dict) -> None:
     print("(pen dots: the same texts and seeds with the dots and crosses the pen left out not added; font: lines "
           "with a word the model could not follow, drawn from the Hershey font instead; ends: of the lines ending "
           "in a period, read on past it + read without it / all)")
+
+
+
+def print_styles(g: dict) -> None:
+    print(f"\n== CER in each built-in style, dots and crosses added ({g['checkpoint']}, step {g['step']}; "
+          f"default style now: {g['default_style'] or 'none (the seed picks)'}) ==")
+    cells = list(next(iter(g["styles"].values())))
+    print(f"{'style':>6} " + " ".join(f"{c:>19}" for c in cells))
+    for style, row in g["styles"].items():
+        print(f"{style:>6} " + " ".join(f"{row[c]:19.1%}" for c in cells))
+    print(f"{'mean':>6} " + " ".join(f"{np.mean([row[c] for row in g['styles'].values()]):19.1%}" for c in cells))
+    print(f"(the default: the lowest mean of the first four columns; the next {g['lines']} held-out texts, which "
+          f"did not choose it, say how it reads against the others; mean: what the seed's pick gives on average)")
 
 
 if __name__ == "__main__":

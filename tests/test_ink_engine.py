@@ -464,6 +464,31 @@ def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tm
     assert "pen sample" in notices[0] and len(variation_points(chunks)) > 10
 
 
+def test_an_empty_style_writes_in_the_models_default_writer(model, trained, tmp_path):
+    """The bundled model names the writer it is read best in (scripts/ship_ink_styles.py --default); an empty
+    Style writes in it whatever the seed. A model that names none, or a writer it no longer has (fine-tuned on
+    other writers), leaves the choice to the seed; a style asked for by name is kept."""
+    import importlib.util
+    meta = model[1]["corpus"]
+    writers = sorted(meta["styles"])
+    picked = lambda meta, style="": {choose_primer(meta, {"style": style}, np.random.default_rng(seed))[0].name
+                                     for seed in range(12)}
+    assert len(picked(meta)) > 1
+    spec = importlib.util.spec_from_file_location("ship", Path(__file__).parents[1] / "scripts/ship_ink_styles.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes((trained[0] / "best.safetensors").read_bytes())
+    ship.name_default(checkpoint, writers[-1])
+    tensors, header = load_checkpoint(checkpoint)
+    before, _ = load_checkpoint(trained[0] / "best.safetensors")
+    assert all(torch.equal(tensors[k], before[k]) for k in before) and tensors.keys() == before.keys()
+    assert picked(header["corpus"]) == {writers[-1]} and picked(header["corpus"], writers[0]) == {writers[0]}
+    assert len(picked({**meta, "default_style": "nobody"})) > 1
+    with pytest.raises(SystemExit, match="no style 'nobody'"):
+        ship.name_default(checkpoint, "nobody")
+
+
 def test_a_print_sample_too_coarse_to_measure_keeps_the_models_page_layout(model):
     """Print letters of a pen sample redrawn at the model's point spacing are strokes of a few points, too short
     for a letter's height to be measured: the page is then laid out by the model's own figures, not by made-up

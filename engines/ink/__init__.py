@@ -49,7 +49,8 @@ class InkEngine(Engine):
             dataclasses.replace(TEMPERATURE, default=1.0),
             Control("style", "Style", "text", "",
                     help="a writer of the model's training data (listed by the arrow; a wrong name is answered "
-                         "with the list); empty: one chosen by the seed; 'none': no style primer"),
+                         "with the list); empty: the model's default writer (the bundled model's is the one its "
+                         "writing is read best in), else one chosen by the seed; 'none': no style primer"),
             Control("style_file", "Style sample", "media", "", media=STYLE_FILES,
                     help="write in the hand of a recorded line with its text (InkML, as the pen pad saves it; "
                          "IAM-style XML; or a strokes.npz beside its texts.jsonl)"),

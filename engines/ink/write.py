@@ -223,8 +223,9 @@ def choose_primer(meta: dict, settings: dict, rng: np.random.Generator) -> tuple
     style = settings.get("style", "").strip()
     if style.lower() == "none" or not styles:
         return None, "in the model's own hands (no style primer)"
-    if not style:
-        style = sorted(styles)[rng.integers(len(styles))]
+    if not style:       # the writer the model's maker found clearest (the bundled model's), else the seed's pick
+        style = meta.get("default_style") if meta.get("default_style") in styles else \
+            sorted(styles)[rng.integers(len(styles))]
     if style not in styles:
         raise ConfigError(f"no style {style!r}; this model's styles: {', '.join(sorted(styles))}, or none")
     return Primer(styles[style]["text"], unpack_points(styles[style]["points"]), style), \
