@@ -9,6 +9,7 @@ Prints tables, writes bench/results/video.json.
     python bench/video.py --run /work/runs/video-bundled   # and the quality of a trained run
     python bench/video.py --run DIR --clips 20             # fewer prediction clips (default 100)
     python bench/video.py --run DIR --skip-speed           # the quality alone -> video-quality-<DIR's name>.json
+    python bench/video.py --run DIR --temperatures 1 0.8 0.6   # the prediction at each sampling temperature
 
 Speeds are batch 1 with 1 and 2 torch threads, each in its own subprocess. Take them on an idle machine: a
 background training run halves them.
@@ -108,7 +109,7 @@ def measure_speed(threads: int) -> dict:
             "gpt_weight_bytes": weight_bytes, "bandwidth_bytes_per_second": memory_bandwidth()}
 
 
-def measure_quality(run: str, clips: int) -> dict:
+def measure_quality(run: str, clips: int, temperatures: list[float]) -> dict:
     import numpy as np
     import torch
     from engines.core.checkpoint import read_meta
@@ -157,24 +158,28 @@ def measure_quality(run: str, clips: int) -> dict:
     raw = torch.from_numpy(bouncing_digits(digits.val_digits, clips, 20, DIGITS_PER_CLIP, rng))
     truth = fit_frames(raw.view(-1, 1, CANVAS, CANVAS), c.frame_size).view(clips, 20, c.frame_size, c.frame_size)
     truth = truth.float() / 255
+    # at each temperature the same clips and seeds, and the app's other sampling defaults
     settings = resolve_settings(engine.controls(), {"seed": 0})
-    results = {1: [], 8: []}
-    t0 = time.perf_counter()
-    for i in range(clips):
-        primer = as_floats((truth[i, :10] * 255).round().to(torch.uint8))[None, None]       # (1, 1, 10, S, S)
-        start = tokenizer.encode(primer.expand(8, -1, -1, -1, -1).contiguous())
-        new = torch.stack(list(sample(gpt, start, 20 // c.time_downsample, temperature=settings["temperature"],
-                                      generator=torch.Generator().manual_seed(i))), 1)
-        clip = tokenizer.decode(torch.cat([start, new], 1))[:, 0, 10:20]                  # (8, 10, S, S)
-        guess = (clip + 1) / 2
-        per_sample = (guess - truth[i, 10:]).pow(2).sum(dim=(2, 3)).mean(1)               # (8,) MSE per frame
-        s = ssim(guess.flatten(0, 1), truth[i, 10:].repeat(8, 1, 1)).view(8, 10).mean(1)
-        results[1].append((float(per_sample[0]), float(s[0])))
-        best = int(per_sample.argmin())
-        results[8].append((float(per_sample[best]), float(s[best])))
-    out["prediction"] = {"clips": clips, "seconds": time.perf_counter() - t0, **{
-        f"best_of_{k}": {"mse_per_frame": float(np.mean([r[0] for r in v])), "ssim": float(np.mean([r[1] for r in v]))}
-        for k, v in results.items()}}
+    out["prediction"] = []
+    for temperature in temperatures:
+        results = {1: [], 8: []}
+        t0 = time.perf_counter()
+        for i in range(clips):
+            primer = as_floats((truth[i, :10] * 255).round().to(torch.uint8))[None, None]   # (1, 1, 10, S, S)
+            start = tokenizer.encode(primer.expand(8, -1, -1, -1, -1).contiguous())
+            new = torch.stack(list(sample(gpt, start, 20 // c.time_downsample, temperature=temperature,
+                                          top_k=settings["top_k"], top_p=settings["top_p"],
+                                          generator=torch.Generator().manual_seed(i))), 1)
+            clip = tokenizer.decode(torch.cat([start, new], 1))[:, 0, 10:20]              # (8, 10, S, S)
+            guess = (clip + 1) / 2
+            per_sample = (guess - truth[i, 10:]).pow(2).sum(dim=(2, 3)).mean(1)           # (8,) MSE per frame
+            s = ssim(guess.flatten(0, 1), truth[i, 10:].repeat(8, 1, 1)).view(8, 10).mean(1)
+            results[1].append((float(per_sample[0]), float(s[0])))
+            best = int(per_sample.argmin())
+            results[8].append((float(per_sample[best]), float(s[best])))
+        out["prediction"].append({"temperature": temperature, "clips": clips, "seconds": time.perf_counter() - t0, **{
+            f"best_of_{k}": {"mse_per_frame": float(np.mean([r[0] for r in v])),
+                             "ssim": float(np.mean([r[1] for r in v]))} for k, v in results.items()}})
     out["prior"] = {"val_bits_per_token": header["metrics"]["val_metrics"].get("bits", [None])[0],
                     "val_bits_per_pixel": header["metrics"]["val_metrics"].get("bits_per_pixel", [None])[0],
                     "step": header["step"], "started_from": header.get("started_from")}
@@ -252,19 +257,22 @@ def report(speed: list[dict], quality: dict | None, machine_line: str) -> None:
         print(f"   all-black patches: {b['black_share']:.0%} of the codes, {b['black_codes_used']} distinct codes "
               f"({b['black_code_entropy_bits']:.2f} bits of entropy), {b['bits_per_token_black']:.2f} bits/token "
               f"for the prior, against {b['bits_per_token_ink']:.2f} on patches with ink")
-    p = quality["prediction"]
-    print(f"\n10 -> 10 prediction on {p['clips']} held-out moving-digits clips (MSE per frame, SSIM):")
+    predictions = quality["prediction"]
+    print(f"\n10 -> 10 prediction on {predictions[0]['clips']} held-out moving-digits clips (MSE per frame, SSIM):")
     for name, (mse, s) in OPENSTL.items():
-        print(f"   {name:<22} {mse:>6.1f}  {s:.3f}   (OpenSTL)")
-    for k in (1, 8):
-        r = p[f"best_of_{k}"]
-        print(f"   this model, best of {k:<2}  {r['mse_per_frame']:>6.1f}  {r['ssim']:.3f}")
+        print(f"   {name:<31} {mse:>6.1f}  {s:.3f}   (OpenSTL)")
+    for p in predictions:
+        for k in (1, 8):
+            r, name = p[f"best_of_{k}"], f"this model, T {p['temperature']:g}, best of {k}"
+            print(f"   {name:<31} {r['mse_per_frame']:>6.1f}  {r['ssim']:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="a trained video run folder (its prior stage) to measure quality on")
     parser.add_argument("--clips", type=int, default=100, help="held-out clips for the 10 -> 10 prediction")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0],
+                        help="sampling temperatures the 10 -> 10 prediction is measured at (default: 1, the app's)")
     parser.add_argument("--skip-speed", action="store_true", help="only the run's quality (needs --run)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -272,13 +280,14 @@ def main() -> None:
         parser.error("--skip-speed measures a run's quality: name the run with --run")
     if args.child:
         function, *rest = args.child
-        result = measure_speed(*rest) if function == "speed" else measure_quality(rest[0], int(rest[1]))
+        result = measure_speed(*rest) if function == "speed" else \
+            measure_quality(rest[0], int(rest[1]), [float(t) for t in rest[2:]])
         print(json.dumps(result))
         return
     from machine import describe, machine
     m = machine()
     speed = [] if args.skip_speed else [child("speed", threads) for threads in (1, 2)]
-    quality = child("quality", args.run, args.clips) if args.run else None
+    quality = child("quality", args.run, args.clips, *args.temperatures) if args.run else None
     report(speed, quality, describe(m))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / (f"video-quality-{Path(args.run).name}.json" if args.skip_speed else "video.json")
