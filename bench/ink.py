@@ -371,9 +371,9 @@ def recogniser_for(run: str, epochs: int, minutes: float):
 
 
 def written_lines(checkpoint: str, texts: list[str], bias: float, dots: bool,
-                  style: str = "") -> tuple[list[np.ndarray], int]:
+                  style: str = "default") -> tuple[list[np.ndarray], int]:
     """Each text written as one line by the model (seed = the text's index; in `style`, by default the app's:
-    the model's default writer, else one chosen by the seed), in the points the model reads; and how many lines
+    the writer the model names, else one chosen by the seed), in the points the model reads; and how many lines
     needed the font for a word. `dots`: the writer adds the dots and crosses the pen left out (the app's
     default), or leaves the pen's own."""
     from engines.core.interface import resolve_settings
@@ -404,8 +404,10 @@ def measure_legibility(run: str, checkpoint: str, epochs: int, minutes: float, l
     from engines.core.checkpoint import read_meta
     from engines.ink.model import END_THRESHOLD
     recogniser, info, val_points, val_texts, alphabet = recogniser_for(run, epochs, minutes)
-    out = {"run": run, "checkpoint": checkpoint, "step": read_meta(checkpoint)["step"], "end_threshold": END_THRESHOLD,
-           "recogniser_epochs": info["epochs"], "recogniser_minutes": info["minutes"], "lines": lines,
+    meta = read_meta(checkpoint)
+    out = {"run": run, "checkpoint": checkpoint, "step": meta["step"], "end_threshold": END_THRESHOLD,
+           "style": meta["corpus"].get("default_style") or "chosen by the seed", "recogniser_epochs": info["epochs"],
+           "recogniser_minutes": info["minutes"], "lines": lines,
            "real_cer": cer(recogniser, val_points[:lines], val_texts[:lines], alphabet), "generated": []}
     for bias in (0.0, 1.0, 2.0):
         row = {"bias": bias}
@@ -426,6 +428,8 @@ def measure_styles(run: str, checkpoint: str, epochs: int, minutes: float, lines
     torch.set_num_threads(1)
     from engines.core.checkpoint import read_meta
     recogniser, _, _, val_texts, alphabet = recogniser_for(run, epochs, minutes)
+    if len(val_texts) < 2 * lines:
+        raise SystemExit(f"{len(val_texts)} held-out texts: too few to choose on {lines} and check on {lines} more")
     meta = read_meta(checkpoint)
     out = {"checkpoint": checkpoint, "step": meta["step"], "lines": lines,
            "default_style": meta["corpus"].get("default_style"), "styles": {}}
@@ -464,6 +468,8 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true", help="only the held-out curves (and legibility if asked)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.by_style and not args.legibility:
+        parser.error("--by-style measures legibility in each style: give --legibility too")
     if args.child:
         function, *rest = args.child
         read = lambda measure: measure(rest[0], rest[1], int(rest[2]), float(rest[3]), int(rest[4]))
@@ -542,7 +548,7 @@ def print_legibility(g: dict) -> None:
     print(f"\n== legibility: a BiLSTM-CTC recogniser ({g['recogniser_epochs']} epochs, "
           f"{g['recogniser_minutes']:.0f} min on the real training lines) reads {g['lines']} held-out texts ==")
     print(f"real handwriting of the held-out lines: CER {g['real_cer']:.1%}")
-    print(f"written by {g['checkpoint']} (step {g['step']}):")
+    print(f"written by {g['checkpoint']} (step {g['step']}), style {g.get('style', 'chosen by the seed')}:")
     print(f"{'bias':>5} {'CER held-out texts':>19} {'pen dots':>9} {'font':>5} {'ends':>7} "
           f"{'CER 20 pangrams':>16} {'pen dots':>9} {'font':>5} {'ends':>7}")
     ends = lambda e: f"{e['read_on_past_it']}+{e['period_missing']}/{e['ending_in_a_period']}"
@@ -556,10 +562,12 @@ def print_legibility(g: dict) -> None:
           "in a period, read on past it + read without it / all)")
 
 
-
 def print_styles(g: dict) -> None:
     print(f"\n== CER in each built-in style, dots and crosses added ({g['checkpoint']}, step {g['step']}; "
-          f"default style now: {g['default_style'] or 'none (the seed picks)'}) ==")
+          f"its default writer now: {g['default_style'] or 'none (the seed picks)'}) ==")
+    if not g["styles"]:
+        print("(the model has no built-in styles)")
+        return
     cells = list(next(iter(g["styles"].values())))
     print(f"{'style':>6} " + " ".join(f"{c:>19}" for c in cells))
     for style, row in g["styles"].items():

@@ -158,10 +158,10 @@ def measure_quality(run: str, clips: int, temperatures: list[float]) -> dict:
     raw = torch.from_numpy(bouncing_digits(digits.val_digits, clips, 20, DIGITS_PER_CLIP, rng))
     truth = fit_frames(raw.view(-1, 1, CANVAS, CANVAS), c.frame_size).view(clips, 20, c.frame_size, c.frame_size)
     truth = truth.float() / 255
-    # at each temperature the same clips and seeds, and the app's other sampling defaults
+    # at each temperature (by default the app's) the same clips and seeds, and the app's other sampling defaults
     settings = resolve_settings(engine.controls(), {"seed": 0})
     out["prediction"] = []
-    for temperature in temperatures:
+    for temperature in temperatures or [settings["temperature"]]:
         results = {1: [], 8: []}
         t0 = time.perf_counter()
         for i in range(clips):
@@ -271,13 +271,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="a trained video run folder (its prior stage) to measure quality on")
     parser.add_argument("--clips", type=int, default=100, help="held-out clips for the 10 -> 10 prediction")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0],
-                        help="sampling temperatures the 10 -> 10 prediction is measured at (default: 1, the app's)")
+    parser.add_argument("--temperatures", type=float, nargs="+",
+                        help="sampling temperatures the 10 -> 10 prediction is measured at (default: the app's)")
     parser.add_argument("--skip-speed", action="store_true", help="only the run's quality (needs --run)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.skip_speed and not args.run:
-        parser.error("--skip-speed measures a run's quality: name the run with --run")
+    if (args.skip_speed or args.temperatures) and not args.run:
+        parser.error("--skip-speed and --temperatures measure a run's quality: name the run with --run")
     if args.child:
         function, *rest = args.child
         result = measure_speed(*rest) if function == "speed" else \
@@ -287,7 +287,7 @@ def main() -> None:
     from machine import describe, machine
     m = machine()
     speed = [] if args.skip_speed else [child("speed", threads) for threads in (1, 2)]
-    quality = child("quality", args.run, args.clips, *args.temperatures) if args.run else None
+    quality = child("quality", args.run, args.clips, *(args.temperatures or [])) if args.run else None
     report(speed, quality, describe(m))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / (f"video-quality-{Path(args.run).name}.json" if args.skip_speed else "video.json")

@@ -2,12 +2,12 @@
 machine's first line in one of them starts at once instead of after its primer (~500 points) is read.
 
     .venv/bin/python scripts/ship_ink_styles.py
-    .venv/bin/python scripts/ship_ink_styles.py --default jws    # and name the style an empty Style writes in
+    .venv/bin/python scripts/ship_ink_styles.py --default jws    # and name the writer Style 'default' writes in
 
 Run it after a model is bundled in assets/ink/ (tests/test_ink_engine.py fails until it is). It writes
 assets/ink/primed/ (~7 KB a style) and removes the states of weights no longer bundled. `--default`: the writer
-whose lines the bench's recogniser reads best (`bench/ink.py --legibility ... --by-style`), written into the
-model's corpus meta (the weights are untouched, so their shipped states still apply).
+whose lines the bench's recogniser reads best (`bench/ink.py --legibility ... --by-style`), written into each
+bundled model's corpus meta (the weights are untouched, so their shipped states still apply).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines.core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from engines.core.checkpoint import load_checkpoint, read_meta, save_checkpoint  # noqa: E402
 from engines.core.trainer import load_model  # noqa: E402
 from engines.ink import InkEngine  # noqa: E402
 from engines.ink.data import Alphabet  # noqa: E402
@@ -27,20 +27,27 @@ from engines.ink.write import (SHIPPED_PRIMED, choose_primer, primed_tensors, re
                                shipped_file)
 
 
+def check_writer(path: Path, writer: str) -> None:
+    styles = read_meta(path, "ink")["corpus"].get("styles") or {}
+    if writer not in styles:
+        sys.exit(f"{path.name} has no style {writer!r}: {', '.join(sorted(styles)) or 'it has none'}")
+
+
 def name_default(path: Path, writer: str) -> None:
+    check_writer(path, writer)
     tensors, header = load_checkpoint(path, "ink")
-    if writer not in header["corpus"].get("styles", {}):
-        sys.exit(f"{path.name} has no style {writer!r}: {', '.join(sorted(header['corpus'].get('styles', {})))}")
     header["corpus"]["default_style"] = writer
     save_checkpoint(path, tensors, {k: v for k, v in header.items() if k not in ("format", "format_version")})
-    print(f"{path.name}: an empty Style writes in {writer}")
+    print(f"{path.name}: Style 'default' writes in {writer}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--default", metavar="WRITER", help="the built-in style an empty Style writes in")
+    parser.add_argument("--default", metavar="WRITER", help="the built-in style Style 'default' writes in")
     args = parser.parse_args()
     engine = InkEngine()
+    for path in engine.bundled_models() if args.default else []:     # every model has it before any is written
+        check_writer(path, args.default)
     shipped = set()
     for path in engine.bundled_models():
         if args.default:

@@ -464,16 +464,17 @@ def test_styles_from_the_training_data_a_file_and_the_pen_pad(model, trained, tm
     assert "pen sample" in notices[0] and len(variation_points(chunks)) > 10
 
 
-def test_an_empty_style_writes_in_the_models_default_writer(model, trained, tmp_path):
-    """The bundled model names the writer it is read best in (scripts/ship_ink_styles.py --default); an empty
-    Style writes in it whatever the seed. A model that names none, or a writer it no longer has (fine-tuned on
-    other writers), leaves the choice to the seed; a style asked for by name is kept."""
+def test_style_default_writes_in_the_writer_the_model_names(model, trained, tmp_path):
+    """The bundled model names the writer it is read best in (scripts/ship_ink_styles.py --default); Style
+    'default' (the control's default) writes in it whatever the seed. A model that names none, or a writer it
+    lacks (a hand-edited header), leaves the choice to the seed, as an empty Style does: samples recorded with
+    one before there were defaults replay in the writer they had. A style asked for by name is kept."""
     import importlib.util
     meta = model[1]["corpus"]
     writers = sorted(meta["styles"])
-    picked = lambda meta, style="": {choose_primer(meta, {"style": style}, np.random.default_rng(seed))[0].name
-                                     for seed in range(12)}
-    assert len(picked(meta)) > 1
+    picked = lambda meta, style: {choose_primer(meta, {"style": style}, np.random.default_rng(seed))[0].name
+                                  for seed in range(12)}
+    assert settings()["style"] == "default" and len(picked(meta, "default")) > 1
     spec = importlib.util.spec_from_file_location("ship", Path(__file__).parents[1] / "scripts/ship_ink_styles.py")
     ship = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ship)
@@ -481,10 +482,13 @@ def test_an_empty_style_writes_in_the_models_default_writer(model, trained, tmp_
     checkpoint.write_bytes((trained[0] / "best.safetensors").read_bytes())
     ship.name_default(checkpoint, writers[-1])
     tensors, header = load_checkpoint(checkpoint)
-    before, _ = load_checkpoint(trained[0] / "best.safetensors")
-    assert all(torch.equal(tensors[k], before[k]) for k in before) and tensors.keys() == before.keys()
-    assert picked(header["corpus"]) == {writers[-1]} and picked(header["corpus"], writers[0]) == {writers[0]}
-    assert len(picked({**meta, "default_style": "nobody"})) > 1
+    old_tensors, old_header = load_checkpoint(trained[0] / "best.safetensors")
+    assert tensors.keys() == old_tensors.keys() and all(torch.equal(tensors[k], old_tensors[k]) for k in tensors)
+    assert header == {**old_header, "corpus": {**old_header["corpus"], "default_style": writers[-1]}}
+    named = header["corpus"]
+    assert picked(named, "default") == {writers[-1]} and picked(named, writers[0]) == {writers[0]}
+    assert picked(named, "") == picked(meta, "default") == picked(meta, "")          # the seed's pick, as before
+    assert picked({**meta, "default_style": "nobody"}, "default") == picked(meta, "")
     with pytest.raises(SystemExit, match="no style 'nobody'"):
         ship.name_default(checkpoint, "nobody")
 

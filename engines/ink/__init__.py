@@ -47,10 +47,11 @@ class InkEngine(Engine):
             Control("bias", "Bias", "float", 1.0, 0.0, 5.0, 0.1,
                     help="higher: neater and more regular; 0: the model's own variety (Graves' b)"),
             dataclasses.replace(TEMPERATURE, default=1.0),
-            Control("style", "Style", "text", "",
+            Control("style", "Style", "text", "default",
                     help="a writer of the model's training data (listed by the arrow; a wrong name is answered "
-                         "with the list); empty: the model's default writer (the bundled model's is the one its "
-                         "writing is read best in), else one chosen by the seed; 'none': no style primer"),
+                         "with the list); 'default': the writer the model names (the bundled model's is the one "
+                         "its writing is read best in), else one chosen by the seed; empty: one chosen by the "
+                         "seed; 'none': no style primer"),
             Control("style_file", "Style sample", "media", "", media=STYLE_FILES,
                     help="write in the hand of a recorded line with its text (InkML, as the pen pad saves it; "
                          "IAM-style XML; or a strokes.npz beside its texts.jsonl)"),
@@ -111,7 +112,7 @@ class InkEngine(Engine):
 
     def suggestions(self, header: dict) -> dict[str, list[str]]:
         styles = sorted((header.get("corpus") or {}).get("styles") or {})
-        return {"style": [*styles, "none"]} if styles else {}
+        return {"style": ["default", *styles, "none"]} if styles else {}
 
     def prepare(self, model, header: dict, settings: dict) -> None:
         from .write import prepare

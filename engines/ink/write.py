@@ -223,9 +223,10 @@ def choose_primer(meta: dict, settings: dict, rng: np.random.Generator) -> tuple
     style = settings.get("style", "").strip()
     if style.lower() == "none" or not styles:
         return None, "in the model's own hands (no style primer)"
-    if not style:       # the writer the model's maker found clearest (the bundled model's), else the seed's pick
-        style = meta.get("default_style") if meta.get("default_style") in styles else \
-            sorted(styles)[rng.integers(len(styles))]
+    if style.lower() == "default":      # the writer the meta names (the bundled model's: read best), if any
+        style = meta.get("default_style") if meta.get("default_style") in styles else ""
+    if not style:
+        style = sorted(styles)[rng.integers(len(styles))]
     if style not in styles:
         raise ConfigError(f"no style {style!r}; this model's styles: {', '.join(sorted(styles))}, or none")
     return Primer(styles[style]["text"], unpack_points(styles[style]["points"]), style), \
@@ -494,7 +495,7 @@ class Writer:
                     passed[r] = t
                 if r in passed:
                     if pen_up > 0.5 or t - passed[r] >= self.points_per_char:
-                        end(r)                              # the pen lifts here, whatever it drew
+                        end(r)          # the pen lifts here, whatever it drew (this point is not sent yet)
                 elif t - last_move[r] > patience:
                     finished[r] = False                     # stalled
             if t % CHUNK_POINTS == 1:          # a piece's first point at once: the pen starts when asked
