@@ -461,7 +461,7 @@ def test_a_text_field_lists_the_values_the_chosen_model_knows_to_pick_from(windo
                    if hasattr(field, "list_action"))
     page.engine_box.select("ink")
     writers = sorted(read_meta(page.model_box.currentData())["corpus"]["styles"])
-    assert len(writers) == 7 and page.controls.fields["style"].suggestions() == [*writers, "none"]
+    assert len(writers) == 7 and page.controls.fields["style"].suggestions() == ["default", *writers, "none"]
 
 
 def test_every_control_kind_has_a_field_that_gives_back_what_it_shows(qtbot):
