@@ -68,3 +68,29 @@ def test_a_setting_that_adds_a_part_fine_tunes_with_that_part_new_and_named(caps
     code, text = studio(capsys, *ink, "--out", tmp_path / "back", "--from", tmp_path / "new",
                         "--set", "model.end_flag=false")
     assert code == 2 and "model.end_flag=False would change the shape" in text, text
+
+
+def test_fine_tuning_an_ink_model_on_a_new_hand_makes_it_a_style_and_the_default(capsys, tmp_path):
+    """Your own hand fine-tuned onto a trained model: its lines become a style beside the model's writers, and
+    Style 'default' writes in it; resuming keeps both."""
+    import json
+    from test_ink_engine import write_hershey_corpus
+    ink = ("train", "ink", "--preset", "tiny", "--device", "cpu", "--no-preview", "--steps", 2)
+    code, text = studio(capsys, *ink, "--data", write_hershey_corpus(tmp_path / "data", lines=40),
+                        "--out", tmp_path / "base")
+    assert code == 0, text
+    mine = write_hershey_corpus(tmp_path / "mine", lines=12, seed=1)
+    rows = [json.loads(line) for line in (mine / "texts.jsonl").read_text().splitlines()]
+    (mine / "texts.jsonl").write_text("".join(json.dumps({**row, "writer": "ada"}) + "\n" for row in rows))
+    code, text = studio(capsys, *ink, "--data", mine, "--out", tmp_path / "tuned", "--from", tmp_path / "base")
+    assert code == 0, text
+    base = read_meta(tmp_path / "base" / "last.safetensors")["corpus"]
+    tuned = read_meta(tmp_path / "tuned" / "last.safetensors")["corpus"]
+    assert sorted(base["styles"]) == ["w0", "w1", "w2"] and "default_style" not in base
+    assert tuned["styles"] == {**base["styles"], "ada": tuned["styles"]["ada"]} and tuned["default_style"] == "ada"
+    code, text = studio(capsys, *ink[:-1], 3, "--data", mine, "--out", tmp_path / "tuned", "--resume")
+    assert code == 0, text
+    assert read_meta(tmp_path / "tuned" / "last.safetensors")["corpus"] == tuned
+    code, text = studio(capsys, "sample", "ink", "--checkpoint", tmp_path / "tuned", "--text", "an ox",
+                        "--out", tmp_path / "ox.svg")
+    assert code == 0 and "in the hand of writer ada" in text, text

@@ -169,6 +169,16 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         meta["chars_per_point"] = (sum(len(texts[i]) for i in train_idx) / sum(len(points[i]) for i in train_idx)
                                    if conditional else None)
         meta["styles"] = pick_styles([lines[i] for i in train_idx], [points[i] for i in train_idx]) if conditional else {}
+    elif conditional and train_idx:
+        # fine-tuning on writers the model has no style of (your own hand): their lines become styles too, and a
+        # single new writer is the one Style 'default' writes in
+        new = {writer: style for writer, style in pick_styles([lines[i] for i in train_idx],
+                                                              [points[i] for i in train_idx]).items()
+               if writer not in meta.get("styles", {})}
+        if new:
+            meta = {**meta, "styles": {**meta.get("styles", {}), **new}}
+            if len(new) == 1:
+                meta["default_style"] = next(iter(new))
     alphabet = Alphabet.from_meta(meta["alphabet"]) if meta["alphabet"] else None
     encode = (lambda idx: [alphabet.encode(texts[i]) for i in idx]) if alphabet else (lambda idx: None)
 
