@@ -83,7 +83,7 @@ def test_fine_tuning_an_ink_model_on_a_new_hand_makes_it_a_style_and_the_default
     rows = [json.loads(line) for line in (mine / "texts.jsonl").read_text().splitlines()]
     (mine / "texts.jsonl").write_text("".join(json.dumps({**row, "writer": "ada"}) + "\n" for row in rows))
     code, text = studio(capsys, *ink, "--data", mine, "--out", tmp_path / "tuned", "--from", tmp_path / "base")
-    assert code == 0, text
+    assert code == 0 and "new style(s) for the fine-tuned model: ada (Style 'default' writes in it)" in text, text
     base = read_meta(tmp_path / "base" / "last.safetensors")["corpus"]
     tuned = read_meta(tmp_path / "tuned" / "last.safetensors")["corpus"]
     assert sorted(base["styles"]) == ["w0", "w1", "w2"] and "default_style" not in base

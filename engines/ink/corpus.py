@@ -162,6 +162,7 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
                             f"scaled to match")
     meta = new_meta if meta is None else meta
     train_idx = [i for i, v in enumerate(is_val) if not v]
+    new = {}
     if "alphabet" not in meta:
         alphabet = build_alphabet([texts[i] for i in train_idx]) if conditional else None
         meta["alphabet"] = alphabet.to_meta() if alphabet else None
@@ -192,6 +193,9 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         train_texts += [alphabet.encode(t) for _, t in extra]
 
     summary = describe(path, lines, points, is_val, alphabet, meta, synthetic, warnings, for_model)
+    if new:
+        summary["lines"].append(f"new style(s) for the fine-tuned model: {', '.join(new)}"
+                                + (" (Style 'default' writes in it)" if len(new) == 1 else ""))
     return InkCorpus(train_points, train_texts, [points[i] for i in val_idx], encode(val_idx), meta, summary,
                      config.augment)
 
