@@ -91,6 +91,13 @@ def test_fine_tuning_an_ink_model_on_a_new_hand_makes_it_a_style_and_the_default
     code, text = studio(capsys, *ink[:-1], 3, "--data", mine, "--out", tmp_path / "tuned", "--resume")
     assert code == 0, text
     assert read_meta(tmp_path / "tuned" / "last.safetensors")["corpus"] == tuned
+    # a run resumed on changed data with yet another writer (--new-data) adds no style: only a fine-tune does
+    rows = [json.loads(line) for line in (mine / "texts.jsonl").read_text().splitlines()]
+    (mine / "texts.jsonl").write_text("".join(json.dumps({**row, "writer": "bo" if row["index"] % 2 else "ada"}) + "\n"
+                                              for row in rows))
+    code, text = studio(capsys, *ink[:-1], 4, "--data", mine, "--out", tmp_path / "tuned", "--resume", "--new-data")
+    assert code == 0 and "new style" not in text, text
+    assert read_meta(tmp_path / "tuned" / "last.safetensors")["corpus"] == tuned
     code, text = studio(capsys, "sample", "ink", "--checkpoint", tmp_path / "tuned", "--text", "an ox",
                         "--out", tmp_path / "ox.svg")
     assert code == 0 and "in the hand of writer ada" in text, text

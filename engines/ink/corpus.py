@@ -111,9 +111,11 @@ def as_batch(ink) -> Batch:
     return Batch(tensors, int(ink.point_mask[:, 1:].sum()))
 
 
-def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, meta: dict | None = None) -> InkCorpus:
+def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, meta: dict | None = None,
+                    new_styles: bool = False) -> InkCorpus:
     """Read, split and normalise a corpus. With `meta` (a trained model's), it is read the way that model
-    reads: its scale, smoothing, downsampling and alphabet (characters it has no input for read as unknown)."""
+    reads: its scale, smoothing, downsampling and alphabet (characters it has no input for read as unknown);
+    with `new_styles` too (the model is fine-tuned on it), each writer the meta has no style of gets one."""
     lines, warnings = read_corpus(path)
     for_model = meta is not None
     conditional = (meta["alphabet"] is not None) if meta else config.conditional and any(l.text for l in lines)
@@ -170,9 +172,10 @@ def read_ink_corpus(path, config: InkModelConfig, val_fraction: float = 0.1, met
         meta["chars_per_point"] = (sum(len(texts[i]) for i in train_idx) / sum(len(points[i]) for i in train_idx)
                                    if conditional else None)
         meta["styles"] = pick_styles([lines[i] for i in train_idx], [points[i] for i in train_idx]) if conditional else {}
-    elif conditional and train_idx:
+    elif new_styles and conditional and train_idx:
         # fine-tuning on writers the model has no style of (your own hand): their lines become styles too, and a
-        # single new writer is the one Style 'default' writes in
+        # single new writer is the one Style 'default' writes in. Not on resuming (--new-data with a new writer
+        # would no longer match the run) nor for an evaluation
         new = {writer: style for writer, style in pick_styles([lines[i] for i in train_idx],
                                                               [points[i] for i in train_idx]).items()
                if writer not in meta.get("styles", {})}
