@@ -154,8 +154,8 @@ class Worker:
             meta, settings = fine_tune_reading(eng, start_from) if start_from else (None, recipe.model)
             where = f"fine-tuning {Path(start_from).name}" if start_from else f"preset {preset}"
             config = config_from_dict(eng.stages[0].model_config_class, settings, where)
-            self.summarised = key, eng.read_corpus(data, recipe.train.val_fraction, meta, config,
-                                                   fine_tuning=bool(start_from))
+            read = eng.read_corpus_to_fine_tune if start_from else eng.read_corpus
+            self.summarised = key, read(data, recipe.train.val_fraction, meta, config)
         return self.summarised[1]
 
     def summarize(self, job, engine: str, data: str, preset: str | None = None, start_from: str | None = None) -> dict:

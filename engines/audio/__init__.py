@@ -51,7 +51,7 @@ class AudioEngine(Engine):
         warm_up()
 
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
-                    skip_unseen: bool = False, fine_tuning: bool = False):
+                    skip_unseen: bool = False):
         # files the model cannot read (labels it never saw) are always left out with a warning naming them
         from .data import read_audio_corpus
         config = model_config or AudioModelConfig(**self.preset(None).stages["model"].model)

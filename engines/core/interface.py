@@ -392,15 +392,20 @@ class Engine:
 
     # data + model (torch lives behind these) -------------------------------------------------------
     def read_corpus(self, path: str | Path, val_fraction: float = 0.1, meta: dict | None = None,
-                    model_config=None, skip_unseen: bool = False, fine_tuning: bool = False) -> Corpus:
+                    model_config=None, skip_unseen: bool = False) -> Corpus:
         """Read and check a corpus. With `meta` (a trained model's corpus meta), encode it the way that
         model expects (e.g. its vocabulary), or raise CorpusError when it cannot be; with `skip_unseen` too
         (`studio eval` on outside data; never a resumed training), leave out what the model cannot read
-        and count it in summary["warnings"] instead; with `fine_tuning` (the model is fine-tuned on it: not a
-        resumed run, nor an evaluation), the meta may take on what the new data brings that changes no weight
-        (the ink engine: a style for each new writer). `model_config` (the first stage's; default: the default
-        preset's) matters to engines whose model decides how data is read (e.g. a sample rate)."""
+        and count it in summary["warnings"] instead. `model_config` (the first
+        stage's; default: the default preset's) matters to engines whose model decides how data is read (e.g.
+        a sample rate)."""
         raise NotImplementedError
+
+    def read_corpus_to_fine_tune(self, path: str | Path, val_fraction: float, meta: dict, model_config) -> Corpus:
+        """The corpus a model with this `meta` is fine-tuned on (not a resumed run's, nor an evaluation's). By
+        default read_corpus; an engine may let the meta take on what the new data brings without a weight (the
+        ink engine: a style for each new writer)."""
+        return self.read_corpus(path, val_fraction, meta, model_config)
 
     def build_model(self, stage: Stage, config, corpus_meta: dict, previous=None):
         """A new model for `stage`. For a stage that builds on another, `previous` is that stage's trained

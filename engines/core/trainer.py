@@ -344,7 +344,8 @@ def prepare_run(engine: Engine, data, out_dir, preset: str | None = None, overri
     first = engine.stages[0]
     first_config = config_from_dict(first.model_config_class, recipes[first.name].model, "model")
     if corpus is None or resume:
-        corpus = engine.read_corpus(data, val_fraction, corpus_meta, first_config, fine_tuning=start_from is not None)
+        read = engine.read_corpus_to_fine_tune if start_from is not None else engine.read_corpus
+        corpus = read(data, val_fraction, corpus_meta, first_config)
     corpus.fingerprint = corpus_fingerprint(data)
     return corpus, recipes, name
 

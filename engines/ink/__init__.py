@@ -77,11 +77,16 @@ class InkEngine(Engine):
         return resolve_settings(self.controls(), {"text": "the quick brown fox", "seed": 0, "length": 200})
 
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
-                    skip_unseen: bool = False, fine_tuning: bool = False):
+                    skip_unseen: bool = False):
         # characters a model has no input for read as "unknown" (id 0): nothing has to be left out
         from .corpus import read_ink_corpus
         config = model_config or InkModelConfig(**self.preset(None).stages["model"].model)
-        return read_ink_corpus(path, config, val_fraction, meta, new_styles=fine_tuning)
+        return read_ink_corpus(path, config, val_fraction, meta)
+
+    def read_corpus_to_fine_tune(self, path, val_fraction: float, meta: dict, model_config):
+        """As read_corpus, and each writer the model has no style of gets one (your own hand)."""
+        from .corpus import read_ink_corpus
+        return read_ink_corpus(path, model_config, val_fraction, meta, new_styles=True)
 
     def build_model(self, stage, config, corpus_meta: dict, previous=None):
         """The model's input width and window speed come from the corpus: its alphabet, its characters per

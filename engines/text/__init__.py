@@ -41,7 +41,7 @@ class TextEngine(Engine):
         return resolve_settings(self.controls(), {"length": 200, "seed": 0})
 
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
-                    skip_unseen: bool = False, fine_tuning: bool = False):
+                    skip_unseen: bool = False):
         from .data import read_text_corpus
         return read_text_corpus(path, val_fraction, vocab=meta["vocab"] if meta else None, skip_unseen=skip_unseen)
 

@@ -54,7 +54,7 @@ class VideoEngine(Engine):
         ]
 
     def read_corpus(self, path, val_fraction: float = 0.1, meta: dict | None = None, model_config=None,
-                    skip_unseen: bool = False, fine_tuning: bool = False):
+                    skip_unseen: bool = False):
         """A file, folder or glob of videos / image sequences, or `moving-digits`: the built-in data set."""
         from .corpus import read_video_corpus
         config = model_config or TokenizerConfig(**self.preset(None).stages["tokenizer"].model)
